@@ -1,0 +1,259 @@
+"""HTTP API of metering: usage ingestion, balances and usage series.
+
+Views are thin: parse input, call one service or selector, render output.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from creditguard.api.schema import PROBLEM_RESPONSES
+from metering.models import Channel
+from metering.selectors import (
+    GRANULARITIES,
+    MAX_BUCKETS,
+    balances_for_tenant,
+    bucket_count,
+    usage_series,
+)
+from metering.services.ingest import usage_record_batch
+from metering.services.periods import period_bounds
+from tenants.authentication import request_tenant
+from tenants.models import Scope
+
+
+class UsageEventsApi(APIView):
+    required_scopes = [Scope.USAGE_WRITE]
+
+    class EventSerializer(serializers.Serializer):
+        # Documents the contract; the hot path validates with lean code
+        # (metering.services.ingest.usage_batch_validate) instead of a serializer per event.
+        id = serializers.CharField(max_length=200, help_text="Client event id, unique per tenant")
+        channel = serializers.CharField(help_text="Channel code, e.g. sms")
+        quantity = serializers.IntegerField(min_value=1)
+        occurred_at = serializers.DateTimeField(help_text="ISO 8601 with offset")
+        metadata = serializers.DictField(required=False)
+
+    class InputSerializer(serializers.Serializer):
+        events = serializers.ListField(min_length=1, max_length=1000)
+
+    class OutputSerializer(serializers.Serializer):
+        accepted = serializers.IntegerField()
+        duplicates = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="usage_events_create",
+        request=inline_serializer(
+            "UsageEventBatch",
+            {"events": EventSerializer(many=True)},
+        ),
+        responses={200: OutputSerializer, **PROBLEM_RESPONSES},
+        description=(
+            "Record a batch of 1 to 1000 usage events, all or nothing. An id already "
+            "recorded with the same content is a duplicate; with other content, 409 "
+            "naming the ids. Invalid events answer 400 naming each index and field; "
+            "events of a closed billing period answer 422."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        result = usage_record_batch(tenant=request_tenant(request), payload=request.data)
+        return Response(
+            {"accepted": result.accepted, "duplicates": result.duplicates},
+            status=status.HTTP_200_OK,
+        )
+
+
+class BalancesApi(APIView):
+    required_scopes = [Scope.USAGE_READ]
+
+    class ChannelBalanceSerializer(serializers.Serializer):
+        channel = serializers.CharField(source="channel.code")
+        unit = serializers.CharField(source="channel.unit")
+        included = serializers.IntegerField()
+        promotional = serializers.IntegerField()
+        topped_up = serializers.IntegerField()
+        available = serializers.IntegerField()
+        used = serializers.IntegerField()
+        reserved = serializers.IntegerField()
+        remaining = serializers.IntegerField()
+        hard_limit = serializers.IntegerField(allow_null=True)
+        overage_units = serializers.IntegerField()
+        status = serializers.ChoiceField(choices=["ok", "near_limit", "at_limit", "over_limit"])
+        thresholds_crossed = serializers.ListField(child=serializers.IntegerField())
+        forecast = serializers.SerializerMethodField()
+
+        def get_forecast(self, obj: Any) -> dict[str, Any]:
+            reached = obj.forecast_limit_reached_at
+            return {
+                "projected_used": obj.forecast_used,
+                "limit_reached_at": reached.isoformat() if reached else None,
+            }
+
+    class OutputSerializer(serializers.Serializer):
+        period = serializers.SerializerMethodField()
+        channels = serializers.SerializerMethodField()
+
+    @extend_schema(
+        operation_id="balances_list",
+        responses={
+            200: inline_serializer(
+                "Balances",
+                {
+                    "period": inline_serializer(
+                        "BalancePeriod",
+                        {
+                            "label": serializers.CharField(),
+                            "starts_at": serializers.DateTimeField(),
+                            "ends_at": serializers.DateTimeField(),
+                            "status": serializers.CharField(),
+                        },
+                    ),
+                    "channels": ChannelBalanceSerializer(many=True),
+                },
+            ),
+            **PROBLEM_RESPONSES,
+        },
+        description="The current billing period's balance per channel.",
+    )
+    def get(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        result = balances_for_tenant(tenant=tenant)
+        tz = tenant.tzinfo
+        return Response(
+            {
+                "period": {
+                    "label": result.bounds.label,
+                    "starts_at": result.bounds.starts_at.astimezone(tz).isoformat(),
+                    "ends_at": result.bounds.ends_at.astimezone(tz).isoformat(),
+                    "status": result.period.status if result.period else "open",
+                },
+                "channels": self.ChannelBalanceSerializer(result.channels, many=True).data,
+            }
+        )
+
+
+class UsageApi(APIView):
+    required_scopes = [Scope.USAGE_READ]
+
+    class InputSerializer(serializers.Serializer):
+        channel = serializers.SlugField(required=False)
+        granularity = serializers.ChoiceField(choices=list(GRANULARITIES), default="day")
+        # "from" is a Python keyword; the query parameter is mapped in to_internal_value().
+        start = serializers.DateTimeField(required=False)
+        to = serializers.DateTimeField(required=False)
+
+        def to_internal_value(self, data: Any) -> Any:
+            raw = {key: data.get(key) for key in data}
+            if "from" in raw:
+                raw["start"] = raw.pop("from")
+            unknown = set(raw) - {"channel", "granularity", "start", "to"}
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown parameter"] for key in unknown})
+            try:
+                return super().to_internal_value(raw)
+            except serializers.ValidationError as exc:
+                detail = exc.detail
+                if isinstance(detail, dict) and "start" in detail:
+                    detail["from"] = detail.pop("start")
+                raise serializers.ValidationError(detail) from exc
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            for key in ("start", "to"):
+                value = attrs.get(key)
+                if value is not None and timezone.is_naive(value):
+                    raise serializers.ValidationError({key: "needs a UTC offset"})
+            return attrs
+
+    @extend_schema(
+        operation_id="usage_series",
+        parameters=[
+            OpenApiParameter("channel", str, description="A channel code; all channels if absent"),
+            OpenApiParameter(
+                "from", datetime, description="Start (ISO 8601); default: period start"
+            ),
+            OpenApiParameter("to", datetime, description="End, exclusive (ISO 8601); default: now"),
+            OpenApiParameter("granularity", str, enum=list(GRANULARITIES), default="day"),
+        ],
+        responses={
+            200: inline_serializer(
+                "UsageSeries",
+                {
+                    "from": serializers.DateTimeField(),
+                    "to": serializers.DateTimeField(),
+                    "granularity": serializers.CharField(),
+                    "series": inline_serializer(
+                        "ChannelSeries",
+                        {
+                            "channel": serializers.CharField(),
+                            "unit": serializers.CharField(),
+                            "total": serializers.IntegerField(),
+                            "points": inline_serializer(
+                                "UsagePoint",
+                                {
+                                    "start": serializers.DateTimeField(),
+                                    "quantity": serializers.IntegerField(),
+                                },
+                                many=True,
+                            ),
+                        },
+                        many=True,
+                    ),
+                },
+            ),
+            **PROBLEM_RESPONSES,
+        },
+        description="Usage over time per channel, in the tenant's time zone, zero-filled.",
+    )
+    def get(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        now = timezone.now()
+        granularity = data["granularity"]
+        end = data.get("to") or now
+        start = data.get("start")
+        if start is None:
+            start = period_bounds(tenant=tenant, at=min(end, now)).starts_at
+        if start >= end:
+            raise serializers.ValidationError({"from": "must lie before 'to'"})
+        if bucket_count(start, end, granularity) > MAX_BUCKETS:
+            raise serializers.ValidationError(
+                {"granularity": f"more than {MAX_BUCKETS} buckets in the range; use a coarser one"}
+            )
+        code = data.get("channel")
+        if code:
+            channels = list(Channel.objects.filter(code=code))
+            if not channels:
+                raise serializers.ValidationError({"channel": f"unknown channel {code!r}"})
+        else:
+            channels = list(Channel.objects.filter(active=True))
+        series = usage_series(
+            tenant=tenant, start=start, end=end, granularity=granularity, channels=channels
+        )
+        tz = tenant.tzinfo
+        return Response(
+            {
+                "from": start.astimezone(tz).isoformat(),
+                "to": end.astimezone(tz).isoformat(),
+                "granularity": granularity,
+                "series": [
+                    {
+                        **item,
+                        "points": [
+                            {"start": p["start"].isoformat(), "quantity": p["quantity"]}
+                            for p in item["points"]
+                        ],
+                    }
+                    for item in series
+                ],
+            }
+        )

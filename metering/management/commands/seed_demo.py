@@ -1,0 +1,196 @@
+"""A realistic demo: a dozen tenants, months of daily usage, staff and customer logins.
+
+Safe to run twice: tenants and users are looked up before they are created, and
+usage goes through the ingestion service with deterministic event ids, so a
+repeated run records nothing twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from metering.models import BillingPeriod, Channel, UsageEvent
+from metering.services.ingest import usage_record_batch
+from metering.services.periods import month_bounds, period_bounds, period_close
+from tenants.models import ApiKey, Membership, Scope, Tenant
+from tenants.services import api_key_create, tenant_create
+
+STAFF_USERNAME, STAFF_PASSWORD = "staff", "creditguard-staff"
+CUSTOMER_USERNAME, CUSTOMER_PASSWORD = "customer", "creditguard-customer"
+
+# slug, name, industry, size band, language, time zone, share of the included
+# credits used by now this month (email, sms, call), monthly growth of usage
+DemoTenant = tuple[str, str, str, str, str, str, tuple[float, float, float], float]
+TENANTS: list[DemoTenant] = [
+    ("nordlicht-moebel", "Nordlicht Möbel GmbH", "retail", "50-249", "de", "Europe/Berlin",
+     (0.45, 0.86, 0.30), 0.10),
+    ("alpenblick-hotels", "Alpenblick Hotels AG", "hospitality", "250-999", "de", "Europe/Vienna",
+     (0.62, 0.93, 0.55), 0.05),
+    ("praxis-dr-weber", "Praxis Dr. Weber", "healthcare", "1-9", "de", "Europe/Berlin",
+     (0.20, 0.35, 0.12), 0.00),
+    ("brightcart", "BrightCart Ltd", "ecommerce", "50-249", "en", "Europe/London",
+     (1.00, 1.25, 0.40), 0.15),
+    ("kontor-finanz", "Kontor Finanz eG", "finance", "250-999", "de", "Europe/Berlin",
+     (0.51, 0.48, 0.81), 0.02),
+    ("lernwerk", "Lernwerk Akademie", "education", "10-49", "de", "Europe/Zurich",
+     (0.30, 0.58, 0.22), -0.05),
+    ("swiftfreight", "SwiftFreight Logistics", "logistics", "1000+", "en", "America/New_York",
+     (0.74, 1.12, 0.95), 0.08),
+    ("stadtwerke-musterstadt", "Stadtwerke Musterstadt", "public_sector", "1000+", "de",
+     "Europe/Berlin", (0.40, 0.52, 0.33), 0.01),
+    ("codecraft", "CodeCraft Software", "software", "10-49", "en", "Europe/Dublin",
+     (0.92, 0.81, 0.10), 0.20),
+    ("baeckerei-huber", "Bäckerei Huber", "retail", "1-9", "de", "Europe/Berlin",
+     (0.15, 0.99, 0.05), 0.00),
+    ("medicare-plus", "MediCare Plus", "healthcare", "250-999", "en", "Europe/London",
+     (0.66, 0.71, 1.05), 0.04),
+    ("urbanstay", "UrbanStay Apartments", "hospitality", "10-49", "en", "Europe/Lisbon",
+     (0.55, 0.89, 0.60), 0.12),
+]  # fmt: skip
+HISTORY_MONTHS = 3
+EVENTS_PER_DAY = 3
+
+
+class Command(BaseCommand):
+    help = "Load the demo: tenants with months of usage history, a staff and a customer login."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        channels = list(
+            Channel.objects.filter(code__in=["email", "sms", "call"]).order_by("sort_order")
+        )
+        created_tenants = 0
+        recorded = 0
+        for index, row in enumerate(TENANTS):
+            tenant, created = self._tenant(row)
+            created_tenants += created
+            if not UsageEvent.objects.for_tenant(tenant).exists():
+                recorded += self._history(tenant, row, channels, now, seed=index)
+            for period in BillingPeriod.objects.for_tenant(tenant).filter(ends_at__lt=now):
+                period_close(period=period, now=now)
+
+        first = Tenant.objects.get(slug=TENANTS[0][0])
+        staff = self._user(STAFF_USERNAME, STAFF_PASSWORD, staff=True)
+        customer = self._user(CUSTOMER_USERNAME, CUSTOMER_PASSWORD, staff=False)
+        Membership.objects.get_or_create(
+            user=customer, tenant=first, defaults={"role": Membership.Role.OWNER}
+        )
+        key_line = self._demo_key(first, customer)
+
+        self.stdout.write(
+            f"Demo ready: {len(TENANTS)} tenants ({created_tenants} new), "
+            f"{recorded} usage events recorded by this run."
+        )
+        self.stdout.write(f"  Staff login (admin): {staff.username} / {STAFF_PASSWORD}")
+        self.stdout.write(
+            f"  Customer login ({first.slug}): {customer.username} / {CUSTOMER_PASSWORD}"
+        )
+        self.stdout.write(f"  {key_line}")
+
+    def _tenant(self, row: DemoTenant) -> tuple[Tenant, bool]:
+        slug, name, industry, size_band, language, time_zone = row[:6]
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is not None:
+            return tenant, False
+        tenant = tenant_create(
+            slug=slug,
+            name=name,
+            industry=industry,
+            size_band=size_band,
+            language=language,
+            time_zone=time_zone,
+            contact_email=f"billing@{slug}.example",
+            contact_name="Accounts team",
+        )
+        return tenant, True
+
+    def _history(
+        self, tenant: Tenant, row: DemoTenant, channels: list[Channel], now: datetime, *, seed: int
+    ) -> int:
+        """Daily usage from HISTORY_MONTHS months back until now, shaped so that this
+        month stands at the row's share of the included credits."""
+        shares, growth = row[6], row[7]
+        rng = random.Random(seed)  # noqa: S311 - demo data, not security
+        current = period_bounds(tenant=tenant, at=now)
+        local_start = current.starts_at.astimezone(tenant.tzinfo)
+        year, month = local_start.year, local_start.month
+        for _ in range(HISTORY_MONTHS):
+            year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        day = month_bounds(year, month, tenant.tzinfo).starts_at
+        elapsed_days = max((now - current.starts_at).total_seconds() / 86400, 0.25)
+
+        # Events are sent a week at a time, each batch "now" just after its last
+        # event, as the tenant's platform would have sent them back then.
+        batches: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+        while day < now:
+            for channel, share in zip(channels, shares, strict=True):
+                for slot in range(EVENTS_PER_DAY):
+                    at = day + timedelta(hours=8 + slot * 4, minutes=rng.randint(0, 59))
+                    if at >= now:
+                        continue
+                    bounds = period_bounds(tenant=tenant, at=at)
+                    months_back = round((current.starts_at - bounds.starts_at).days / 30.4)
+                    level = share / ((1 + growth) ** months_back)
+                    if months_back == 0:
+                        daily = level * channel.default_included_units / elapsed_days
+                    else:
+                        days = (bounds.ends_at - bounds.starts_at).days
+                        daily = level * 0.9 * channel.default_included_units / days
+                    quantity = max(1, round(daily / EVENTS_PER_DAY * rng.uniform(0.8, 1.2)))
+                    batches[(bounds.label, at.isocalendar()[1])].append(
+                        {
+                            "id": f"demo-{channel.code}-{at:%Y%m%d}-{slot}",
+                            "channel": channel.code,
+                            "quantity": quantity,
+                            "occurred_at": at.isoformat(),
+                            "metadata": {
+                                "campaign": rng.choice(["newsletter", "reminder", "alert"])
+                            },
+                        }
+                    )
+            day += timedelta(days=1)
+
+        recorded = 0
+        with transaction.atomic():
+            for events in sorted(batches.values(), key=lambda batch: batch[0]["occurred_at"]):
+                latest = max(datetime.fromisoformat(event["occurred_at"]) for event in events)
+                result = usage_record_batch(
+                    tenant=tenant,
+                    payload={"events": events},
+                    now=latest.astimezone(UTC) + timedelta(minutes=1),
+                )
+                recorded += result.accepted
+        return recorded
+
+    def _user(self, username: str, password: str, *, staff: bool) -> User:
+        user, _ = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@creditguard.example"}
+        )
+        user.is_staff = staff
+        user.is_superuser = staff
+        user.set_password(password)
+        user.save()
+        return user
+
+    def _demo_key(self, tenant: Tenant, user: User) -> str:
+        if ApiKey.objects.for_tenant(tenant).filter(name="demo key", revoked_at=None).exists():
+            return (
+                f"The demo API key of {tenant.slug} was shown when it was created; issue "
+                f"another with: manage.py create_api_key --tenant {tenant.slug} "
+                "--scopes usage:write,usage:read"
+            )
+        issued = api_key_create(
+            tenant=tenant,
+            name="demo key",
+            scopes=[Scope.USAGE_WRITE, Scope.USAGE_READ, Scope.WEBHOOKS_MANAGE],
+            created_by=user,
+        )
+        return f"API key of {tenant.slug} (shown once): {issued.raw_key}"

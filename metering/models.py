@@ -1,0 +1,223 @@
+"""Channels, billing periods, usage events and the credit ledger.
+
+The ledger is append-only. A :class:`Balance` (tenant × channel × period) keeps
+three running totals that always equal the sum of its :class:`LedgerEntry` deltas,
+updated in the same transaction as the entry:
+
+* ``available`` — grants (included, promotional, purchased) minus reductions and
+  expired remainders;
+* ``used`` — recorded usage;
+* ``reserved`` — units held by open authorizations.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from creditguard.tenancy import TenantScopedManager
+from tenants.models import Tenant
+
+
+class Channel(models.Model):
+    """A communication channel. Data, not code: staff add one and it works everywhere."""
+
+    code = models.SlugField(
+        max_length=32,
+        unique=True,
+        validators=[RegexValidator(r"^[a-z][a-z0-9_]*$", "Lower-case letters, digits and _.")],
+    )
+    name = models.CharField(max_length=100)
+    unit = models.CharField(max_length=32, default="message", help_text="message, segment, minute…")
+    active = models.BooleanField(default=True)
+    capacity_per_day = models.BigIntegerField(
+        null=True, blank=True, help_text="Units the platform can carry per day (system load)."
+    )
+    default_included_units = models.BigIntegerField(
+        default=0, help_text="Included credits per period for tenants without their own rule."
+    )
+    sort_order = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["sort_order", "code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class BillingPeriod(models.Model):
+    """A calendar month in the tenant's time zone, stored as UTC instants [start, end)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="periods")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    label = models.CharField(max_length=7, help_text="YYYY-MM in the tenant's time zone")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["BillingPeriod"]()
+
+    class Meta:
+        ordering = ["tenant", "-starts_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "starts_at"], name="period_unique_start"),
+            models.UniqueConstraint(fields=["tenant", "label"], name="period_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}:{self.label}"
+
+
+class UsageEvent(models.Model):
+    """One usage record from the tenant's platform; ``client_event_id`` is its idempotency key."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    client_event_id = models.CharField(max_length=200)
+    quantity = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    metadata = models.JSONField(default=dict, blank=True)
+    # SHA-256 of the event's content (channel, quantity, instant, metadata): a
+    # repeated id is a duplicate when this matches and a conflict when it does not.
+    content_hash = models.CharField(max_length=64)
+    batch_id = models.UUIDField()
+    received_at = models.DateTimeField()
+
+    objects = TenantScopedManager["UsageEvent"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "client_event_id"], name="usage_event_unique_client_id"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "occurred_at"], name="usage_event_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.client_event_id} ({self.quantity})"
+
+
+class Balance(models.Model):
+    """Running totals of one tenant × channel × period; equal to the sum of its entries."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="balances")
+    available = models.BigIntegerField(default=0)
+    used = models.BigIntegerField(default=0)
+    reserved = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager["Balance"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "period"], name="balance_unique_tenant_channel_period"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reserved__gte=0), name="balance_reserved_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.channel_id}/{self.period_id}"
+
+    @property
+    def remaining(self) -> int:
+        return max(self.available - self.used - self.reserved, 0)
+
+    @property
+    def overage_units(self) -> int:
+        return max(self.used - self.available, 0)
+
+
+class Grant(models.Model):
+    """Credits granted to a balance. Usage draws from grants in draw order:
+    soonest expiry first (never-expiring last), then lowest priority number, then oldest.
+    """
+
+    class Kind(models.TextChoices):
+        INCLUDED = "included", "Included"
+        PROMOTIONAL = "promotional", "Promotional"
+        PURCHASED = "purchased", "Purchased top-up"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="grants")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    units = models.BigIntegerField()
+    drawn_units = models.BigIntegerField(default=0)
+    priority = models.SmallIntegerField(default=100)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+
+    objects = TenantScopedManager["Grant"]()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(units__gt=0), name="grant_units_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(drawn_units__gte=0, drawn_units__lte=models.F("units")),
+                name="grant_drawn_within_units",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.units} (#{self.pk})"
+
+    @property
+    def undrawn_units(self) -> int:
+        return self.units - self.drawn_units
+
+
+class LedgerEntry(models.Model):
+    """One append-only movement on a balance. Never updated, never deleted."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", "Grant"
+        TOPUP = "topup", "Top-up"
+        USAGE = "usage", "Usage"
+        HOLD = "hold", "Reservation hold"
+        RELEASE = "release", "Reservation release"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        REDUCTION = "reduction", "Reduction"
+        EXPIRY = "expiry", "Expiry"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    available_delta = models.BigIntegerField(default=0)
+    used_delta = models.BigIntegerField(default=0)
+    reserved_delta = models.BigIntegerField(default=0)
+    grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+    )
+    # For usage: the grants drawn from, in draw order: [{"grant": id|None, "units": n}];
+    # a None grant is usage beyond every grant (overage).
+    draws = models.JSONField(default=list, blank=True)
+    batch_id = models.UUIDField(null=True, blank=True, help_text="Ingestion batch of usage")
+    event_count = models.IntegerField(default=0)
+    reason = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    objects = TenantScopedManager["LedgerEntry"]()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["balance", "created_at"], name="ledger_balance_time")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} a{self.available_delta:+} u{self.used_delta:+} r{self.reserved_delta:+}"
+        )

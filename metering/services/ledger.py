@@ -1,0 +1,331 @@
+"""The credit ledger: balances, grants, draws and expiry.
+
+Every change to a balance goes through here: it locks the balance row
+(``SELECT … FOR UPDATE``), appends ledger entries and moves the balance's totals
+by the same deltas in the same transaction, so that a balance always equals the
+sum of its entries. Callers hold a transaction (``@transaction.atomic``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from metering.models import Balance, BillingPeriod, Channel, Grant, LedgerEntry
+from tenants.models import Tenant
+
+BalanceKey = tuple[int, int]  # (channel_id, period_id)
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def included_units_for(*, tenant: Tenant, channel: Channel, period: BillingPeriod) -> int:
+    """Included credits of a tenant × channel for a period.
+
+    The channel's default for now; the rules engine supplies per-tenant rules
+    through this one function.
+    """
+    return channel.default_included_units
+
+
+def draw_order_key(grant: Grant) -> tuple[bool, datetime, int, datetime, int]:
+    """SPEC §1: soonest expiry first (never last), then lowest priority, then oldest."""
+    return (
+        grant.expires_at is None,
+        grant.expires_at or _NEVER,
+        grant.priority,
+        grant.created_at,
+        grant.pk,
+    )
+
+
+def grant_is_drawable(grant: Grant, now: datetime) -> bool:
+    return (
+        grant.expired_at is None
+        and (grant.expires_at is None or grant.expires_at > now)
+        and grant.drawn_units < grant.units
+    )
+
+
+@dataclass(frozen=True)
+class Draw:
+    grant: Grant | None  # None: beyond every grant (overage)
+    units: int
+
+
+def draw_plan(grants: Iterable[Grant], units: int, now: datetime) -> list[Draw]:
+    """Which grants ``units`` of usage draw from, in draw order. Pure."""
+    plan: list[Draw] = []
+    left = units
+    for grant in sorted((g for g in grants if grant_is_drawable(g, now)), key=draw_order_key):
+        if left == 0:
+            break
+        take = min(left, grant.undrawn_units)
+        plan.append(Draw(grant=grant, units=take))
+        left -= take
+    if left:
+        plan.append(Draw(grant=None, units=left))
+    return plan
+
+
+def _move(balance: Balance, *, available: int = 0, used: int = 0, reserved: int = 0) -> None:
+    Balance.objects.filter(pk=balance.pk).update(
+        available=F("available") + available,
+        used=F("used") + used,
+        reserved=F("reserved") + reserved,
+        updated_at=timezone.now(),
+    )
+    balance.available += available
+    balance.used += used
+    balance.reserved += reserved
+
+
+def _open_balance(
+    *, tenant: Tenant, channel: Channel, period: BillingPeriod, now: datetime
+) -> None:
+    """Create the balance row with its included grant, unless a racer already did."""
+    try:
+        with transaction.atomic():
+            balance = Balance.objects.create(tenant=tenant, channel=channel, period=period)
+    except IntegrityError:
+        return
+    included = included_units_for(tenant=tenant, channel=channel, period=period)
+    if included > 0:
+        _grant_add(
+            balance=balance,
+            kind=Grant.Kind.INCLUDED,
+            units=included,
+            expires_at=period.ends_at,
+            priority=100,
+            reason=f"Included credits {period.label}",
+            actor=None,
+            now=now,
+        )
+
+
+def balances_lock(
+    *,
+    tenant: Tenant,
+    pairs: Iterable[tuple[Channel, BillingPeriod]],
+    now: datetime | None = None,
+) -> dict[BalanceKey, Balance]:
+    """Open missing balances and lock all of them, in id order (no deadlocks
+    between batches that share balances). Needs an open transaction."""
+    now = now or timezone.now()
+    wanted = {(channel.pk, period.pk): (channel, period) for channel, period in pairs}
+    if not wanted:
+        return {}
+    period_ids = {period_id for _, period_id in wanted}
+    channel_ids = {channel_id for channel_id, _ in wanted}
+
+    def select() -> dict[BalanceKey, Balance]:
+        rows = (
+            Balance.objects.for_tenant(tenant)
+            .filter(period_id__in=period_ids, channel_id__in=channel_ids)
+            .order_by("pk")
+            .select_for_update()
+        )
+        return {
+            (b.channel_id, b.period_id): b for b in rows if (b.channel_id, b.period_id) in wanted
+        }
+
+    locked = select()
+    missing = sorted(key for key in wanted if key not in locked)
+    if missing:
+        for key in missing:
+            channel, period = wanted[key]
+            _open_balance(tenant=tenant, channel=channel, period=period, now=now)
+        locked = select()
+    return locked
+
+
+def balance_lock(
+    *, tenant: Tenant, channel: Channel, period: BillingPeriod, now: datetime | None = None
+) -> Balance:
+    return balances_lock(tenant=tenant, pairs=[(channel, period)], now=now)[(channel.pk, period.pk)]
+
+
+def _grant_add(
+    *,
+    balance: Balance,
+    kind: str,
+    units: int,
+    expires_at: datetime | None,
+    priority: int,
+    reason: str,
+    actor: User | None,
+    now: datetime,
+) -> Grant:
+    grant = Grant.objects.create(
+        tenant_id=balance.tenant_id,
+        balance=balance,
+        kind=kind,
+        units=units,
+        priority=priority,
+        expires_at=expires_at,
+        reason=reason,
+        created_at=now,
+    )
+    LedgerEntry.objects.create(
+        tenant_id=balance.tenant_id,
+        balance=balance,
+        kind=LedgerEntry.Kind.TOPUP if kind == Grant.Kind.PURCHASED else LedgerEntry.Kind.GRANT,
+        available_delta=units,
+        grant=grant,
+        reason=reason,
+        actor=actor,
+        created_at=now,
+    )
+    _move(balance, available=units)
+    return grant
+
+
+@transaction.atomic
+def grant_create(
+    *,
+    tenant: Tenant,
+    channel: Channel,
+    period: BillingPeriod,
+    kind: str,
+    units: int,
+    expires_at: datetime | None = None,
+    priority: int = 100,
+    reason: str = "",
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> Grant:
+    """Grant ``units`` credits to the tenant × channel × period.
+
+    Appends a grant (or top-up) entry and raises the balance's ``available`` in
+    one transaction, under the balance's row lock.
+    """
+    if units <= 0:
+        raise ValueError("A grant needs a positive number of units.")
+    if kind not in Grant.Kind.values:
+        raise ValueError(f"Unknown grant kind {kind!r}.")
+    now = now or timezone.now()
+    balance = balance_lock(tenant=tenant, channel=channel, period=period, now=now)
+    return _grant_add(
+        balance=balance,
+        kind=kind,
+        units=units,
+        expires_at=expires_at,
+        priority=priority,
+        reason=reason,
+        actor=actor,
+        now=now,
+    )
+
+
+def _expire_due(balance: Balance, grants: Sequence[Grant], now: datetime) -> list[LedgerEntry]:
+    """Expire grants past their expiry: their undrawn units leave ``available``."""
+    entries: list[LedgerEntry] = []
+    for grant in grants:
+        if grant.expired_at is None and grant.expires_at is not None and grant.expires_at <= now:
+            Grant.objects.filter(pk=grant.pk).update(expired_at=now)
+            grant.expired_at = now
+            if grant.undrawn_units > 0:
+                entries.append(
+                    LedgerEntry(
+                        tenant_id=balance.tenant_id,
+                        balance=balance,
+                        kind=LedgerEntry.Kind.EXPIRY,
+                        available_delta=-grant.undrawn_units,
+                        grant=grant,
+                        reason="Grant expired",
+                        created_at=now,
+                    )
+                )
+                _move(balance, available=-grant.undrawn_units)
+    return entries
+
+
+def usage_apply(
+    *,
+    balances: dict[BalanceKey, Balance],
+    units_by_balance: dict[BalanceKey, tuple[int, int]],
+    batch_id: uuid.UUID | None,
+    now: datetime,
+) -> list[LedgerEntry]:
+    """Book usage on locked balances: one usage entry per balance, drawn from its
+    grants in draw order. ``units_by_balance`` maps a key to (units, event count).
+    """
+    touched = {key: value for key, value in units_by_balance.items() if value[0] > 0}
+    if not touched:
+        return []
+    balance_ids = [balances[key].pk for key in touched]
+    grants_by_balance: dict[int, list[Grant]] = {}
+    for grant in Grant.objects.filter(balance_id__in=balance_ids, expired_at__isnull=True):
+        grants_by_balance.setdefault(grant.balance_id, []).append(grant)
+
+    entries: list[LedgerEntry] = []
+    for key, (units, event_count) in sorted(touched.items()):
+        balance = balances[key]
+        grants = grants_by_balance.get(balance.pk, [])
+        entries.extend(_expire_due(balance, grants, now))
+        plan = draw_plan(grants, units, now)
+        for draw in plan:
+            if draw.grant is not None:
+                Grant.objects.filter(pk=draw.grant.pk).update(
+                    drawn_units=F("drawn_units") + draw.units
+                )
+                draw.grant.drawn_units += draw.units
+        entries.append(
+            LedgerEntry(
+                tenant_id=balance.tenant_id,
+                balance=balance,
+                kind=LedgerEntry.Kind.USAGE,
+                used_delta=units,
+                draws=[
+                    {"grant": draw.grant.pk if draw.grant else None, "units": draw.units}
+                    for draw in plan
+                ],
+                batch_id=batch_id,
+                event_count=event_count,
+                created_at=now,
+            )
+        )
+        _move(balance, used=units)
+    LedgerEntry.objects.bulk_create(entries)
+    return entries
+
+
+@transaction.atomic
+def usage_book(
+    *,
+    tenant: Tenant,
+    channel: Channel,
+    period: BillingPeriod,
+    units: int,
+    now: datetime | None = None,
+) -> LedgerEntry:
+    """Book ``units`` of usage on one balance (commits of authorizations, corrections)."""
+    if units <= 0:
+        raise ValueError("Usage needs a positive number of units.")
+    now = now or timezone.now()
+    balances = balances_lock(tenant=tenant, pairs=[(channel, period)], now=now)
+    key = (channel.pk, period.pk)
+    entries = usage_apply(
+        balances=balances, units_by_balance={key: (units, 0)}, batch_id=None, now=now
+    )
+    return entries[-1]
+
+
+@transaction.atomic
+def grants_expire(
+    *, tenant: Tenant, channel: Channel, period: BillingPeriod, now: datetime | None = None
+) -> int:
+    """Expire the balance's grants that are past their expiry; returns how many entries it wrote."""
+    now = now or timezone.now()
+    balance = balance_lock(tenant=tenant, channel=channel, period=period, now=now)
+    grants = list(Grant.objects.filter(balance=balance, expired_at__isnull=True))
+    entries = _expire_due(balance, grants, now)
+    LedgerEntry.objects.bulk_create(entries)
+    return len(entries)

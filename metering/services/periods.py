@@ -1,0 +1,92 @@
+"""Billing periods: calendar months in the tenant's time zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from metering.models import BillingPeriod
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class PeriodBounds:
+    label: str  # YYYY-MM
+    starts_at: datetime  # UTC
+    ends_at: datetime  # UTC, exclusive
+
+
+def month_bounds(year: int, month: int, tz: tzinfo) -> PeriodBounds:
+    start_local = datetime(year, month, 1, tzinfo=tz)
+    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    end_local = datetime(next_year, next_month, 1, tzinfo=tz)
+    return PeriodBounds(
+        label=f"{year:04d}-{month:02d}",
+        starts_at=start_local.astimezone(UTC),
+        ends_at=end_local.astimezone(UTC),
+    )
+
+
+def period_bounds(*, tenant: Tenant, at: datetime) -> PeriodBounds:
+    local = at.astimezone(tenant.tzinfo)
+    return month_bounds(local.year, local.month, tenant.tzinfo)
+
+
+def period_bounds_for_label(*, tenant: Tenant, label: str) -> PeriodBounds:
+    """Bounds of a ``YYYY-MM`` label; raises ValueError on a malformed one."""
+    try:
+        year_text, month_text = label.split("-")
+        year, month = int(year_text), int(month_text)
+    except ValueError:
+        raise ValueError(f"{label!r} is not a period of the form YYYY-MM") from None
+    if len(year_text) != 4 or not 1 <= month <= 12:
+        raise ValueError(f"{label!r} is not a period of the form YYYY-MM")
+    return month_bounds(year, month, tenant.tzinfo)
+
+
+def grace() -> timedelta:
+    return timedelta(seconds=settings.PERIOD_GRACE_SECONDS)
+
+
+def period_accepts_events(*, bounds: PeriodBounds, now: datetime) -> bool:
+    """A period takes events until its end plus the grace window."""
+    return now < bounds.ends_at + grace()
+
+
+def period_get_or_open(*, tenant: Tenant, bounds: PeriodBounds) -> BillingPeriod:
+    """The period row for these bounds, created if missing. Safe under concurrency:
+    the unique constraint on (tenant, starts_at) makes a racing creator re-read."""
+    period = BillingPeriod.objects.for_tenant(tenant).filter(starts_at=bounds.starts_at).first()
+    if period is not None:
+        return period
+    try:
+        with transaction.atomic():
+            return BillingPeriod.objects.create(
+                tenant=tenant,
+                starts_at=bounds.starts_at,
+                ends_at=bounds.ends_at,
+                label=bounds.label,
+            )
+    except IntegrityError:
+        return BillingPeriod.objects.for_tenant(tenant).get(starts_at=bounds.starts_at)
+
+
+def period_close(*, period: BillingPeriod, now: datetime | None = None) -> bool:
+    """Close a period once its grace window has passed.
+
+    Returns True if this call closed it; False if it was closed already or is
+    still inside its window. A conditional update makes concurrent calls safe:
+    exactly one of them closes it.
+    """
+    now = now or timezone.now()
+    if now < period.ends_at + grace():
+        return False
+    changed = BillingPeriod.objects.filter(pk=period.pk, status=BillingPeriod.Status.OPEN).update(
+        status=BillingPeriod.Status.CLOSED, closed_at=now
+    )
+    period.refresh_from_db(fields=["status", "closed_at"])
+    return changed == 1

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from tenants.models import ApiKey, Membership, Tenant
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "status", "industry", "size_band", "language", "time_zone"]
+    list_filter = ["status", "industry", "size_band", "language"]
+    search_fields = ["name", "slug", "contact_email", "contact_name"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are issued by ``create_api_key`` (the secret is shown once); here they
+    can be looked at and revoked, never created or edited."""
+
+    list_display = [
+        "name",
+        "tenant",
+        "prefix",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = [
+        "tenant",
+        "name",
+        "prefix",
+        "secret_hash",
+        "scopes",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: object) -> None:
+        from tenants.services import api_key_revoke
+
+        for api_key in queryset:  # type: ignore[attr-defined]
+            api_key_revoke(api_key=api_key)

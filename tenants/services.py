@@ -1,0 +1,94 @@
+"""State changes for tenants and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.models import ApiKey, Scope, Tenant
+
+KEY_PREFIX_BYTES = 6  # 12 hex characters, public, used to find the key
+KEY_SECRET_BYTES = 24
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def split_api_key(raw_key: str) -> str | None:
+    """The public prefix of a key of the form ``cg_<prefix>_<secret>``, or None."""
+    parts = raw_key.split("_")
+    if len(parts) != 3 or parts[0] != "cg" or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw_key: str  # shown once, never stored
+
+
+@transaction.atomic
+def tenant_create(
+    *,
+    slug: str,
+    name: str,
+    industry: str = Tenant.Industry.OTHER,
+    size_band: str = Tenant.SizeBand.SMALL,
+    language: str = Tenant.Language.GERMAN,
+    currency: str = "EUR",
+    time_zone: str = "Europe/Berlin",
+    contact_name: str = "",
+    contact_email: str = "",
+) -> Tenant:
+    """Create a tenant after validating every field (raises ``ValidationError``)."""
+    tenant = Tenant(
+        slug=slug,
+        name=name,
+        industry=industry,
+        size_band=size_band,
+        language=language,
+        currency=currency.upper(),
+        time_zone=time_zone,
+        contact_name=contact_name,
+        contact_email=contact_email,
+    )
+    tenant.full_clean()
+    tenant.save()
+    return tenant
+
+
+def api_key_create(
+    *, tenant: Tenant | None, name: str, scopes: list[str], created_by: User | None = None
+) -> IssuedKey:
+    """Issue a key with the given scopes; the raw key is returned once and not kept."""
+    valid = set(Scope.values)
+    unknown = [scope for scope in scopes if scope not in valid]
+    if unknown or not scopes:
+        raise ValueError(
+            f"Unknown scopes {unknown}; choose from {sorted(valid)}"
+            if unknown
+            else "A key needs at least one scope."
+        )
+    prefix = secrets.token_hex(KEY_PREFIX_BYTES)
+    raw_key = f"cg_{prefix}_{secrets.token_urlsafe(KEY_SECRET_BYTES).replace('_', '-')}"
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name,
+        prefix=prefix,
+        secret_hash=hash_api_key(raw_key),
+        scopes=sorted(set(scopes)),
+        created_by=created_by,
+    )
+    return IssuedKey(api_key=api_key, raw_key=raw_key)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key; revoking twice keeps the first time."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,111 @@
+"""Shared fixtures. Tests run against real PostgreSQL and Redis (scripts/test.sh)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tenants.models import Scope, Tenant
+from tenants.services import IssuedKey, api_key_create
+from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+ALL_SCOPES = list(Scope.values)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        raise pytest.UsageError(
+            "The tests need PostgreSQL: run them with scripts/test.sh, or set DATABASE_URL "
+            f"to a PostgreSQL server (got {engine})."
+        )
+
+
+class Api:
+    """An API client holding one key; JSON in, response out."""
+
+    def __init__(self, raw_key: str | None) -> None:
+        self.client = APIClient()
+        if raw_key:
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.client.get(path, params or {})
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        raw: str | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        data = raw if raw is not None else json.dumps(body)
+        return self.client.generic("POST", path, data, content_type=content_type)
+
+    def ingest(self, events: list[dict[str, Any]]) -> Any:
+        return self.post("/api/v1/usage-events", {"events": events})
+
+
+def issue(tenant: Tenant | None, scopes: list[str] | None = None) -> IssuedKey:
+    return api_key_create(tenant=tenant, name="test key", scopes=scopes or ALL_SCOPES)
+
+
+@dataclass
+class World:
+    """Three tenants: alpha has two users (alice, bob) who share everything, each with
+    a key of their own; beta and gamma are other customers who must see nothing of alpha's."""
+
+    alpha: Tenant
+    beta: Tenant
+    gamma: Tenant
+    alice_api: Api
+    bob_api: Api
+    beta_api: Api
+    gamma_api: Api
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    alpha = TenantFactory.create(slug="alpha", name="Alpha", time_zone="Europe/Berlin")
+    beta = TenantFactory.create(slug="beta", name="Beta", time_zone="America/New_York")
+    gamma = TenantFactory.create(slug="gamma", name="Gamma", time_zone="UTC")
+    alice = MembershipFactory.create(tenant=alpha, user=UserFactory.create(username="alice")).user
+    bob = MembershipFactory.create(tenant=alpha, user=UserFactory.create(username="bob")).user
+    return World(
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        alice_api=Api(
+            api_key_create(tenant=alpha, name="alice", scopes=ALL_SCOPES, created_by=alice).raw_key
+        ),
+        bob_api=Api(
+            api_key_create(tenant=alpha, name="bob", scopes=ALL_SCOPES, created_by=bob).raw_key
+        ),
+        beta_api=Api(issue(beta).raw_key),
+        gamma_api=Api(issue(gamma).raw_key),
+    )
+
+
+def event(
+    event_id: str,
+    *,
+    channel: str = "sms",
+    quantity: int = 1,
+    occurred_at: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    from django.utils import timezone
+
+    return {
+        "id": event_id,
+        "channel": channel,
+        "quantity": quantity,
+        "occurred_at": occurred_at or timezone.now().isoformat(),
+        **extra,
+    }

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth.models import User
+
+from metering.models import Channel
+from tenants.models import Membership, Tenant
+
+
+class TenantFactory(factory.django.DjangoModelFactory[Tenant]):
+    class Meta:
+        model = Tenant
+
+    name = factory.Sequence(lambda n: f"Tenant {n}")
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+    industry = Tenant.Industry.RETAIL
+    size_band = Tenant.SizeBand.MEDIUM
+    language = Tenant.Language.ENGLISH
+    time_zone = "Europe/Berlin"
+    contact_email = factory.LazyAttribute(lambda t: f"ops@{t.slug}.example")
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    tenant = factory.SubFactory(TenantFactory)
+    role = Membership.Role.ADMIN
+
+
+class ChannelFactory(factory.django.DjangoModelFactory[Channel]):
+    class Meta:
+        model = Channel
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"channel{n}")
+    name = factory.LazyAttribute(lambda c: c.code.title())
+    unit = "message"
+    active = True
+    default_included_units = 100
