@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from creditguard.api.fields import AwareDateTimeField
 from creditguard.api.schema import PROBLEM_RESPONSES
 from metering.models import Channel
 from metering.selectors import (
@@ -147,8 +148,8 @@ class UsageApi(APIView):
         channel = serializers.SlugField(required=False)
         granularity = serializers.ChoiceField(choices=list(GRANULARITIES), default="day")
         # "from" is a Python keyword; the query parameter is mapped in to_internal_value().
-        start = serializers.DateTimeField(required=False)
-        to = serializers.DateTimeField(required=False)
+        start = AwareDateTimeField(required=False)
+        to = AwareDateTimeField(required=False)
 
         def to_internal_value(self, data: Any) -> Any:
             raw = {key: data.get(key) for key in data}
@@ -164,13 +165,6 @@ class UsageApi(APIView):
                 if isinstance(detail, dict) and "start" in detail:
                     detail["from"] = detail.pop("start")
                 raise serializers.ValidationError(detail) from exc
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            for key in ("start", "to"):
-                value = attrs.get(key)
-                if value is not None and timezone.is_naive(value):
-                    raise serializers.ValidationError({key: "needs a UTC offset"})
-            return attrs
 
     @extend_schema(
         operation_id="usage_series",

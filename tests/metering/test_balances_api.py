@@ -1,0 +1,195 @@
+"""GET /api/v1/balances and GET /api/v1/usage: figures, zero-filling and pinned query counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from metering.models import Channel, Grant
+from metering.services.ingest import usage_record_batch
+from metering.services.ledger import grant_create
+from metering.services.periods import period_bounds, period_get_or_open
+from tests.conftest import World, event
+
+NOW = "2026-11-20T12:00:00+00:00"
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def by_channel(response) -> dict:
+    return {row["channel"]: row for row in response.json()["channels"]}
+
+
+def test_balances_report_each_active_channel_with_its_figures(world: World):
+    world.alice_api.ingest([event("s1", channel="sms", quantity=1700)])  # of 2000 included
+    response = world.alice_api.get("/api/v1/balances")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["period"]["label"] == "2026-11"
+    assert body["period"]["starts_at"] == "2026-11-01T00:00:00+01:00"  # Europe/Berlin
+    rows = by_channel(response)
+    assert set(rows) == {"email", "sms", "call"}
+    sms = rows["sms"]
+    assert (sms["included"], sms["used"], sms["remaining"], sms["overage_units"]) == (
+        2000,
+        1700,
+        300,
+        0,
+    )
+    assert sms["status"] == "near_limit"
+    assert sms["thresholds_crossed"] == [50, 80]
+    assert rows["email"]["used"] == 0 and rows["email"]["status"] == "ok"
+
+
+def test_balance_over_limit_reports_overage(world: World):
+    world.alice_api.ingest([event("c1", channel="call", quantity=650)])
+    call = by_channel(world.alice_api.get("/api/v1/balances"))["call"]
+    assert (call["overage_units"], call["remaining"], call["status"]) == (150, 0, "over_limit")
+    assert call["thresholds_crossed"] == [50, 80, 90, 100]
+
+
+def test_balances_count_promotional_and_purchased_grants(world: World):
+    period = period_get_or_open(
+        tenant=world.alpha, bounds=period_bounds(tenant=world.alpha, at=timezone.now())
+    )
+    sms = Channel.objects.get(code="sms")
+    grant_create(
+        tenant=world.alpha, channel=sms, period=period, kind=Grant.Kind.PROMOTIONAL, units=300
+    )
+    grant_create(
+        tenant=world.alpha, channel=sms, period=period, kind=Grant.Kind.PURCHASED, units=500
+    )
+    row = by_channel(world.alice_api.get("/api/v1/balances"))["sms"]
+    assert (row["included"], row["promotional"], row["topped_up"], row["available"]) == (
+        2000,
+        300,
+        500,
+        2800,
+    )
+
+
+def test_forecast_projects_the_period_rate(world: World):
+    # 19 days and 13 hours into a 30-day November (Berlin): 1000 used → ~1533 by the end.
+    world.alice_api.ingest([event("f1", channel="sms", quantity=1000)])
+    forecast = by_channel(world.alice_api.get("/api/v1/balances"))["sms"]["forecast"]
+    elapsed = (
+        timezone.now() - period_bounds(tenant=world.alpha, at=timezone.now()).starts_at
+    ).total_seconds()
+    assert forecast["projected_used"] == round(1000 / elapsed * 30 * 86400)
+    assert forecast["limit_reached_at"] is None
+
+
+def test_forecast_names_the_day_the_limit_is_reached(world: World):
+    world.alice_api.ingest([event("f2", channel="sms", quantity=1800)])
+    forecast = by_channel(world.alice_api.get("/api/v1/balances"))["sms"]["forecast"]
+    assert forecast["projected_used"] > 2000
+    assert forecast["limit_reached_at"].startswith("2026-11-2")
+
+
+def history(world: World, months: int) -> None:
+    start = timezone.now() - timedelta(days=30 * months + 1)
+    day = start
+    while day < timezone.now() - timedelta(hours=1):
+        events = [
+            event(f"h-{day:%Y%m%d}-{c}", channel=c, quantity=3, occurred_at=day.isoformat())
+            for c in ("sms", "email", "call")
+        ]
+        usage_record_batch(
+            tenant=world.alpha, payload={"events": events}, now=day + timedelta(minutes=1)
+        )
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize("months", [0, 1, 4])
+def test_balances_take_a_fixed_number_of_queries_whatever_the_history(world: World, months):
+    history(world, months)
+    world.alice_api.get("/api/v1/balances")  # the key's last_used_at is now fresh
+    with CaptureQueriesContext(connection) as queries:
+        assert world.alice_api.get("/api/v1/balances").status_code == 200
+    # key + tenant, period, balances, grant totals, channels
+    assert len(queries) == 5, [q["sql"] for q in queries]
+
+
+@pytest.mark.parametrize("months", [0, 1, 4])
+def test_usage_takes_a_fixed_number_of_queries_whatever_the_history(world: World, months):
+    history(world, months)
+    world.alice_api.get("/api/v1/usage")
+    with CaptureQueriesContext(connection) as queries:
+        assert world.alice_api.get("/api/v1/usage", {"granularity": "day"}).status_code == 200
+    # key + tenant, channels, one aggregate
+    assert len(queries) == 3, [q["sql"] for q in queries]
+
+
+def test_usage_series_is_zero_filled_in_tenant_days(world: World):
+    world.alice_api.ingest(
+        [
+            event(
+                "u1", channel="sms", quantity=4, occurred_at="2026-11-18T23:30:00+00:00"
+            ),  # 19th in Berlin
+            event("u2", channel="sms", quantity=6, occurred_at="2026-11-19T10:00:00+00:00"),
+            event("u3", channel="email", quantity=2, occurred_at="2026-11-17T10:00:00+00:00"),
+        ]
+    )
+    response = world.alice_api.get(
+        "/api/v1/usage",
+        {"channel": "sms", "from": "2026-11-17T00:00:00+01:00", "to": "2026-11-20T00:00:00+01:00"},
+    )
+    assert response.status_code == 200, response.content
+    series = response.json()["series"]
+    assert [s["channel"] for s in series] == ["sms"]
+    assert series[0]["points"] == [
+        {"start": "2026-11-17T00:00:00+01:00", "quantity": 0},
+        {"start": "2026-11-18T00:00:00+01:00", "quantity": 0},
+        {"start": "2026-11-19T00:00:00+01:00", "quantity": 10},
+    ]
+    assert series[0]["total"] == 10
+
+
+def test_usage_by_hour_and_month(world: World):
+    world.alice_api.ingest(
+        [event("m1", channel="call", quantity=5, occurred_at="2026-11-20T09:15:00+00:00")]
+    )
+    hourly = world.alice_api.get(
+        "/api/v1/usage",
+        {
+            "channel": "call",
+            "granularity": "hour",
+            "from": "2026-11-20T09:00:00Z",
+            "to": "2026-11-20T12:00:00Z",
+        },
+    ).json()["series"][0]
+    assert [p["quantity"] for p in hourly["points"]] == [5, 0, 0]
+    monthly = world.alice_api.get(
+        "/api/v1/usage",
+        {"channel": "call", "granularity": "month", "from": "2026-09-01T00:00:00+02:00"},
+    ).json()["series"][0]
+    assert [p["start"][:7] for p in monthly["points"]] == ["2026-09", "2026-10", "2026-11"]
+    assert [p["quantity"] for p in monthly["points"]] == [0, 0, 5]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"granularity": "minute"}, "granularity"),
+        ({"from": "yesterday"}, "from"),
+        ({"from": "2026-11-19T00:00:00"}, "from"),
+        ({"from": "2026-11-19T00:00:00Z", "to": "2026-11-18T00:00:00Z"}, "from"),
+        ({"channel": "fax"}, "channel"),
+        ({"granularity": "hour", "from": "2020-01-01T00:00:00Z"}, "granularity"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_usage_bad_parameters_are_400_naming_them(world: World, params, field):
+    response = world.alice_api.get("/api/v1/usage", params)
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert field in [error["field"] for error in response.json()["errors"]]

@@ -1,0 +1,108 @@
+"""Management commands: create_tenant, create_api_key, seed_demo."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from metering.models import Balance, LedgerEntry, UsageEvent
+from tenants.models import ApiKey, Tenant
+from tests.conftest import Api
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_create_tenant_with_profile(db):
+    out, _ = run(
+        "create_tenant",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--industry",
+        "finance",
+        "--size-band",
+        "250-999",
+        "--language",
+        "en",
+    )
+    tenant = Tenant.objects.get(slug="acme")
+    assert (tenant.industry, tenant.size_band, tenant.language) == ("finance", "250-999", "en")
+    assert "acme" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--slug", "bad slug", "--name", "X"],
+        ["--slug", "x", "--name", "X", "--time-zone", "Mars/Olympus"],
+    ],
+)
+def test_create_tenant_refuses_bad_input(db, args):
+    with pytest.raises(CommandError):
+        run("create_tenant", *args)
+    assert not Tenant.objects.exists()
+
+
+def test_create_tenant_refuses_a_taken_slug(db):
+    run("create_tenant", "--slug", "acme", "--name", "Acme")
+    with pytest.raises(CommandError, match="slug"):
+        run("create_tenant", "--slug", "acme", "--name", "Other")
+
+
+def test_create_api_key_prints_a_working_key_once(db):
+    run("create_tenant", "--slug", "acme", "--name", "Acme")
+    out, err = run("create_api_key", "--tenant", "acme", "--scopes", "usage:read")
+    raw_key = out.strip()
+    assert raw_key.startswith("cg_")
+    assert "shown once" in err
+    assert Api(raw_key).get("/api/v1/balances").status_code == 200
+    assert ApiKey.objects.get().scopes == ["usage:read"]
+
+
+def test_create_api_key_without_tenant_is_a_platform_key(db):
+    out, _ = run("create_api_key", "--scopes", "billing:read")
+    assert ApiKey.objects.get().tenant is None
+    assert out.strip().startswith("cg_")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tenant", "nobody", "--scopes", "usage:read"], "No tenant"),
+        (["--scopes", "usage:read,root"], "Unknown scopes"),
+        (["--scopes", ","], "at least one scope"),
+    ],
+)
+def test_create_api_key_refuses_bad_input(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("create_api_key", *args)
+    assert not ApiKey.objects.exists()
+
+
+def test_seed_demo_is_safe_to_run_twice(db):
+    out, _ = run("seed_demo")
+    assert "staff / " in out and "customer / " in out
+    counts = (
+        Tenant.objects.count(),
+        UsageEvent.objects.count(),
+        LedgerEntry.objects.count(),
+        Balance.objects.count(),
+    )
+    assert counts[0] == 12 and counts[1] > 5000
+    statuses = {b.used > b.available for b in Balance.objects.filter(period__status="open")}
+    assert statuses == {True, False}  # some tenants over their credits, most not
+    run("seed_demo")
+    assert counts == (
+        Tenant.objects.count(),
+        UsageEvent.objects.count(),
+        LedgerEntry.objects.count(),
+        Balance.objects.count(),
+    )

@@ -1,0 +1,49 @@
+"""Health check, OpenAPI schema, landing page and API-wide error shapes."""
+
+from __future__ import annotations
+
+from tests.conftest import Api, World
+
+
+def test_healthz_reports_database_and_redis(db, client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_healthz_is_503_when_redis_is_unreachable(db, client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"].startswith("error")
+
+
+def test_openapi_schema_documents_the_endpoints(db, client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert {"/api/v1/usage-events", "/api/v1/balances", "/api/v1/usage"} <= set(schema["paths"])
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+
+
+def test_api_docs_and_landing_page_render(db, client):
+    assert client.get("/api/docs/").status_code == 200
+    assert b"CreditGuard" in client.get("/").content
+
+
+def test_unknown_api_path_is_problem_404(world: World):
+    response = world.alice_api.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_wrong_method_is_problem_405(world: World):
+    response = world.alice_api.client.delete("/api/v1/balances")
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_unauthenticated_unknown_api_path_is_still_a_problem(db):
+    response = Api(None).get("/api/v2/balances")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
