@@ -340,9 +340,11 @@ def usage_record_batch(
     again); the same id with other content raises ``Conflict`` naming the ids,
     and nothing of the batch is recorded. Usage is booked even past a limit.
 
-    Concurrency: the batch's balance rows are locked in id order before the
-    events are inserted, so batches touching the same balances serialize and
-    a repeated id inserted by a concurrent batch is seen as already recorded.
+    Concurrency: events are inserted in id order with ``ON CONFLICT DO NOTHING``
+    (a repeated id inserted by a concurrent batch waits for that batch and is then
+    seen as already recorded); afterwards the touched balance rows are locked in id
+    order and moved once each. A transaction holding a balance lock has finished its
+    inserts, so lock waits cannot form a cycle.
     """
     now = now or timezone.now()
     channels = {channel.code: channel for channel in Channel.objects.all()}
@@ -408,9 +410,6 @@ def _record(
         if label not in periods:
             periods[label] = period_get_or_open(tenant=tenant, bounds=bounds)
 
-    pairs = {(event.channel, periods[event.period.label]) for event in events}
-    balances = balances_lock(tenant=tenant, pairs=pairs, now=now)
-
     batch_id = uuid.uuid4()
     period_ids = {label: period.pk for label, period in periods.items()}
     inserted = _insert_events(
@@ -435,11 +434,16 @@ def _record(
         duplicates += len(repeated)
 
     units: dict[tuple[int, int], tuple[int, int]] = {}
+    pairs: set[tuple[Channel, BillingPeriod]] = set()
     for event in events:
         if event.client_event_id in inserted:
             key = (event.channel.pk, period_ids[event.period.label])
             total, count = units.get(key, (0, 0))
             units[key] = (total + event.quantity, count + 1)
+            pairs.add((event.channel, periods[event.period.label]))
+    # Lock the balances only now, after the insert: a hot tenant's batches then hold
+    # the balance rows just for the booking, not for the whole insert.
+    balances = balances_lock(tenant=tenant, pairs=pairs, now=now)
     usage_apply(balances=balances, units_by_balance=units, batch_id=batch_id, now=now)
     return IngestResult(
         accepted=len(inserted),
