@@ -7,7 +7,7 @@ not found (the API answers 404 for missing and foreign alike).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from django.db import models
 
@@ -31,7 +31,3 @@ class TenantScopedManager(models.Manager[_M]):
     def for_tenant(self, tenant: Tenant) -> TenantScopedQuerySet[_M]:
         return self.get_queryset().for_tenant(tenant)
 
-
-def tenant_scoped_manager() -> Any:
-    """A manager instance typed loosely so models can declare ``objects = ...``."""
-    return TenantScopedManager()

@@ -117,11 +117,8 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
         if balance is None and not channel.active:
             continue
         if balance is None:
-            included = (
-                included_units_for(tenant=tenant, channel=channel, period=period)
-                if period
-                else channel.default_included_units
-            )
+            # Not opened yet: what opening it would grant.
+            included = included_units_for(tenant=tenant, channel=channel, period=period)
             promotional = topped_up = used = reserved = 0
             available = included
         else:
