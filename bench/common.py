@@ -78,7 +78,7 @@ def free_port() -> int:
 def gunicorn(database_url: str, *, workers: int, threads: int = 1) -> Iterator[int]:
     """Serve the app under gunicorn on a free loopback port until the block ends."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",

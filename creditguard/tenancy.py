@@ -30,4 +30,3 @@ class TenantScopedManager(models.Manager[_M]):
 
     def for_tenant(self, tenant: Tenant) -> TenantScopedQuerySet[_M]:
         return self.get_queryset().for_tenant(tenant)
-

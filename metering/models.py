@@ -53,7 +53,7 @@ class BillingPeriod(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="periods")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="periods")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     label = models.CharField(max_length=7, help_text="YYYY-MM in the tenant's time zone")
@@ -76,7 +76,7 @@ class BillingPeriod(models.Model):
 class UsageEvent(models.Model):
     """One usage record from the tenant's platform; ``client_event_id`` is its idempotency key."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
     period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
     client_event_id = models.CharField(max_length=200)
@@ -106,7 +106,7 @@ class UsageEvent(models.Model):
 class Balance(models.Model):
     """Running totals of one tenant × channel × period; equal to the sum of its entries."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
     period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="balances")
     available = models.BigIntegerField(default=0)
@@ -148,7 +148,7 @@ class Grant(models.Model):
         PROMOTIONAL = "promotional", "Promotional"
         PURCHASED = "purchased", "Purchased top-up"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="grants")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     units = models.BigIntegerField()
@@ -179,7 +179,8 @@ class Grant(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One append-only movement on a balance. Never updated, never deleted."""
+    """One append-only movement on a balance. Never updated, never deleted: on
+    PostgreSQL a trigger refuses UPDATE and DELETE (migration 0004)."""
 
     class Kind(models.TextChoices):
         GRANT = "grant", "Grant"
@@ -191,7 +192,7 @@ class LedgerEntry(models.Model):
         REDUCTION = "reduction", "Reduction"
         EXPIRY = "expiry", "Expiry"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     available_delta = models.BigIntegerField(default=0)

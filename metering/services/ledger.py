@@ -26,9 +26,7 @@ BalanceKey = tuple[int, int]  # (channel_id, period_id)
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
-def included_units_for(
-    *, tenant: Tenant, channel: Channel, period: BillingPeriod | None
-) -> int:
+def included_units_for(*, tenant: Tenant, channel: Channel, period: BillingPeriod | None) -> int:
     """Included credits of a tenant × channel for a period (None: one not opened yet).
 
     The channel's default for now; the rules engine supplies per-tenant rules
