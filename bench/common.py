@@ -127,8 +127,9 @@ def write_section(name: str, body: str) -> None:
         DOC.read_text()
         if DOC.exists()
         else (
-            "# Benchmarks\n\nWritten by the harness in `bench/` (`python -m bench.<name>`); every "
-            "figure is measured against a floor taken in the same run, on the machine named with it.\n"
+            "# Benchmarks\n\nWritten by the harness in `bench/` (`python -m bench.<name>`); "
+            "every figure is measured against a floor taken in the same run, on the machine "
+            "named with it.\n"
         )
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
