@@ -40,3 +40,9 @@ class Conflict(ServiceError):
     status = 409
     problem_type = "conflict"
     title = "Conflict"
+
+
+class NotFound(ServiceError):
+    status = 404
+    problem_type = "not-found"
+    title = "Not found"

@@ -6,6 +6,7 @@ Every variable has a safe development default, except that production
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -175,6 +176,12 @@ USAGE_MAX_FUTURE_SKEW_SECONDS = env.int("USAGE_MAX_FUTURE_SKEW_SECONDS", default
 USAGE_MAX_EVENTS_PER_BATCH = 1000
 USAGE_MAX_QUANTITY = env.int("USAGE_MAX_QUANTITY", default=1_000_000)
 USAGE_MAX_METADATA_BYTES = env.int("USAGE_MAX_METADATA_BYTES", default=4096)
+# How long an allowed authorization holds its units unless committed or released.
+AUTHORIZATION_TTL_SECONDS = env.int("AUTHORIZATION_TTL_SECONDS", default=600)
+# Overage charges of 'charge_overage' rules up to this amount are billed automatically.
+OVERAGE_AUTO_BILL_BELOW = Decimal(env.str("OVERAGE_AUTO_BILL_BELOW", default="5.00"))
+# How long a top-up offer stays open.
+TOPUP_OFFER_TTL_SECONDS = env.int("TOPUP_OFFER_TTL_SECONDS", default=7 * 86400)
 # An API key's last_used_at is written at most this often, to keep writes off the hot path.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 

@@ -153,6 +153,9 @@ class Grant(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     units = models.BigIntegerField()
     drawn_units = models.BigIntegerField(default=0)
+    reduced_units = models.BigIntegerField(
+        default=0, help_text="Undrawn units taken away by a reduction (policy § 5)"
+    )
     priority = models.SmallIntegerField(default=100)
     expires_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
@@ -165,8 +168,12 @@ class Grant(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(units__gt=0), name="grant_units_gt_0"),
             models.CheckConstraint(
-                condition=models.Q(drawn_units__gte=0, drawn_units__lte=models.F("units")),
-                name="grant_drawn_within_units",
+                condition=models.Q(
+                    drawn_units__gte=0,
+                    reduced_units__gte=0,
+                    drawn_units__lte=models.F("units") - models.F("reduced_units"),
+                ),
+                name="grant_drawn_and_reduced_within_units",
             ),
         ]
 
@@ -175,7 +182,7 @@ class Grant(models.Model):
 
     @property
     def undrawn_units(self) -> int:
-        return self.units - self.drawn_units
+        return self.units - self.drawn_units - self.reduced_units
 
 
 class LedgerEntry(models.Model):
@@ -205,6 +212,9 @@ class LedgerEntry(models.Model):
     # a None grant is usage beyond every grant (overage).
     draws = models.JSONField(default=list, blank=True)
     batch_id = models.UUIDField(null=True, blank=True, help_text="Ingestion batch of usage")
+    authorization = models.ForeignKey(
+        "Authorization", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+    )
     event_count = models.IntegerField(default=0)
     reason = models.CharField(max_length=500, blank=True)
     actor = models.ForeignKey(
@@ -222,3 +232,90 @@ class LedgerEntry(models.Model):
         return (
             f"{self.kind} a{self.available_delta:+} u{self.used_delta:+} r{self.reserved_delta:+}"
         )
+
+
+class Authorization(models.Model):
+    """A decision on "may this tenant send q units now", with the units it reserves.
+
+    An allowed authorization holds ``quantity`` units (``reserved`` on the balance)
+    until it is committed (the units become usage), released, or expires. A denied
+    one reserves nothing and is kept so that its idempotency key answers the same.
+    """
+
+    class Decision(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        ALLOW_OVERAGE = "allow_overage", "Allow (overage)"
+        DENY = "deny", "Deny"
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        COMMITTED = "committed", "Committed"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Expired"
+        DENIED = "denied", "Denied"
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    balance = models.ForeignKey(
+        Balance, null=True, blank=True, on_delete=models.PROTECT, related_name="authorizations"
+    )
+    quantity = models.BigIntegerField()
+    committed_quantity = models.BigIntegerField(null=True, blank=True)
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    # NULL, not "": requests without a key must not collide on the unique index.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    # Units counted against windowed caps, to give back on release: [[counter id, units]]
+    window_counts = models.JSONField(default=list, blank=True)
+    remaining_after = models.BigIntegerField(default=0)
+    overage_after = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["Authorization"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="authorization_unique_idempotency_key"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                name="authorization_held_expiry",
+                condition=models.Q(status="held"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.decision} {self.quantity} ({self.status})"
+
+
+class WindowCounter(models.Model):
+    """Units allowed within one hour or day under a windowed cap (a throttle).
+
+    ``key`` names the cap: ``restriction:<id>`` for a staff restriction, or
+    ``rule:<channel id>`` for a limit rule's ``restrict`` action past the limit.
+    Incremented by a conditional UPDATE, so the cap holds under any concurrency.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    units = models.BigIntegerField(default=0)
+
+    objects = TenantScopedManager["WindowCounter"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "key", "window_start"], name="window_counter_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.window_start:%Y-%m-%d %H:%M}: {self.units}"

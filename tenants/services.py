@@ -47,7 +47,8 @@ def tenant_create(
     contact_name: str = "",
     contact_email: str = "",
 ) -> Tenant:
-    """Create a tenant after validating every field (raises ``ValidationError``)."""
+    """Create a tenant after validating every field (raises ``ValidationError``),
+    with version 1 of its limit rules from its cohort's defaults."""
     tenant = Tenant(
         slug=slug,
         name=name,
@@ -61,6 +62,10 @@ def tenant_create(
     )
     tenant.full_clean()
     tenant.save()
+    # Imported here: policies builds on tenants, not the other way round.
+    from policies.services.rules import limit_rules_initialize
+
+    limit_rules_initialize(tenant=tenant)
     return tenant
 
 

@@ -77,7 +77,7 @@ def _error(index: int | None, field: str | None, detail: str) -> dict[str, Any]:
     return error
 
 
-def _content_hash(
+def content_hash(
     channel_code: str, quantity: int, occurred_at: datetime, metadata_json: str
 ) -> str:
     raw = f"{channel_code}\x1f{quantity}\x1f{occurred_at.isoformat()}\x1f{metadata_json}"
@@ -231,7 +231,7 @@ def usage_batch_validate(
                 occurred_at=utc,
                 metadata=metadata,
                 metadata_json=metadata_json,
-                content_hash=_content_hash(channel.code, quantity, utc, metadata_json),
+                content_hash=content_hash(channel.code, quantity, utc, metadata_json),
                 period=bounds,
             )
         )
@@ -243,7 +243,7 @@ def usage_batch_validate(
     return valid
 
 
-def _with_deadlock_retry(work: Callable[[], _T]) -> _T:
+def with_deadlock_retry(work: Callable[[], _T]) -> _T:
     """Run a transaction again when PostgreSQL picks it as a deadlock victim.
 
     Only an outermost transaction can be retried; inside a caller's transaction
@@ -370,7 +370,7 @@ def usage_record_batch(
         with transaction.atomic():
             return _record(tenant=tenant, events=ordered, duplicates=duplicates, now=now)
 
-    return _with_deadlock_retry(record)
+    return with_deadlock_retry(record)
 
 
 def _raise_conflict(ids: set[str], *, within_batch: bool) -> None:

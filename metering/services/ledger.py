@@ -11,14 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from metering.models import Balance, BillingPeriod, Channel, Grant, LedgerEntry
+from metering.models import Authorization, Balance, BillingPeriod, Channel, Grant, LedgerEntry
 from tenants.models import Tenant
 
 BalanceKey = tuple[int, int]  # (channel_id, period_id)
@@ -26,13 +26,17 @@ BalanceKey = tuple[int, int]  # (channel_id, period_id)
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
-def included_units_for(*, tenant: Tenant, channel: Channel, period: BillingPeriod | None) -> int:
-    """Included credits of a tenant × channel for a period (None: one not opened yet).
+def included_units_for(
+    *, tenant: Tenant, channel: Channel, period: BillingPeriod | None, now: datetime | None = None
+) -> int:
+    """Included credits a balance opens with: those of the limit rule in force when it
+    opens (clipped into the period, for a past period's late events)."""
+    from policies.selectors import effective_rule  # policies builds on metering
 
-    The channel's default for now; the rules engine supplies per-tenant rules
-    through this one function.
-    """
-    return channel.default_included_units
+    at = now or timezone.now()
+    if period is not None:
+        at = min(max(at, period.starts_at), period.ends_at - timedelta(microseconds=1))
+    return effective_rule(tenant=tenant, channel=channel, at=at).included_units
 
 
 def draw_order_key(grant: Grant) -> tuple[bool, datetime, int, datetime, int]:
@@ -50,7 +54,7 @@ def grant_is_drawable(grant: Grant, now: datetime) -> bool:
     return (
         grant.expired_at is None
         and (grant.expires_at is None or grant.expires_at > now)
-        and grant.drawn_units < grant.units
+        and grant.undrawn_units > 0
     )
 
 
@@ -96,7 +100,7 @@ def _open_balance(
             balance = Balance.objects.create(tenant=tenant, channel=channel, period=period)
     except IntegrityError:
         return
-    included = included_units_for(tenant=tenant, channel=channel, period=period)
+    included = included_units_for(tenant=tenant, channel=channel, period=period, now=now)
     if included > 0:
         _grant_add(
             balance=balance,
@@ -329,3 +333,96 @@ def grants_expire(
     entries = _expire_due(balance, grants, now)
     LedgerEntry.objects.bulk_create(entries)
     return len(entries)
+
+
+def reservation_hold(
+    *, balance: Balance, units: int, authorization: Authorization, now: datetime
+) -> LedgerEntry:
+    """Reserve ``units`` on a locked balance for an authorization."""
+    entry = LedgerEntry.objects.create(
+        tenant_id=balance.tenant_id,
+        balance=balance,
+        kind=LedgerEntry.Kind.HOLD,
+        reserved_delta=units,
+        authorization=authorization,
+        created_at=now,
+    )
+    _move(balance, reserved=units)
+    return entry
+
+
+def reservation_release(
+    *, balance: Balance, units: int, authorization: Authorization, reason: str, now: datetime
+) -> LedgerEntry:
+    """Give back ``units`` an authorization reserved on a locked balance."""
+    entry = LedgerEntry.objects.create(
+        tenant_id=balance.tenant_id,
+        balance=balance,
+        kind=LedgerEntry.Kind.RELEASE,
+        reserved_delta=-units,
+        authorization=authorization,
+        reason=reason,
+        created_at=now,
+    )
+    _move(balance, reserved=-units)
+    return entry
+
+
+def reduction_plan(grants: Iterable[Grant], units: int, now: datetime) -> list[Draw]:
+    """Which grants a reduction takes undrawn units from: included credits first,
+    then the others in reverse draw order (what would be used last goes first)."""
+    drawable = [g for g in grants if grant_is_drawable(g, now)]
+    included = sorted(
+        (g for g in drawable if g.kind == Grant.Kind.INCLUDED), key=draw_order_key, reverse=True
+    )
+    others = sorted(
+        (g for g in drawable if g.kind != Grant.Kind.INCLUDED), key=draw_order_key, reverse=True
+    )
+    plan: list[Draw] = []
+    left = units
+    for grant in included + others:
+        if left == 0:
+            break
+        take = min(left, grant.undrawn_units)
+        plan.append(Draw(grant=grant, units=take))
+        left -= take
+    return plan
+
+
+def credits_reduce_locked(
+    *,
+    balance: Balance,
+    units: int,
+    reason: str,
+    actor: User | None,
+    now: datetime,
+    only_included: bool = False,
+) -> int:
+    """Take up to ``units`` undrawn credits away from a locked balance's grants
+    (one ``reduction`` entry per grant). Returns how many units were reduced:
+    units already used cannot be taken back."""
+    grants = list(Grant.objects.filter(balance=balance, expired_at__isnull=True))
+    entries = _expire_due(balance, grants, now)
+    if only_included:
+        grants = [g for g in grants if g.kind == Grant.Kind.INCLUDED]
+    reduced = 0
+    for draw in reduction_plan(grants, units, now):
+        assert draw.grant is not None
+        Grant.objects.filter(pk=draw.grant.pk).update(reduced_units=F("reduced_units") + draw.units)
+        draw.grant.reduced_units += draw.units
+        entries.append(
+            LedgerEntry(
+                tenant_id=balance.tenant_id,
+                balance=balance,
+                kind=LedgerEntry.Kind.REDUCTION,
+                available_delta=-draw.units,
+                grant=draw.grant,
+                reason=reason,
+                actor=actor,
+                created_at=now,
+            )
+        )
+        _move(balance, available=-draw.units)
+        reduced += draw.units
+    LedgerEntry.objects.bulk_create(entries)
+    return reduced

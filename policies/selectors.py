@@ -1,0 +1,161 @@
+"""Reads of the rules in force: the effective limit rule, the restrictions in force,
+the fee schedule that applies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import F, Q
+
+from metering.models import Channel
+from policies.models import (
+    DEFAULT_THRESHOLDS,
+    Action,
+    CarryOver,
+    CohortDefault,
+    FeeSchedule,
+    LimitRule,
+    Restriction,
+    RuleTerms,
+)
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class EffectiveRule:
+    """The terms in force for a tenant × channel, and where they come from."""
+
+    included_units: int
+    warning_thresholds: tuple[int, ...] = tuple(DEFAULT_THRESHOLDS)
+    hard_limit: int | None = None
+    action: str = Action.NOTIFY_ONLY
+    restrict_units: int | None = None
+    restrict_window: str = ""
+    carry_over: str = CarryOver.FORGIVE
+    source: str = "channel default"
+    rule: LimitRule | None = field(default=None, compare=False)
+
+    @property
+    def version(self) -> int | None:
+        return self.rule.version if self.rule else None
+
+
+def _terms(terms: RuleTerms, *, source: str, rule: LimitRule | None = None) -> EffectiveRule:
+    return EffectiveRule(
+        included_units=terms.included_units,
+        warning_thresholds=tuple(terms.warning_thresholds),
+        hard_limit=terms.hard_limit,
+        action=terms.action,
+        restrict_units=terms.restrict_units,
+        restrict_window=terms.restrict_window,
+        carry_over=terms.carry_over,
+        source=source,
+        rule=rule,
+    )
+
+
+def cohort_default_for(*, tenant: Tenant, channel: Channel) -> CohortDefault | None:
+    """The most specific cohort default: industry and size band, then industry,
+    then size band, then any."""
+    candidates = CohortDefault.objects.filter(
+        Q(industry=tenant.industry) | Q(industry=""),
+        Q(size_band=tenant.size_band) | Q(size_band=""),
+        channel=channel,
+    )
+    return min(
+        candidates,
+        key=lambda c: (c.industry == "", c.size_band == ""),
+        default=None,
+    )
+
+
+def effective_rule(*, tenant: Tenant, channel: Channel, at: datetime) -> EffectiveRule:
+    """The tenant's latest rule version in force at ``at``; without one, its
+    cohort's default; without that, the channel's default. One query when the
+    tenant has a rule."""
+    rule = (
+        LimitRule.objects.for_tenant(tenant)
+        .filter(channel=channel, effective_from__lte=at)
+        .order_by("-version")
+        .first()
+    )
+    if rule is not None:
+        return _terms(rule, source=f"rule v{rule.version}", rule=rule)
+    cohort = cohort_default_for(tenant=tenant, channel=channel)
+    if cohort is not None:
+        return _terms(
+            cohort, source=f"cohort default {cohort.industry or 'any'}/{cohort.size_band or 'any'}"
+        )
+    return EffectiveRule(included_units=channel.default_included_units)
+
+
+def effective_rules(
+    *, tenant: Tenant, channels: list[Channel], at: datetime
+) -> dict[int, EffectiveRule]:
+    """Effective rules of several channels in two queries (rules, then cohort defaults)."""
+    latest: dict[int, LimitRule] = {}
+    for rule in (
+        LimitRule.objects.for_tenant(tenant)
+        .filter(channel__in=channels, effective_from__lte=at)
+        .order_by("channel_id", "-version")
+    ):
+        latest.setdefault(rule.channel_id, rule)
+    result: dict[int, EffectiveRule] = {}
+    missing = [c for c in channels if c.pk not in latest]
+    cohorts: dict[int, CohortDefault] = {}
+    if missing:
+        for cohort in CohortDefault.objects.filter(
+            Q(industry=tenant.industry) | Q(industry=""),
+            Q(size_band=tenant.size_band) | Q(size_band=""),
+            channel__in=missing,
+        ):
+            best = cohorts.get(cohort.channel_id)
+            rank = (cohort.industry == "", cohort.size_band == "")
+            if best is None or rank < (best.industry == "", best.size_band == ""):
+                cohorts[cohort.channel_id] = cohort
+    for channel in channels:
+        if channel.pk in latest:
+            rule = latest[channel.pk]
+            result[channel.pk] = _terms(rule, source=f"rule v{rule.version}", rule=rule)
+        elif channel.pk in cohorts:
+            cohort = cohorts[channel.pk]
+            result[channel.pk] = _terms(
+                cohort,
+                source=f"cohort default {cohort.industry or 'any'}/{cohort.size_band or 'any'}",
+            )
+        else:
+            result[channel.pk] = EffectiveRule(included_units=channel.default_included_units)
+    return result
+
+
+def restrictions_in_force(
+    *, tenant: Tenant, at: datetime, channel: Channel | None = None
+) -> list[Restriction]:
+    """Unlifted restrictions whose window contains ``at``: of the whole tenant, and
+    of ``channel`` when given (else of every channel)."""
+    query = Restriction.objects.for_tenant(tenant).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=at), lifted_at__isnull=True, starts_at__lte=at
+    )
+    if channel is not None:
+        query = query.filter(Q(channel__isnull=True) | Q(channel=channel))
+    return list(query.order_by("pk"))
+
+
+def applicable_fee_schedule(
+    *, tenant: Tenant, channel: Channel, at: datetime
+) -> FeeSchedule | None:
+    """The fee schedule that applies at ``at``: in effect and notified to the tenant by
+    then; the tenant's own override before the global default, the newest first."""
+    return (
+        FeeSchedule.objects.filter(
+            Q(tenant=tenant) | Q(tenant__isnull=True),
+            channel=channel,
+            effective_from__lte=at,
+            notices__tenant=tenant,
+            notices__notified_at__lte=at,
+        )
+        .order_by(F("tenant_id").asc(nulls_last=True), "-effective_from", "-pk")
+        .prefetch_related("tiers")
+        .first()
+    )

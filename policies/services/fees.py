@@ -1,0 +1,139 @@
+"""Fee schedules: prices for units beyond the included credits (policy § 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from creditguard.errors import InvalidInput
+from creditguard.money import round_money
+from metering.models import Channel
+from policies.models import FeeSchedule, FeeScheduleNotice, FeeTier
+from policies.services.audit import audit_record
+from tenants.models import Tenant
+
+TierSpec = tuple[int | None, Decimal | str]  # (up to units beyond included, unit price)
+
+
+def fee_for_units(*, mode: str, tiers: Sequence[FeeTier], units: int, currency: str) -> Decimal:
+    """The fee for ``units`` beyond the included credits, rounded once (half up).
+
+    Graduated: each tier prices the units that fall in it. Volume: the tier the
+    total falls in prices every unit. Tiers are ordered by ``up_to``, the last open.
+    """
+    if units <= 0:
+        return round_money(Decimal(0), currency)
+    ordered = sorted(tiers, key=lambda t: (t.up_to is None, t.up_to or 0))
+    total = Decimal(0)
+    if mode == FeeSchedule.Mode.VOLUME:
+        tier = next((t for t in ordered if t.up_to is None or units <= t.up_to), ordered[-1])
+        total = tier.unit_price * units
+    else:
+        lower = 0
+        for tier in ordered:
+            upper = units if tier.up_to is None else min(units, tier.up_to)
+            if upper > lower:
+                total += tier.unit_price * (upper - lower)
+            lower = tier.up_to if tier.up_to is not None else units
+            if lower >= units:
+                break
+    return round_money(total, currency)
+
+
+def _validate_tiers(tiers: Iterable[TierSpec]) -> list[tuple[int | None, Decimal]]:
+    parsed: list[tuple[int | None, Decimal]] = []
+    for index, (up_to, price) in enumerate(tiers):
+        try:
+            unit_price = Decimal(str(price))
+        except InvalidOperation:
+            raise InvalidInput(f"Tier {index + 1}: {price!r} is not a price.") from None
+        if unit_price < 0 or not unit_price.is_finite():
+            raise InvalidInput(f"Tier {index + 1}: the price must be 0 or more.")
+        if up_to is not None and (type(up_to) is not int or up_to < 1):
+            raise InvalidInput(f"Tier {index + 1}: 'up to' must be a whole number of at least 1.")
+        parsed.append((up_to, unit_price))
+    if not parsed:
+        raise InvalidInput("A fee schedule needs at least one tier.")
+    edges = [up_to for up_to, _ in parsed]
+    if edges[-1] is not None or None in edges[:-1]:
+        raise InvalidInput("Only the last tier is open-ended, and it must be.")
+    bounded = [edge for edge in edges[:-1] if edge is not None]
+    if bounded != sorted(set(bounded)):
+        raise InvalidInput("Tier edges must rise.")
+    return parsed
+
+
+@transaction.atomic
+def fee_schedule_create(
+    *,
+    channel: Channel,
+    name: str,
+    tiers: Iterable[TierSpec],
+    currency: str = "EUR",
+    mode: str = FeeSchedule.Mode.GRADUATED,
+    tenant: Tenant | None = None,
+    effective_from: datetime | None = None,
+    reason: str = "",
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> FeeSchedule:
+    """A new fee schedule (global when ``tenant`` is None), with its tiers. It applies
+    to a tenant only once the tenant has been notified (:func:`fee_schedule_notify`)."""
+    now = now or timezone.now()
+    if mode not in FeeSchedule.Mode.values:
+        raise InvalidInput(f"Unknown tier mode {mode!r}.")
+    parsed = _validate_tiers(tiers)
+    schedule = FeeSchedule.objects.create(
+        channel=channel, tenant=tenant, name=name, mode=mode, currency=currency.upper(),
+        effective_from=effective_from or now, author=actor, reason=reason, created_at=now,
+    )  # fmt: skip
+    FeeTier.objects.bulk_create(
+        [FeeTier(schedule=schedule, up_to=up_to, unit_price=price) for up_to, price in parsed]
+    )
+    audit_record(
+        actor=actor, action="fee_schedule.create", tenant=tenant, obj=schedule, before=None,
+        after={"channel": channel.code, "mode": mode, "currency": schedule.currency,
+               "effective_from": schedule.effective_from,
+               "tiers": [[up_to, str(price)] for up_to, price in parsed]},
+        reason=reason, now=now,
+    )  # fmt: skip
+    return schedule
+
+
+@transaction.atomic
+def fee_schedule_notify(
+    *,
+    schedule: FeeSchedule,
+    tenants: Iterable[Tenant] | None = None,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Record that tenants were told of a schedule (all it concerns by default): from
+    that moment it may apply to them. Telling a tenant twice keeps the first time.
+    Returns how many tenants were newly notified."""
+    now = now or timezone.now()
+    if tenants is None:
+        own = schedule.tenant
+        tenants = [own] if own is not None else Tenant.objects.exclude(status=Tenant.Status.CLOSED)
+    targets = list(tenants)
+    if schedule.tenant_id is not None and any(t.pk != schedule.tenant_id for t in targets):
+        raise InvalidInput("A tenant's own fee schedule is notified to that tenant only.")
+    already = set(
+        FeeScheduleNotice.objects.filter(schedule=schedule).values_list("tenant_id", flat=True)
+    )
+    new = [t for t in targets if t.pk not in already]
+    FeeScheduleNotice.objects.bulk_create(
+        [FeeScheduleNotice(schedule=schedule, tenant=t, notified_at=now) for t in new],
+        ignore_conflicts=True,
+    )
+    if new:
+        audit_record(
+            actor=actor, action="fee_schedule.notify", tenant=schedule.tenant, obj=schedule,
+            before=None, after={"tenants": [t.slug for t in new]}, reason="", now=now,
+        )  # fmt: skip
+    return len(new)

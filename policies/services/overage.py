@@ -1,0 +1,203 @@
+"""Overage charges (policy § 7): kept current as usage arrives, finalised when the
+period closes, decided once — bill, waive, or waive partly — and audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from creditguard.errors import Conflict, InvalidInput, Unprocessable
+from creditguard.money import round_money
+from metering.models import Balance, BillingPeriod, Channel
+from policies.models import Action, OverageCharge
+from policies.selectors import applicable_fee_schedule, effective_rule
+from policies.services.audit import audit_record, snapshot
+from policies.services.fees import fee_for_units
+from tenants.models import Tenant
+
+DECISIONS = ("bill", "waive", "partly_waive")
+
+
+def overage_factors(*, tenant: Tenant, channel: Channel, period: BillingPeriod, balance: Balance,
+                    now: datetime) -> dict[str, Any]:  # fmt: skip
+    """What the decider sees (policy § 7): type of use, relationship, system impact."""
+    period_used = (
+        Balance.objects.for_tenant(tenant).filter(period=period).aggregate(u=Sum("used"))["u"] or 0
+    )
+    history = OverageCharge.objects.for_tenant(tenant).exclude(period=period)
+    lifetime = history.aggregate(billed=Sum("billed_amount"), waived=Sum("waived_amount"))
+    waivers = history.filter(
+        status__in=[OverageCharge.Status.WAIVED, OverageCharge.Status.PARTLY_WAIVED]
+    ).aggregate(n=Count("pk"))["n"]
+    days = (period.ends_at - period.starts_at).total_seconds() / 86400
+    capacity = (channel.capacity_per_day or 0) * days
+    return {
+        "type_of_use": {
+            "channel": channel.code,
+            "share_of_period_usage": round(balance.used / period_used, 4) if period_used else 0,
+        },
+        "relationship": {
+            "tenure_days": (now - tenant.created_at).days,
+            "lifetime_billed": str(lifetime["billed"] or Decimal("0.00")),
+            "lifetime_waived": str(lifetime["waived"] or Decimal("0.00")),
+            "earlier_waivers": waivers,
+        },
+        "system_impact": {
+            "share_of_channel_capacity": round(balance.used / capacity, 6) if capacity else None,
+        },
+    }
+
+
+@transaction.atomic
+def overage_charge_refresh(
+    *, tenant: Tenant, channel: Channel, period: BillingPeriod, now: datetime | None = None
+) -> OverageCharge | None:
+    """Bring the charge of a tenant × channel × period up to date with its balance:
+    units over, fee by the schedule that applies, factors. Created at the first
+    overage; a finalised charge never changes. Safe to run twice or in parallel
+    (the balance row lock serializes refreshes)."""
+    now = now or timezone.now()
+    balance = (
+        Balance.objects.for_tenant(tenant).select_for_update()
+        .filter(channel=channel, period=period).first()
+    )  # fmt: skip
+    if balance is None:
+        return None
+    charge = OverageCharge.objects.for_tenant(tenant).filter(channel=channel, period=period).first()
+    if charge is not None and charge.finalized_at is not None:
+        return charge
+    units = balance.overage_units
+    if charge is None and units == 0:
+        return None
+    at = min(now, period.ends_at)
+    rule = effective_rule(tenant=tenant, channel=channel, at=at)
+    schedule = applicable_fee_schedule(tenant=tenant, channel=channel, at=at)
+    currency = schedule.currency if schedule else tenant.currency
+    amount = (
+        fee_for_units(mode=schedule.mode, tiers=list(schedule.tiers.all()), units=units,
+                      currency=currency)
+        if schedule else round_money(Decimal(0), currency)
+    )  # fmt: skip
+    fields = {
+        "action": rule.action,
+        "units": units,
+        "schedule": schedule,
+        "amount": amount,
+        "currency": currency,
+        "factors": overage_factors(
+            tenant=tenant, channel=channel, period=period, balance=balance, now=now
+        ),
+        "updated_at": now,
+    }
+    if charge is None:
+        return OverageCharge.objects.create(tenant=tenant, channel=channel, period=period, **fields)
+    for name, value in fields.items():
+        setattr(charge, name, value)
+    charge.save(update_fields=list(fields))
+    return charge
+
+
+@transaction.atomic
+def overage_charge_finalize(*, charge: OverageCharge, now: datetime | None = None) -> OverageCharge:
+    """Freeze a closed period's charge; bill it at once when its rule charges overage
+    and the amount is below the auto-bill threshold. Finalising twice changes nothing."""
+    now = now or timezone.now()
+    charge = OverageCharge.objects.select_for_update().get(pk=charge.pk)
+    if charge.finalized_at is not None:
+        return charge
+    tenant = Tenant.objects.get(pk=charge.tenant_id)
+    period = BillingPeriod.objects.get(pk=charge.period_id)
+    channel = Channel.objects.get(pk=charge.channel_id)
+    refreshed = overage_charge_refresh(tenant=tenant, channel=channel, period=period, now=now)
+    assert refreshed is not None
+    charge = refreshed
+    charge.finalized_at = now
+    charge.save(update_fields=["finalized_at"])
+    threshold = settings.OVERAGE_AUTO_BILL_BELOW
+    if charge.action == Action.CHARGE_OVERAGE and charge.amount < threshold:
+        _decide(charge, "bill", None, f"Automatically billed: below {threshold} {charge.currency}",
+                None, now)  # fmt: skip
+    return charge
+
+
+@transaction.atomic
+def overage_decide(
+    *,
+    charge: OverageCharge,
+    decision: str,
+    reason: str,
+    actor: User | None,
+    waived_amount: Decimal | str | None = None,
+    now: datetime | None = None,
+) -> OverageCharge:
+    """Decide a finalised charge once: ``bill`` it, ``waive`` it, or ``partly_waive``
+    it by ``waived_amount``. A reason is required; a second decision is refused;
+    the decision and the factors shown are audited."""
+    now = now or timezone.now()
+    if decision not in DECISIONS:
+        raise InvalidInput(f"The decision must be one of {', '.join(DECISIONS)}.")
+    if not reason or not reason.strip():
+        raise InvalidInput("A decision needs a reason.")
+    charge = OverageCharge.objects.select_for_update().get(pk=charge.pk)
+    if charge.status != OverageCharge.Status.PENDING:
+        raise Conflict(
+            f"This charge was decided already ({charge.status} on {charge.decided_at:%Y-%m-%d})."
+        )
+    if charge.finalized_at is None:
+        raise Unprocessable(
+            "The period is still open; decide once it has closed and the charge is final."
+        )
+    waived = None
+    if decision == "partly_waive":
+        try:
+            waived = round_money(Decimal(str(waived_amount)), charge.currency)
+        except InvalidOperation:
+            raise InvalidInput(f"{waived_amount!r} is not an amount.") from None
+        if not Decimal(0) < waived < charge.amount:
+            raise InvalidInput(
+                "A partial waiver lies between 0 and the charge's "
+                f"{charge.amount} {charge.currency}."
+            )
+    return _decide(charge, decision, waived, reason.strip(), actor, now)
+
+
+def _decide(charge: OverageCharge, decision: str, waived: Decimal | None, reason: str,
+            actor: User | None, now: datetime) -> OverageCharge:  # fmt: skip
+    before = snapshot(charge, ["status", "amount", "billed_amount", "waived_amount"])
+    if decision == "bill":
+        charge.status, charge.billed_amount, charge.waived_amount = (
+            OverageCharge.Status.BILLED,
+            charge.amount,
+            Decimal("0.00"),
+        )
+    elif decision == "waive":
+        charge.status, charge.billed_amount, charge.waived_amount = (
+            OverageCharge.Status.WAIVED,
+            Decimal("0.00"),
+            charge.amount,
+        )
+    else:
+        assert waived is not None
+        charge.status, charge.billed_amount, charge.waived_amount = (
+            OverageCharge.Status.PARTLY_WAIVED,
+            charge.amount - waived,
+            waived,
+        )
+    charge.decided_at, charge.decided_by, charge.decision_reason = now, actor, reason
+    charge.save(update_fields=["status", "billed_amount", "waived_amount", "decided_at",
+                               "decided_by", "decision_reason"])  # fmt: skip
+    audit_record(
+        actor=actor, action=f"overage.{decision}", tenant=charge.tenant, obj=charge,
+        before=before,
+        after={**(snapshot(charge, ["status", "amount", "billed_amount", "waived_amount"]) or {}),
+               "factors": charge.factors},
+        reason=reason, now=now,
+    )  # fmt: skip
+    return charge

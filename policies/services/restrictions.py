@@ -1,0 +1,160 @@
+"""Restrictions (policy § 5): staff throttle or suspend a channel or the whole tenant,
+for a while or permanently; the tenant's status follows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from creditguard.errors import Conflict, InvalidInput
+from metering.models import Channel
+from policies.models import Restriction, Window
+from policies.services.audit import audit_record, snapshot
+from tenants.models import Tenant
+
+
+def tenant_status_refresh(*, tenant: Tenant, now: datetime) -> str:
+    """Derive the tenant's status from its restrictions not yet ended (in force or
+    scheduled): a whole-tenant suspension → suspended; any other → restricted; none →
+    active. A closed tenant stays closed. Authorization reads restrictions only when
+    the status is not active, so the status must never be active while one exists."""
+    if tenant.status == Tenant.Status.CLOSED:
+        return tenant.status
+    pending = Restriction.objects.for_tenant(tenant).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=now), lifted_at__isnull=True
+    )
+    if pending.filter(channel__isnull=True, kind=Restriction.Kind.SUSPEND).exists():
+        status = Tenant.Status.SUSPENDED
+    elif pending.exists():
+        status = Tenant.Status.RESTRICTED
+    else:
+        status = Tenant.Status.ACTIVE
+    if status != tenant.status:
+        Tenant.objects.filter(pk=tenant.pk).update(status=status)
+        tenant.status = status
+    return status
+
+
+@transaction.atomic
+def restriction_apply(
+    *,
+    tenant: Tenant,
+    channel: Channel | None,
+    kind: str,
+    reason: str,
+    actor: User | None,
+    limit_units: int | None = None,
+    window: str = "",
+    starts_at: datetime | None = None,
+    duration: timedelta | None = None,
+    now: datetime | None = None,
+) -> Restriction:
+    """Throttle (``limit_units`` per ``window``) or suspend a channel, or the whole tenant
+    when ``channel`` is None, from ``starts_at`` (default now) for ``duration`` (None:
+    permanent). Audited; the tenant's status follows."""
+    now = now or timezone.now()
+    if not reason or not reason.strip():
+        raise InvalidInput("A restriction needs a reason.")
+    if kind not in Restriction.Kind.values:
+        raise InvalidInput(f"Unknown restriction kind {kind!r}.")
+    if kind == Restriction.Kind.THROTTLE:
+        if limit_units is None or type(limit_units) is not int or limit_units < 0:
+            raise InvalidInput("A throttle needs the units allowed per window (0 or more).")
+        if window not in Window.values:
+            raise InvalidInput("A throttle needs a window: hour or day.")
+    else:
+        limit_units, window = None, ""
+    if duration is not None and duration <= timedelta(0):
+        raise InvalidInput("A restriction's duration must be positive (or none: permanent).")
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    starts_at = starts_at or now
+    restriction = Restriction.objects.create(
+        tenant=tenant,
+        channel=channel,
+        kind=kind,
+        limit_units=limit_units,
+        window=window,
+        starts_at=starts_at,
+        ends_at=starts_at + duration if duration else None,
+        reason=reason.strip(),
+        author=actor,
+        created_at=now,
+    )
+    before_status = tenant.status
+    tenant_status_refresh(tenant=tenant, now=now)
+    audit_record(
+        actor=actor,
+        action="restriction.apply",
+        tenant=tenant,
+        obj=restriction,
+        before={"tenant_status": before_status},
+        after={**(snapshot(restriction) or {}), "tenant_status": tenant.status},
+        reason=reason.strip(),
+        now=now,
+    )
+    return restriction
+
+
+@transaction.atomic
+def restriction_lift(
+    *, restriction: Restriction, reason: str, actor: User | None, now: datetime | None = None
+) -> Restriction:
+    """Lift a restriction before its end. Lifting twice is refused; audited."""
+    now = now or timezone.now()
+    if not reason or not reason.strip():
+        raise InvalidInput("Lifting a restriction needs a reason.")
+    locked = Restriction.objects.select_for_update().get(pk=restriction.pk)
+    if locked.lifted_at is not None:
+        raise Conflict(
+            f"This restriction was lifted already, at {locked.lifted_at:%Y-%m-%d %H:%M}."
+        )
+    if locked.ends_at is not None and locked.ends_at <= now:
+        raise Conflict("This restriction has ended already.")
+    before = snapshot(locked)
+    locked.lifted_at, locked.lifted_by, locked.lift_reason = now, actor, reason.strip()
+    locked.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    tenant = Tenant.objects.select_for_update().get(pk=locked.tenant_id)
+    tenant_status_refresh(tenant=tenant, now=now)
+    audit_record(
+        actor=actor,
+        action="restriction.lift",
+        tenant=tenant,
+        obj=locked,
+        before=before,
+        after={**(snapshot(locked) or {}), "tenant_status": tenant.status},
+        reason=reason.strip(),
+        now=now,
+    )
+    return locked
+
+
+def restrictions_expire(*, now: datetime | None = None) -> int:
+    """Bring the status of tenants whose restrictions have ended up to date (beat runs
+    this; authorization already ignores ended restrictions). Returns how many tenants
+    changed. Safe to run twice or in parallel."""
+    now = now or timezone.now()
+    changed = 0
+    candidates = Tenant.objects.filter(
+        status__in=[Tenant.Status.RESTRICTED, Tenant.Status.SUSPENDED]
+    ).values_list("pk", flat=True)
+    for tenant_id in candidates:
+        with transaction.atomic():
+            tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+            before = tenant.status
+            if tenant_status_refresh(tenant=tenant, now=now) != before:
+                audit_record(
+                    actor=None,
+                    action="restriction.expire",
+                    tenant=tenant,
+                    obj=tenant,
+                    before={"tenant_status": before},
+                    after={"tenant_status": tenant.status},
+                    reason="Restriction ended",
+                    now=now,
+                )
+                changed += 1
+    return changed
