@@ -4,11 +4,29 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from creditguard import views
 from metering import apis as metering_apis
+from policies import apis as policies_apis
 
 api_v1 = [
     path("usage-events", metering_apis.UsageEventsApi.as_view(), name="usage-events"),
     path("balances", metering_apis.BalancesApi.as_view(), name="balances"),
     path("usage", metering_apis.UsageApi.as_view(), name="usage"),
+    path("authorizations", policies_apis.AuthorizationsApi.as_view(), name="authorizations"),
+    path(
+        "authorizations/<str:authorization_id>/commit",
+        policies_apis.AuthorizationCommitApi.as_view(),
+        name="authorization-commit",
+    ),
+    path(
+        "authorizations/<str:authorization_id>/release",
+        policies_apis.AuthorizationReleaseApi.as_view(),
+        name="authorization-release",
+    ),
+    path("topup-offers", policies_apis.TopUpOffersApi.as_view(), name="topup-offers"),
+    path(
+        "topup-offers/<str:offer_id>/accept",
+        policies_apis.TopUpOfferAcceptApi.as_view(),
+        name="topup-offer-accept",
+    ),
 ]
 
 urlpatterns = [

@@ -87,7 +87,10 @@ class BalancesApi(APIView):
         remaining = serializers.IntegerField()
         hard_limit = serializers.IntegerField(allow_null=True)
         overage_units = serializers.IntegerField()
-        status = serializers.ChoiceField(choices=["ok", "near_limit", "at_limit", "over_limit"])
+        status = serializers.ChoiceField(
+            choices=["ok", "near_limit", "at_limit", "over_limit", "restricted", "suspended"]
+        )
+        action_past_limit = serializers.CharField(source="action")
         thresholds_crossed = serializers.ListField(child=serializers.IntegerField())
         forecast = serializers.SerializerMethodField()
 

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth
 from django.utils import timezone
 
 from metering.models import Balance, BillingPeriod, Channel, Grant, UsageEvent
-from metering.services.ledger import included_units_for
 from metering.services.periods import PeriodBounds, month_bounds, period_bounds
+from policies.models import Restriction
+from policies.selectors import effective_rules, restrictions_in_force
 from tenants.models import Tenant
 
-DEFAULT_THRESHOLDS = (50, 80, 90, 100)
 NEAR_LIMIT_PERCENT = 80
 
 
@@ -30,6 +30,8 @@ class ChannelBalance:
     reserved: int
     hard_limit: int | None
     thresholds: tuple[int, ...]
+    action: str
+    restriction: str | None  # "suspended" or "restricted" by staff, else None
     forecast_used: int | None
     forecast_limit_reached_at: datetime | None
 
@@ -56,6 +58,8 @@ class ChannelBalance:
 
     @property
     def status(self) -> str:
+        if self.restriction is not None:
+            return self.restriction
         if self.overage_units > 0:
             return "over_limit"
         percent = self.used_percent
@@ -93,7 +97,8 @@ def _forecast(
 
 def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> TenantBalances:
     """The current period's balance per channel: every active channel, and any
-    inactive one that has a balance this period. Three queries, whatever the history."""
+    inactive one that has a balance this period, with the terms of the rules in
+    force and staff restrictions. A fixed number of queries, whatever the history."""
     now = now or timezone.now()
     bounds = period_bounds(tenant=tenant, at=now)
     period = BillingPeriod.objects.for_tenant(tenant).filter(starts_at=bounds.starts_at).first()
@@ -107,18 +112,25 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             Grant.objects.for_tenant(tenant)
             .filter(balance__period=period)
             .values("balance__channel_id", "kind")
-            .annotate(units=Sum("units"))
+            .annotate(units=Sum(F("units") - F("reduced_units")))
         ):
             grant_totals[(row["balance__channel_id"], row["kind"])] = row["units"]
+    channels = [c for c in Channel.objects.all() if c.active or c.pk in balances]
+    rules = effective_rules(tenant=tenant, channels=channels, at=now)
+    restricted: dict[int | None, str] = {}
+    if tenant.status != Tenant.Status.ACTIVE:
+        for restriction in restrictions_in_force(tenant=tenant, at=now):
+            state = "suspended" if restriction.kind == Restriction.Kind.SUSPEND else "restricted"
+            if restricted.get(restriction.channel_id) != "suspended":
+                restricted[restriction.channel_id] = state
 
     rows: list[ChannelBalance] = []
-    for channel in Channel.objects.all():
+    for channel in channels:
         balance = balances.get(channel.pk)
-        if balance is None and not channel.active:
-            continue
+        rule = rules[channel.pk]
         if balance is None:
-            # Not opened yet: what opening it would grant.
-            included = included_units_for(tenant=tenant, channel=channel, period=period)
+            # Not opened yet: what opening it now would grant.
+            included = rule.included_units
             promotional = topped_up = used = reserved = 0
             available = included
         else:
@@ -127,6 +139,7 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             topped_up = grant_totals.get((channel.pk, Grant.Kind.PURCHASED), 0)
             available, used, reserved = balance.available, balance.used, balance.reserved
         projected, reached_at = _forecast(used=used, available=available, bounds=bounds, now=now)
+        whole, own = restricted.get(None), restricted.get(channel.pk)
         rows.append(
             ChannelBalance(
                 channel=channel,
@@ -136,8 +149,10 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
                 available=available,
                 used=used,
                 reserved=reserved,
-                hard_limit=None,
-                thresholds=DEFAULT_THRESHOLDS,
+                hard_limit=rule.hard_limit,
+                thresholds=rule.warning_thresholds,
+                action=rule.action,
+                restriction="suspended" if "suspended" in (whole, own) else (whole or own),
                 forecast_used=projected,
                 forecast_limit_reached_at=reached_at,
             )

@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth.models import User
 
 from metering.models import Channel
 from tenants.models import Membership, Tenant
+from tenants.services import tenant_create
 
 
 class TenantFactory(factory.django.DjangoModelFactory[Tenant]):
+    """Tenants made by the service, as in production: with version 1 of their rules."""
+
     class Meta:
         model = Tenant
+
+    @classmethod
+    def _create(cls, model_class: type[Tenant], *args: Any, **kwargs: Any) -> Tenant:
+        return tenant_create(**kwargs)
 
     name = factory.Sequence(lambda n: f"Tenant {n}")
     slug = factory.Sequence(lambda n: f"tenant-{n}")

@@ -26,3 +26,14 @@ class AwareDateTimeField(serializers.DateTimeField):
         if parsed.tzinfo is None:
             self.fail("naive")
         return parsed
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not a string, float or boolean that looks like one."""
+
+    default_error_messages = {"invalid": "Must be a whole number (a JSON integer)."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int:
+            self.fail("invalid")
+        return int(super().to_internal_value(data))

@@ -34,7 +34,7 @@ def content_of(event_id: str, now: datetime) -> dict:
     }
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_overlapping_retried_batches_store_each_event_once():
     tenant = TenantFactory.create(time_zone="UTC")
     raw_key = api_key_create(tenant=tenant, name="load", scopes=ALL_SCOPES).raw_key

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from metering.models import Balance, Channel, Grant, LedgerEntry
 from metering.services.ledger import balance_lock, grant_create, usage_book
 from metering.services.periods import period_bounds, period_get_or_open
+from policies.services.rules import limit_rule_set
 from tests.factories import TenantFactory
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -69,7 +70,10 @@ def test_balance_equals_sum_of_entries_and_draws_follow_grant_order(db, ops):
     with transaction.atomic():
         tenant = TenantFactory.create(time_zone="UTC")
         channel = Channel.objects.get(code="email")
-        channel.default_included_units = 0  # this test grants explicitly
+        # This test grants explicitly: no included credits.
+        limit_rule_set(
+            tenant=tenant, channel=channel, included_units=0, reason="test", actor=None, now=START
+        )
         period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=START))
         balance_lock(tenant=tenant, channel=channel, period=period, now=START)
         model: list[ModelGrant] = []

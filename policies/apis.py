@@ -1,0 +1,181 @@
+"""HTTP API of the rules engine: authorizations and top-up offers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from creditguard.api.fields import StrictIntegerField
+from creditguard.api.pagination import NewestFirstCursorPagination
+from creditguard.api.schema import PROBLEM_RESPONSES
+from creditguard.api.serializers import StrictInputSerializer
+from metering.models import Authorization
+from policies.models import TopUpOffer
+from policies.services.authorize import (
+    authorization_commit,
+    authorization_create,
+    authorization_release,
+)
+from policies.services.topups import topup_offer_accept
+from tenants.authentication import request_tenant
+from tenants.models import Scope
+
+
+class AuthorizationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    channel = serializers.SerializerMethodField()
+    quantity = serializers.IntegerField()
+    decision = serializers.ChoiceField(choices=Authorization.Decision.choices)
+    reason = serializers.SerializerMethodField(
+        help_text="Why it was denied (tenant_suspended, channel_suspended, channel_restricted, "
+        "hard_limit_reached, channel_inactive), 'overage' for allow_overage, else null."
+    )
+    status = serializers.ChoiceField(choices=Authorization.Status.choices)
+    remaining = serializers.IntegerField(
+        source="remaining_after", help_text="Credits left after this reservation"
+    )
+    overage_units = serializers.IntegerField(
+        source="overage_after", help_text="Units of this authorization beyond the credits"
+    )
+    committed_quantity = serializers.IntegerField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+    def get_channel(self, obj: Authorization) -> str:
+        return obj.channel.code
+
+    def get_reason(self, obj: Authorization) -> str | None:
+        return obj.reason or None
+
+
+class AuthorizationsApi(APIView):
+    required_scopes = [Scope.USAGE_WRITE]
+
+    class InputSerializer(StrictInputSerializer):
+        channel = serializers.CharField(max_length=32)
+        quantity = StrictIntegerField(min_value=1)
+        idempotency_key = serializers.CharField(max_length=200, required=False)
+
+    @extend_schema(
+        operation_id="authorizations_create",
+        request=InputSerializer,
+        responses={200: AuthorizationOutputSerializer, **PROBLEM_RESPONSES},
+        description=(
+            "Decide whether the tenant may send `quantity` units on `channel` now and, if "
+            "allowed, reserve them until committed, released or expired. The same "
+            "idempotency key answers the same; with another channel or quantity, 409."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = _strict(self.InputSerializer, request.data)
+        authorization = authorization_create(
+            tenant=request_tenant(request),
+            channel_code=data["channel"],
+            quantity=data["quantity"],
+            idempotency_key=data.get("idempotency_key"),
+        )
+        return Response(AuthorizationOutputSerializer(authorization).data)
+
+
+class AuthorizationCommitApi(APIView):
+    required_scopes = [Scope.USAGE_WRITE]
+
+    class InputSerializer(StrictInputSerializer):
+        quantity = StrictIntegerField(min_value=1, required=False)
+
+    @extend_schema(
+        operation_id="authorizations_commit",
+        request=InputSerializer,
+        responses={200: AuthorizationOutputSerializer, **PROBLEM_RESPONSES},
+        description="Turn the reservation into usage (all of it, or `quantity` ≤ reserved). "
+        "Idempotent.",
+    )
+    def post(self, request: Request, authorization_id: str) -> Response:
+        data = _strict(self.InputSerializer, request.data or {})
+        authorization = authorization_commit(
+            tenant=request_tenant(request),
+            public_id=authorization_id,
+            quantity=data.get("quantity"),
+        )
+        return Response(AuthorizationOutputSerializer(authorization).data)
+
+
+class AuthorizationReleaseApi(APIView):
+    required_scopes = [Scope.USAGE_WRITE]
+
+    @extend_schema(
+        operation_id="authorizations_release",
+        request=None,
+        responses={200: AuthorizationOutputSerializer, **PROBLEM_RESPONSES},
+        description="Give the reservation back. Idempotent.",
+    )
+    def post(self, request: Request, authorization_id: str) -> Response:
+        authorization = authorization_release(
+            tenant=request_tenant(request), public_id=authorization_id
+        )
+        return Response(AuthorizationOutputSerializer(authorization).data)
+
+
+class TopUpOfferOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    channel = serializers.CharField(source="channel.code")
+    units = serializers.IntegerField()
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=TopUpOffer.Status.choices)
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+
+class TopUpOffersApi(APIView):
+    required_scopes = [Scope.USAGE_WRITE]
+
+    @extend_schema(
+        operation_id="topup_offers_list",
+        responses={200: TopUpOfferOutputSerializer(many=True), **PROBLEM_RESPONSES},
+        description="The tenant's open top-up offers, newest first (cursor-paginated).",
+    )
+    def get(self, request: Request) -> Response:
+        offers = (
+            TopUpOffer.objects.for_tenant(request_tenant(request))
+            .filter(status=TopUpOffer.Status.OPEN, expires_at__gt=timezone.now())
+            .select_related("channel")
+        )
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(offers, request, view=self)
+        return paginator.get_paginated_response(TopUpOfferOutputSerializer(page, many=True).data)
+
+
+class TopUpOfferAcceptApi(APIView):
+    required_scopes = [Scope.USAGE_WRITE]
+
+    class OutputSerializer(serializers.Serializer):
+        offer = serializers.UUIDField(source="offer.public_id")
+        channel = serializers.CharField(source="channel.code")
+        units = serializers.IntegerField()
+        price = serializers.DecimalField(max_digits=14, decimal_places=2)
+        currency = serializers.CharField()
+        period = serializers.CharField(source="period.label")
+        booked_at = serializers.DateTimeField(source="created_at")
+
+    @extend_schema(
+        operation_id="topup_offers_accept",
+        request=None,
+        responses={200: OutputSerializer, **PROBLEM_RESPONSES},
+        description="Accept an open offer: its credits are booked at once, and its fee; "
+        "accepting again answers the same, booking nothing more.",
+    )
+    def post(self, request: Request, offer_id: str) -> Response:
+        topup = topup_offer_accept(tenant=request_tenant(request), public_id=offer_id)
+        return Response(self.OutputSerializer(topup).data)
+
+
+def _strict(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
