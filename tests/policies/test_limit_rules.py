@@ -22,13 +22,24 @@ def sms() -> Channel:
 
 
 def test_new_tenant_gets_version_1_from_its_cohort_default(db):
-    CohortDefault.objects.create(industry="retail", size_band="", channel=sms(), included_units=4200,
-                                 hard_limit=100, action="charge_overage")
+    CohortDefault.objects.create(
+        industry="retail",
+        size_band="",
+        channel=sms(),
+        included_units=4200,
+        hard_limit=100,
+        action="charge_overage",
+    )
     CohortDefault.objects.create(industry="", size_band="", channel=sms(), included_units=1000)
     retail = TenantFactory.create(industry="retail")
     other = TenantFactory.create(industry="finance")
     rule = LimitRule.objects.get(tenant=retail, channel=sms())
-    assert (rule.version, rule.included_units, rule.hard_limit, rule.action) == (1, 4200, 100, "charge_overage")
+    assert (rule.version, rule.included_units, rule.hard_limit, rule.action) == (
+        1,
+        4200,
+        100,
+        "charge_overage",
+    )
     assert "retail" in rule.reason
     assert LimitRule.objects.get(tenant=other, channel=sms()).included_units == 1000
     # Later changes of a cohort default do not change existing tenants' terms.
@@ -44,8 +55,14 @@ def test_change_without_reason_is_refused(world: World):
 
 def test_change_writes_a_new_version_and_an_audit_row(world: World):
     staff = UserFactory.create(username="sam", is_staff=True)
-    change = limit_rule_set(tenant=world.alpha, channel=sms(), included_units=3000, hard_limit=500,
-                            reason="Seasonal campaign", actor=staff)
+    change = limit_rule_set(
+        tenant=world.alpha,
+        channel=sms(),
+        included_units=3000,
+        hard_limit=500,
+        reason="Seasonal campaign",
+        actor=staff,
+    )
     versions = list(LimitRule.objects.filter(tenant=world.alpha, channel=sms()).order_by("version"))
     assert [v.version for v in versions] == [1, 2]
     assert (versions[0].included_units, versions[1].included_units) == (2000, 3000)
@@ -123,19 +140,42 @@ def test_reduce_credits_is_audited_and_refuses_more_than_unused(world: World):
     world.alice_api.ingest([event("e", channel="sms", quantity=1900)])
     with pytest.raises(InvalidInput, match="100 unused"):
         credits_reduce(tenant=world.alpha, channel=sms(), units=101, reason="abuse", actor=None)
-    assert credits_reduce(tenant=world.alpha, channel=sms(), units=60, reason="abuse", actor=None) == 60
+    assert (
+        credits_reduce(tenant=world.alpha, channel=sms(), units=60, reason="abuse", actor=None)
+        == 60
+    )
     assert balance_of(world.alpha).available == 1940
     assert AuditEntry.objects.filter(action="credits.reduce").get().after["reduced"] == 60
 
 
 def test_set_limit_command_goes_through_the_same_service(world: World):
     out = StringIO()
-    call_command("set_limit", "--tenant", "alpha", "--channel", "sms", "--included", "900",
-                 "--hard-limit", "100", "--action", "charge_overage", "--thresholds", "60,90",
-                 "--reason", "Support ticket 4711", stdout=out)
+    call_command(
+        "set_limit",
+        "--tenant",
+        "alpha",
+        "--channel",
+        "sms",
+        "--included",
+        "900",
+        "--hard-limit",
+        "100",
+        "--action",
+        "charge_overage",
+        "--thresholds",
+        "60,90",
+        "--reason",
+        "Support ticket 4711",
+        stdout=out,
+    )
     rule = LimitRule.objects.filter(tenant=world.alpha, channel=sms()).order_by("-version").first()
-    assert (rule.version, rule.included_units, rule.hard_limit, rule.action, rule.warning_thresholds) == (
-        2, 900, 100, "charge_overage", [60, 90])
+    assert (
+        rule.version,
+        rule.included_units,
+        rule.hard_limit,
+        rule.action,
+        rule.warning_thresholds,
+    ) == (2, 900, 100, "charge_overage", [60, 90])
     assert "version 2" in out.getvalue() and "worse terms" in out.getvalue()
     assert AuditEntry.objects.filter(action="limit_rule.set", reason="Support ticket 4711").exists()
     assert balance_of(world.alpha).available == 900
@@ -144,12 +184,49 @@ def test_set_limit_command_goes_through_the_same_service(world: World):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--tenant", "nobody", "--channel", "sms", "--included", "5", "--reason", "x"], "No tenant"),
-        (["--tenant", "alpha", "--channel", "fax", "--included", "5", "--reason", "x"], "No channel"),
+        (
+            ["--tenant", "nobody", "--channel", "sms", "--included", "5", "--reason", "x"],
+            "No tenant",
+        ),
+        (
+            ["--tenant", "alpha", "--channel", "fax", "--included", "5", "--reason", "x"],
+            "No channel",
+        ),
         (["--tenant", "alpha", "--channel", "sms", "--included", "5", "--reason", " "], "reason"),
-        (["--tenant", "alpha", "--channel", "sms", "--included", "-5", "--reason", "x"], "included_units"),
-        (["--tenant", "alpha", "--channel", "sms", "--included", "5", "--hard-limit", "lots", "--reason", "x"], "hard-limit"),
-        (["--tenant", "alpha", "--channel", "sms", "--included", "5", "--thresholds", "a,b", "--reason", "x"], "thresholds"),
+        (
+            ["--tenant", "alpha", "--channel", "sms", "--included", "-5", "--reason", "x"],
+            "included_units",
+        ),
+        (
+            [
+                "--tenant",
+                "alpha",
+                "--channel",
+                "sms",
+                "--included",
+                "5",
+                "--hard-limit",
+                "lots",
+                "--reason",
+                "x",
+            ],
+            "hard-limit",
+        ),
+        (
+            [
+                "--tenant",
+                "alpha",
+                "--channel",
+                "sms",
+                "--included",
+                "5",
+                "--thresholds",
+                "a,b",
+                "--reason",
+                "x",
+            ],
+            "thresholds",
+        ),
     ],
 )
 def test_set_limit_refuses_bad_input(world: World, args, message):
