@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.HasApiKeyScopes"],
     "DEFAULT_PARSER_CLASSES": ["creditguard.api.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["creditguard.api.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "creditguard.api.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -178,6 +178,9 @@ USAGE_MAX_QUANTITY = env.int("USAGE_MAX_QUANTITY", default=1_000_000)
 USAGE_MAX_METADATA_BYTES = env.int("USAGE_MAX_METADATA_BYTES", default=4096)
 # How long an allowed authorization holds its units unless committed or released.
 AUTHORIZATION_TTL_SECONDS = env.int("AUTHORIZATION_TTL_SECONDS", default=600)
+# Serve the common authorization in one SQL statement on PostgreSQL (see
+# policies/services/authorize.py); off, every authorization takes the full path.
+AUTHORIZATION_FAST_PATH = env.bool("AUTHORIZATION_FAST_PATH", default=True)
 # Overage charges of 'charge_overage' rules up to this amount are billed automatically.
 OVERAGE_AUTO_BILL_BELOW = Decimal(env.str("OVERAGE_AUTO_BILL_BELOW", default="5.00"))
 # How long a top-up offer stays open.

@@ -5,8 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from creditguard import views
 from metering import apis as metering_apis
 from policies import apis as policies_apis
+from tenants import apis as tenants_apis
 
 api_v1 = [
+    path("key", tenants_apis.ApiKeyApi.as_view(), name="api-key"),
     path("usage-events", metering_apis.UsageEventsApi.as_view(), name="usage-events"),
     path("balances", metering_apis.BalancesApi.as_view(), name="balances"),
     path("usage", metering_apis.UsageApi.as_view(), name="usage"),

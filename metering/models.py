@@ -200,21 +200,26 @@ class LedgerEntry(models.Model):
         EXPIRY = "expiry", "Expiry"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
+    # The (balance, created_at) index serves lookups by balance.
+    balance = models.ForeignKey(
+        Balance, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     available_delta = models.BigIntegerField(default=0)
     used_delta = models.BigIntegerField(default=0)
     reserved_delta = models.BigIntegerField(default=0)
     grant = models.ForeignKey(
-        Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
-    )
+        Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="entries",
+        db_index=False,
+    )  # fmt: skip
     # For usage: the grants drawn from, in draw order: [{"grant": id|None, "units": n}];
     # a None grant is usage beyond every grant (overage).
     draws = models.JSONField(default=list, blank=True)
     batch_id = models.UUIDField(null=True, blank=True, help_text="Ingestion batch of usage")
     authorization = models.ForeignKey(
-        "Authorization", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
-    )
+        "Authorization", null=True, blank=True, on_delete=models.PROTECT, related_name="entries",
+        db_index=False,
+    )  # fmt: skip
     event_count = models.IntegerField(default=0)
     reason = models.CharField(max_length=500, blank=True)
     actor = models.ForeignKey(
@@ -255,10 +260,17 @@ class Authorization(models.Model):
         DENIED = "denied", "Denied"
 
     public_id = models.UUIDField(unique=True, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    # Every authorization writes its indexes on the hot path: only those a query uses.
+    # (tenant, idempotency_key) is unique, so it also serves lookups by tenant.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", db_index=False)
     balance = models.ForeignKey(
-        Balance, null=True, blank=True, on_delete=models.PROTECT, related_name="authorizations"
+        Balance,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="authorizations",
+        db_index=False,
     )
     quantity = models.BigIntegerField()
     committed_quantity = models.BigIntegerField(null=True, blank=True)

@@ -15,6 +15,7 @@ from creditguard.api.fields import StrictIntegerField
 from creditguard.api.pagination import NewestFirstCursorPagination
 from creditguard.api.schema import PROBLEM_RESPONSES
 from creditguard.api.serializers import StrictInputSerializer
+from creditguard.errors import InvalidInput
 from metering.models import Authorization
 from policies.models import TopUpOffer
 from policies.services.authorize import (
@@ -53,10 +54,53 @@ class AuthorizationOutputSerializer(serializers.Serializer):
         return obj.reason or None
 
 
+def authorization_body(authorization: Authorization) -> dict[str, Any]:
+    """What AuthorizationOutputSerializer documents, built directly: the authorization
+    path is hot (SPEC §7), and a serializer instance costs as much as the decision."""
+    expires_at = authorization.expires_at
+    return {
+        "id": str(authorization.public_id),
+        "channel": authorization.channel.code,
+        "quantity": authorization.quantity,
+        "decision": authorization.decision,
+        "reason": authorization.reason or None,
+        "status": authorization.status,
+        "remaining": authorization.remaining_after,
+        "overage_units": authorization.overage_after,
+        "committed_quantity": authorization.committed_quantity,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+    }
+
+
+def parse_authorization_request(data: Any) -> tuple[Any, Any, Any]:
+    """The body of POST /authorizations, checked by lean code (the service checks the
+    values): an object with ``channel``, ``quantity`` and optionally ``idempotency_key``."""
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            "The body must be a JSON object.",
+            errors=[{"pointer": "/", "field": None, "detail": "expected an object"}],
+        )
+    errors = [
+        {"pointer": f"/{key}", "field": key, "detail": "unknown field"}
+        for key in sorted(data.keys() - {"channel", "quantity", "idempotency_key"})
+    ]
+    errors += [
+        {"pointer": f"/{key}", "field": key, "detail": "this field is required"}
+        for key in ("channel", "quantity")
+        if key not in data
+    ]
+    if "channel" in data and not isinstance(data["channel"], str):
+        errors.append({"pointer": "/channel", "field": "channel", "detail": "must be a string"})
+    if errors:
+        raise InvalidInput("The authorization request is not valid.", errors=errors)
+    return data["channel"], data["quantity"], data.get("idempotency_key")
+
+
 class AuthorizationsApi(APIView):
     required_scopes = [Scope.USAGE_WRITE]
 
     class InputSerializer(StrictInputSerializer):
+        # Documents the contract; the hot path checks with parse_authorization_request.
         channel = serializers.CharField(max_length=32)
         quantity = StrictIntegerField(min_value=1)
         idempotency_key = serializers.CharField(max_length=200, required=False)
@@ -72,14 +116,14 @@ class AuthorizationsApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        data = _strict(self.InputSerializer, request.data)
+        channel, quantity, idempotency_key = parse_authorization_request(request.data)
         authorization = authorization_create(
             tenant=request_tenant(request),
-            channel_code=data["channel"],
-            quantity=data["quantity"],
-            idempotency_key=data.get("idempotency_key"),
+            channel_code=channel,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
         )
-        return Response(AuthorizationOutputSerializer(authorization).data)
+        return Response(authorization_body(authorization))
 
 
 class AuthorizationCommitApi(APIView):
@@ -102,7 +146,7 @@ class AuthorizationCommitApi(APIView):
             public_id=authorization_id,
             quantity=data.get("quantity"),
         )
-        return Response(AuthorizationOutputSerializer(authorization).data)
+        return Response(authorization_body(authorization))
 
 
 class AuthorizationReleaseApi(APIView):
@@ -118,7 +162,7 @@ class AuthorizationReleaseApi(APIView):
         authorization = authorization_release(
             tenant=request_tenant(request), public_id=authorization_id
         )
-        return Response(AuthorizationOutputSerializer(authorization).data)
+        return Response(authorization_body(authorization))
 
 
 class TopUpOfferOutputSerializer(serializers.Serializer):

@@ -16,11 +16,14 @@ handful of indexed statements (see docs/ARCHITECTURE.md and docs/BENCHMARKS.md).
 from __future__ import annotations
 
 import uuid
+import weakref
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -146,6 +149,17 @@ def authorization_create(
                 {"pointer": "/idempotency_key", "field": "idempotency_key", "detail": "invalid"}
             ],
         )
+    now = now or timezone.now()
+    if isinstance(channel_code, str) and fast_path_applies(tenant):
+        try:
+            fast = _fast_authorize(
+                tenant=tenant, channel_code=channel_code, quantity=quantity, key=idempotency_key,
+                now=now,
+            )  # fmt: skip
+        except IntegrityError:
+            fast = None  # the idempotency key is taken: the full path answers with its owner
+        if fast is not None:
+            return fast
     channel = (
         Channel.objects.filter(code=channel_code).first() if isinstance(channel_code, str) else None
     )
@@ -160,7 +174,6 @@ def authorization_create(
         )
         if existing is not None:
             return _replay(existing, channel, quantity)
-    now = now or timezone.now()
     try:
         return with_deadlock_retry(
             lambda: _decide(
@@ -170,6 +183,180 @@ def authorization_create(
     except _KeyTaken:
         existing = Authorization.objects.for_tenant(tenant).get(idempotency_key=idempotency_key)
         return _replay(existing, channel, quantity)
+
+
+def fast_path_applies(tenant: Tenant) -> bool:
+    """The one-statement path serves active tenants on PostgreSQL; restrictions,
+    caps and every denial take the full path."""
+    return (
+        settings.AUTHORIZATION_FAST_PATH
+        and connection.vendor == "postgresql"
+        and tenant.status == Tenant.Status.ACTIVE
+    )
+
+
+# The common case in one statement: an active tenant whose balance for the current
+# period exists and whose own rule is notify_only, charge_overage or suspend. The
+# conditional UPDATE takes the balance row lock and checks the room in one step (under
+# READ COMMITTED, PostgreSQL re-checks the condition on the newest row version after
+# waiting for the lock), so the units allowed never pass the ceiling; the authorization
+# and its hold entry are written in the same statement. When the UPDATE finds no room,
+# the rule words the denial: suspend → channel_suspended, else hard_limit_reached.
+# Anything else (no balance yet, no rule of the tenant's own, a restrict rule's cap,
+# staff restrictions) returns no row and takes the full path. tests/policies run every
+# case through both paths.
+_FAST_AUTHORIZE = """
+WITH ch AS (
+    SELECT id FROM metering_channel WHERE code = %(code)s AND active
+), per AS (
+    SELECT id FROM metering_billingperiod
+    WHERE tenant_id = %(tenant)s AND starts_at <= %(now)s AND ends_at > %(now)s
+      AND status = 'open'
+), lim AS (
+    SELECT action, hard_limit FROM policies_limitrule
+    WHERE tenant_id = %(tenant)s AND channel_id = (SELECT id FROM ch)
+      AND effective_from <= %(now)s
+    ORDER BY version DESC LIMIT 1
+), bal AS (
+    UPDATE metering_balance AS b
+    SET reserved = b.reserved + %(quantity)s, updated_at = %(now)s
+    WHERE b.tenant_id = %(tenant)s
+      AND b.channel_id = (SELECT id FROM ch)
+      AND b.period_id = (SELECT id FROM per)
+      AND EXISTS (
+          SELECT 1 FROM lim WHERE lim.action IN ('notify_only', 'charge_overage', 'suspend')
+      )
+      AND (
+        b.used + b.reserved + %(quantity)s <= b.available
+        OR EXISTS (
+            SELECT 1 FROM lim
+            WHERE lim.action IN ('notify_only', 'charge_overage')
+              AND (lim.hard_limit IS NULL
+                   OR b.used + b.reserved + %(quantity)s <= b.available + lim.hard_limit)
+        )
+      )
+    RETURNING b.id, b.channel_id, b.available, b.used, b.reserved
+), cur AS (
+    SELECT b.id, b.channel_id, b.available, b.used, b.reserved
+    FROM metering_balance AS b
+    WHERE b.tenant_id = %(tenant)s
+      AND b.channel_id = (SELECT id FROM ch)
+      AND b.period_id = (SELECT id FROM per)
+), decided AS (
+    SELECT id, channel_id,
+           CASE WHEN overage > 0 THEN 'allow_overage' ELSE 'allow' END AS decision,
+           CASE WHEN overage > 0 THEN 'overage' ELSE '' END AS reason,
+           'held' AS status, remaining, overage, %(expires)s::timestamptz AS expires_at
+    FROM (
+        SELECT id, channel_id,
+               GREATEST(available - used - reserved, 0) AS remaining,
+               GREATEST(used + reserved - GREATEST(available, used + reserved - %(quantity)s), 0)
+                   AS overage
+        FROM bal
+    ) AS allowed
+    UNION ALL
+    SELECT cur.id, cur.channel_id, 'deny',
+           CASE WHEN lim.action = 'suspend' THEN 'channel_suspended'
+                ELSE 'hard_limit_reached' END,
+           'denied', GREATEST(cur.available - cur.used - cur.reserved, 0), 0, NULL
+    FROM cur, lim
+    WHERE NOT EXISTS (SELECT 1 FROM bal)
+      AND lim.action IN ('notify_only', 'charge_overage', 'suspend')
+), auth AS (
+    INSERT INTO metering_authorization
+        (public_id, tenant_id, channel_id, balance_id, quantity, decision, reason, status,
+         idempotency_key, window_counts, remaining_after, overage_after, created_at, expires_at)
+    SELECT %(public_id)s, %(tenant)s, channel_id, id, %(quantity)s, decision, reason, status,
+           %(key)s, '[]'::jsonb, remaining, overage, %(now)s, expires_at
+    FROM decided
+    RETURNING id, balance_id, status
+), hold AS (
+    INSERT INTO metering_ledgerentry
+        (tenant_id, balance_id, kind, available_delta, used_delta, reserved_delta, draws,
+         event_count, reason, created_at, authorization_id)
+    SELECT %(tenant)s, balance_id, 'hold', 0, 0, %(quantity)s, '[]'::jsonb, 0, '', %(now)s, id
+    FROM auth
+    WHERE status = 'held'
+)
+SELECT auth.id, decided.channel_id, decided.id, decided.decision, decided.reason,
+       decided.status, decided.remaining, decided.overage, decided.expires_at
+FROM auth, decided
+"""
+
+
+# Planning the statement costs three times running it, so each database connection
+# prepares it once (a server-side prepared statement) and then only executes it.
+_FAST_PARAMETERS = {
+    "code": "text",
+    "tenant": "bigint",
+    "now": "timestamptz",
+    "quantity": "bigint",
+    "public_id": "uuid",
+    "key": "text",
+    "expires": "timestamptz",
+}
+_FAST_EXECUTE = f"EXECUTE creditguard_authorize ({', '.join(['%s'] * len(_FAST_PARAMETERS))})"
+_prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _prepare_once(cursor: Any) -> None:
+    raw = connection.connection
+    if raw in _prepared:
+        return
+    sql = _FAST_AUTHORIZE
+    for position, name in enumerate(_FAST_PARAMETERS, start=1):
+        sql = sql.replace(f"%({name})s", f"${position}")
+    types = ", ".join(_FAST_PARAMETERS.values())
+    cursor.execute(f"PREPARE creditguard_authorize ({types}) AS {sql}")
+    _prepared[raw] = True
+
+
+def _fast_authorize(
+    *, tenant: Tenant, channel_code: str, quantity: int, key: str | None, now: datetime
+) -> Authorization | None:
+    """The common case in one statement, or None when the full path must decide."""
+    public_id = uuid.uuid4()
+    expires_at = now + timedelta(seconds=settings.AUTHORIZATION_TTL_SECONDS)
+    params: dict[str, Any] = {
+        "code": channel_code,
+        "tenant": tenant.pk,
+        "now": now,
+        "quantity": quantity,
+        "public_id": public_id,
+        "key": key,
+        "expires": expires_at,
+    }
+    # One statement is atomic by itself; inside a caller's transaction a savepoint
+    # keeps a failed statement (a taken idempotency key) from poisoning it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        _prepare_once(cursor)
+        cursor.execute(_FAST_EXECUTE, [params[name] for name in _FAST_PARAMETERS])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (
+        authorization_id, channel_id, balance_id, decision, reason, status, remaining, overage,
+        expires,
+    ) = row  # fmt: skip
+    return Authorization(
+        pk=authorization_id,
+        public_id=public_id,
+        tenant=tenant,
+        # The code is all the answer shows of the channel; no query for the rest.
+        channel=Channel(pk=channel_id, code=channel_code),
+        balance_id=balance_id,
+        quantity=quantity,
+        decision=decision,
+        reason=reason,
+        status=status,
+        idempotency_key=key,
+        window_counts=[],
+        remaining_after=remaining,
+        overage_after=overage,
+        created_at=now,
+        expires_at=expires,
+    )
 
 
 def _replay(existing: Authorization, channel: Channel, quantity: int) -> Authorization:

@@ -375,3 +375,33 @@ def test_balances_report_rule_terms_and_restrictions(world: World):
     ) == (20, [75], "near_limit")
     assert rows["call"]["status"] == "suspended"
     assert Restriction.objects.count() == 1
+
+
+def test_a_common_authorization_takes_a_pinned_number_of_queries(world: World, authorization_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_rule(world.alpha, "sms", included_units=100)
+    authorize(world.alice_api, "sms", 1)  # the key's last_used_at is now fresh
+    with CaptureQueriesContext(connection) as queries:
+        assert authorize(world.alice_api, "sms", 1).json()["decision"] == "allow"
+    statements = [
+        q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
+    # fast: the key, then one statement; full: key, channel, period, balance, rule,
+    # authorization, hold entry, balance update
+    assert len(statements) == (2 if authorization_path == "fast path" else 8), statements
+
+
+def test_a_hard_limit_denial_takes_a_pinned_number_of_queries(world: World, authorization_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_rule(world.alpha, "sms", included_units=1, hard_limit=0)
+    authorize(world.alice_api, "sms", 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert authorize(world.alice_api, "sms", 1).json()["reason"] == "hard_limit_reached"
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    # fast: the key, then one statement; full: key, the fast statement's lookups are
+    # not made, channel, period, balance, rule, authorization
+    assert len(statements) == (2 if authorization_path == "fast path" else 6), statements

@@ -126,3 +126,17 @@ def test_other_tenants_never_see_alpha_data(world: World):
         assert all(c["used"] == 0 for c in balances)
         usage = api.get("/api/v1/usage").json()["series"]
         assert all(series["total"] == 0 for series in usage)
+
+
+def test_key_endpoint_describes_the_calling_key(world: World):
+    issued = api_key_create(tenant=world.alpha, name="ci", scopes=[Scope.USAGE_READ])
+    body = Api(issued.raw_key).get("/api/v1/key").json()
+    assert body == {
+        "name": "ci",
+        "prefix": issued.api_key.prefix,
+        "tenant": "alpha",
+        "scopes": ["usage:read"],
+    }
+    platform = api_key_create(tenant=None, name="billing", scopes=[Scope.BILLING_READ])
+    assert Api(platform.raw_key).get("/api/v1/key").json()["tenant"] is None
+    assert Api(None).get("/api/v1/key").status_code == 401
