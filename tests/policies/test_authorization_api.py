@@ -401,7 +401,9 @@ def test_a_hard_limit_denial_takes_a_pinned_number_of_queries(world: World, auth
     authorize(world.alice_api, "sms", 1)
     with CaptureQueriesContext(connection) as queries:
         assert authorize(world.alice_api, "sms", 1).json()["reason"] == "hard_limit_reached"
-    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    statements = [
+        q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
     # fast: the key, then one statement; full: key, the fast statement's lookups are
     # not made, channel, period, balance, rule, authorization
     assert len(statements) == (2 if authorization_path == "fast path" else 6), statements
