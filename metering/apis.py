@@ -43,12 +43,12 @@ class UsageEventsApi(APIView):
         occurred_at = serializers.DateTimeField(help_text="ISO 8601 with offset")
         metadata = serializers.DictField(required=False)
 
-    class InputSerializer(serializers.Serializer):
-        events = serializers.ListField(min_length=1, max_length=1000)
-
     class OutputSerializer(serializers.Serializer):
         accepted = serializers.IntegerField()
         duplicates = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "UsageEventsResult"
 
     @extend_schema(
         operation_id="usage_events_create",
@@ -101,10 +101,6 @@ class BalancesApi(APIView):
                 "limit_reached_at": reached.isoformat() if reached else None,
             }
 
-    class OutputSerializer(serializers.Serializer):
-        period = serializers.SerializerMethodField()
-        channels = serializers.SerializerMethodField()
-
     @extend_schema(
         operation_id="balances_list",
         responses={
@@ -148,6 +144,9 @@ class UsageApi(APIView):
     required_scopes = [Scope.USAGE_READ]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "UsageQuery"
+
         channel = serializers.SlugField(required=False)
         granularity = serializers.ChoiceField(choices=list(GRANULARITIES), default="day")
         # "from" is a Python keyword; the query parameter is mapped in to_internal_value().

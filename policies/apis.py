@@ -100,6 +100,9 @@ class AuthorizationsApi(APIView):
     required_scopes = [Scope.USAGE_WRITE]
 
     class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "AuthorizationRequest"
+
         # Documents the contract; the hot path checks with parse_authorization_request.
         channel = serializers.CharField(max_length=32)
         quantity = StrictIntegerField(min_value=1)
@@ -130,6 +133,9 @@ class AuthorizationCommitApi(APIView):
     required_scopes = [Scope.USAGE_WRITE]
 
     class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "AuthorizationCommit"
+
         quantity = StrictIntegerField(min_value=1, required=False)
 
     @extend_schema(
@@ -199,6 +205,9 @@ class TopUpOfferAcceptApi(APIView):
     required_scopes = [Scope.USAGE_WRITE]
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TopUp"
+
         offer = serializers.UUIDField(source="offer.public_id")
         channel = serializers.CharField(source="channel.code")
         units = serializers.IntegerField()

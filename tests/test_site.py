@@ -47,3 +47,18 @@ def test_unauthenticated_unknown_api_path_is_still_a_problem(db):
     response = Api(None).get("/api/v2/balances")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_openapi_schema_generates_without_warnings(db, tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    assert "/api/v1/authorizations/{authorization_id}/commit" in target.read_text()
+
+
+def test_lean_authorization_body_matches_its_documented_serializer(world: World):
+    from policies.apis import AuthorizationOutputSerializer
+
+    body = world.alice_api.post("/api/v1/authorizations", {"channel": "sms", "quantity": 1}).json()
+    assert set(body) == set(AuthorizationOutputSerializer().fields)
