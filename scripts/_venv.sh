@@ -10,6 +10,6 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.creditguard-stamp 2>/dev/null)" 
   echo "Setting up .venv (first run or dependencies changed)…" >&2
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet -e '.[dev]'
   echo "$stamp" > .venv/.creditguard-stamp
 fi
