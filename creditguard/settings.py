@@ -161,6 +161,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"NotificationKindEnum": "notifications.models.Notification.Kind"},
 }
 
 # Largest request body the API reads; larger bodies answer 413 before parsing.
@@ -188,15 +189,77 @@ TOPUP_OFFER_TTL_SECONDS = env.int("TOPUP_OFFER_TTL_SECONDS", default=7 * 86400)
 # An API key's last_used_at is written at most this often, to keep writes off the hot path.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 
+# --- Notifications -------------------------------------------------------------
+
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+SUPPORT_CONTACT = env.str("SUPPORT_CONTACT", default="support@creditguard.example")
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="CreditGuard <noreply@creditguard.example>"
+)
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = 10
+# Webhook endpoints must resolve to public addresses (SSRF) unless this is on.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_ENDPOINTS_PER_TENANT = 10
+# Retry schedule of a failing delivery (seconds after each failure, ±20 % jitter):
+# about three days in all, as the Standard Webhooks guidance suggests.
+DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000]
+# A claimed delivery not finished in this time is sent again (its worker died).
+DELIVERY_LEASE_SECONDS = 120
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
 # --- Celery ---------------------------------------------------------------------
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# With Redis, Celery uses it. Without (the embedded default of the run command), kombu's
+# filesystem transport under var/celery: a real worker and beat, no server to install.
+# Production always sets REDIS_URL.
+if PRODUCTION and not REDIS_URL:
+    raise ImproperlyConfigured("Production needs REDIS_URL for Celery and the cache.")
+CELERY_DIR = VAR_DIR / "celery"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # Longer than any countdown or ETA we use, so a waiting task is not redelivered early.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DIR / "queue"),
+        "data_folder_out": str(CELERY_DIR / "queue"),
+        "processed_folder": str(CELERY_DIR / "processed"),
+        "store_processed": False,
+    }
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = 60
-CELERY_TASK_TIME_LIMIT = 90
+CELERY_TASK_SOFT_TIME_LIMIT = 120
+CELERY_TASK_TIME_LIMIT = 180
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DIR / "beat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "evaluate-pending": {"task": "policies.evaluate_pending", "schedule": 15.0},
+    "evaluate-sweep": {"task": "policies.evaluate_sweep", "schedule": 300.0},
+    "expire-authorizations": {"task": "policies.expire_authorizations", "schedule": 30.0},
+    "expire-restrictions": {"task": "policies.expire_restrictions", "schedule": 60.0},
+    "close-periods": {"task": "metering.close_periods", "schedule": 300.0},
+    "retry-deliveries": {"task": "notifications.retry_deliveries", "schedule": 30.0},
+}
+# Requests within this window share one evaluation task.
+EVALUATION_COALESCE_SECONDS = env.float("EVALUATION_COALESCE_SECONDS", default=1.0)
 
 LOGGING = {
     "version": 1,

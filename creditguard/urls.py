@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from creditguard import views
 from metering import apis as metering_apis
+from notifications import apis as notifications_apis
 from policies import apis as policies_apis
 from tenants import apis as tenants_apis
 
@@ -22,6 +23,17 @@ api_v1 = [
         "authorizations/<str:authorization_id>/release",
         policies_apis.AuthorizationReleaseApi.as_view(),
         name="authorization-release",
+    ),
+    path("notifications", notifications_apis.NotificationsApi.as_view(), name="notifications"),
+    path(
+        "webhook-endpoints",
+        notifications_apis.WebhookEndpointsApi.as_view(),
+        name="webhook-endpoints",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>",
+        notifications_apis.WebhookEndpointApi.as_view(),
+        name="webhook-endpoint",
     ),
     path("topup-offers", policies_apis.TopUpOffersApi.as_view(), name="topup-offers"),
     path(

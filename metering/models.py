@@ -113,6 +113,11 @@ class Balance(models.Model):
     used = models.BigIntegerField(default=0)
     reserved = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # Every move raises ``version``; evaluation (warnings, overage, top-ups) records the
+    # version it saw. A balance with version > evaluated_version waits for evaluation.
+    # (A counter, not timestamps: moves are ordered by the row lock, clocks are not.)
+    version = models.BigIntegerField(default=0)
+    evaluated_version = models.BigIntegerField(default=-1)
 
     objects = TenantScopedManager["Balance"]()
 
@@ -124,6 +129,13 @@ class Balance(models.Model):
             models.CheckConstraint(
                 condition=models.Q(reserved__gte=0), name="balance_reserved_gte_0"
             ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="balance_needs_evaluation",
+                condition=models.Q(version__gt=models.F("evaluated_version")),
+            )
         ]
 
     def __str__(self) -> str:

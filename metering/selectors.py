@@ -79,7 +79,7 @@ class TenantBalances:
     channels: list[ChannelBalance]
 
 
-def _forecast(
+def forecast(
     *, used: int, available: int, bounds: PeriodBounds, now: datetime
 ) -> tuple[int | None, datetime | None]:
     """Linear projection of the period's usage from its rate so far."""
@@ -138,7 +138,7 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             promotional = grant_totals.get((channel.pk, Grant.Kind.PROMOTIONAL), 0)
             topped_up = grant_totals.get((channel.pk, Grant.Kind.PURCHASED), 0)
             available, used, reserved = balance.available, balance.used, balance.reserved
-        projected, reached_at = _forecast(used=used, available=available, bounds=bounds, now=now)
+        projected, reached_at = forecast(used=used, available=available, bounds=bounds, now=now)
         whole, own = restricted.get(None), restricted.get(channel.pk)
         rows.append(
             ChannelBalance(

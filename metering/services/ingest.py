@@ -368,9 +368,18 @@ def usage_record_batch(
 
     def record() -> IngestResult:
         with transaction.atomic():
-            return _record(tenant=tenant, events=ordered, duplicates=duplicates, now=now)
+            result = _record(tenant=tenant, events=ordered, duplicates=duplicates, now=now)
+            if result.touched:
+                _request_evaluation()
+            return result
 
     return with_deadlock_retry(record)
+
+
+def _request_evaluation() -> None:
+    from policies.tasks import request_evaluation  # the workers build on metering
+
+    request_evaluation()
 
 
 def _raise_conflict(ids: set[str], *, within_batch: bool) -> None:

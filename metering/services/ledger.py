@@ -84,6 +84,7 @@ def _move(balance: Balance, *, available: int = 0, used: int = 0, reserved: int 
         available=F("available") + available,
         used=F("used") + used,
         reserved=F("reserved") + reserved,
+        version=F("version") + 1,
         updated_at=timezone.now(),
     )
     balance.available += available

@@ -40,6 +40,7 @@ from metering.services.ledger import (
 from metering.services.periods import period_bounds, period_get_or_open
 from policies.models import Action, Restriction, Window
 from policies.selectors import EffectiveRule, effective_rule, restrictions_in_force
+from policies.tasks import request_evaluation
 from tenants.models import Tenant
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -219,7 +220,7 @@ WITH ch AS (
     ORDER BY version DESC LIMIT 1
 ), bal AS (
     UPDATE metering_balance AS b
-    SET reserved = b.reserved + %(quantity)s, updated_at = %(now)s
+    SET reserved = b.reserved + %(quantity)s, version = b.version + 1, updated_at = %(now)s
     WHERE b.tenant_id = %(tenant)s
       AND b.channel_id = (SELECT id FROM ch)
       AND b.period_id = (SELECT id FROM per)
@@ -532,6 +533,7 @@ def authorization_commit(
     authorization.committed_quantity = units
     authorization.resolved_at = now
     authorization.save(update_fields=["status", "committed_quantity", "resolved_at"])
+    request_evaluation()
     return authorization
 
 

@@ -95,6 +95,9 @@ def topup_offer_accept(
         action="topup.book", tenant=tenant, obj=topup, before=None, after=snapshot(topup),
         reason=f"Offer {offer.public_id} accepted", now=now,
     )  # fmt: skip
+    from policies.tasks import request_evaluation  # tasks import the services
+
+    request_evaluation()
     return topup
 
 

@@ -1,0 +1,69 @@
+"""Closing billing periods at each tenant's month end plus the grace window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from metering.models import Balance, BillingPeriod
+from metering.services.ledger import balance_lock, credits_reduce_locked
+from metering.services.periods import grace, month_bounds, period_close, period_get_or_open
+
+
+def periods_close_due(*, now: datetime | None = None) -> int:
+    """Close every open period whose grace window has passed; returns how many this
+    call closed. Each period is closed in its own transaction by a conditional update,
+    so running it twice, or in two workers at once, closes each period once."""
+    now = now or timezone.now()
+    closed = 0
+    due = BillingPeriod.objects.filter(
+        status=BillingPeriod.Status.OPEN, ends_at__lte=now - grace()
+    ).select_related("tenant")
+    for period in due:
+        with transaction.atomic():
+            if period_close(period=period, now=now):
+                _finish(period=period, now=now)
+                closed += 1
+    return closed
+
+
+def _finish(*, period: BillingPeriod, now: datetime) -> None:
+    """Finalise the period's overage charges, open the next period with grants from
+    the rules in force, and carry overage into it where the rule says so."""
+    from policies.models import CarryOver, OverageCharge
+    from policies.selectors import effective_rule
+    from policies.services.overage import overage_charge_finalize, overage_charge_refresh
+
+    tenant = period.tenant
+    local_start = period.starts_at.astimezone(tenant.tzinfo)
+    year, month = (local_start.year + 1, 1) if local_start.month == 12 else (
+        local_start.year, local_start.month + 1
+    )  # fmt: skip
+    following = period_get_or_open(tenant=tenant, bounds=month_bounds(year, month, tenant.tzinfo))
+    opening = max(now, following.starts_at)
+    for balance in Balance.objects.filter(period=period).select_related("channel"):
+        charge = (
+            overage_charge_refresh(tenant=tenant, channel=balance.channel, period=period, now=now)
+            or OverageCharge.objects.filter(
+                tenant=tenant, channel=balance.channel, period=period
+            ).first()
+        )
+        if charge is not None:
+            overage_charge_finalize(charge=charge, now=now)
+        if not balance.channel.active:
+            continue
+        # The next period's balance opens with the included credits of the rule in force.
+        next_balance = balance_lock(
+            tenant=tenant, channel=balance.channel, period=following, now=opening
+        )
+        rule = effective_rule(tenant=tenant, channel=balance.channel, at=opening)
+        if rule.carry_over == CarryOver.CARRY and balance.overage_units > 0:
+            credits_reduce_locked(
+                balance=next_balance,
+                units=balance.overage_units,
+                reason=f"Overage of {period.label} carried over",
+                actor=None,
+                now=opening + timedelta(microseconds=1),
+            )

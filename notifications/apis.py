@@ -1,0 +1,114 @@
+"""HTTP API of notifications: the in-app list and webhook endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from creditguard.api.pagination import NewestFirstCursorPagination
+from creditguard.api.schema import PROBLEM_RESPONSES
+from creditguard.api.serializers import StrictInputSerializer
+from notifications.models import Notification, WebhookEndpoint
+from notifications.services.webhooks import webhook_endpoint_create, webhook_endpoint_delete
+from tenants.authentication import request_tenant
+from tenants.models import Scope
+
+
+class NotificationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    kind = serializers.ChoiceField(choices=Notification.Kind.choices)
+    created_at = serializers.DateTimeField()
+    payload = serializers.JSONField(help_text="The figures of the notification")
+
+
+class NotificationsApi(APIView):
+    required_scopes = [Scope.USAGE_READ]
+
+    @extend_schema(
+        operation_id="notifications_list",
+        responses={200: NotificationOutputSerializer(many=True), **PROBLEM_RESPONSES},
+        description="The tenant's notifications (in-app), newest first, cursor-paginated.",
+    )
+    def get(self, request: Request) -> Response:
+        notifications = Notification.objects.for_tenant(request_tenant(request))
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(notifications, request, view=self)
+        return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
+
+
+class WebhookEndpointOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    url = serializers.URLField()
+    kinds = serializers.ListField(child=serializers.CharField())
+    active = serializers.BooleanField()
+    disabled_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class WebhookEndpointsApi(APIView):
+    required_scopes = [Scope.WEBHOOKS_MANAGE]
+
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "WebhookEndpointRequest"
+
+        url = serializers.CharField(max_length=500)
+        kinds = serializers.ListField(
+            child=serializers.ChoiceField(choices=Notification.Kind.choices),
+            required=False,
+            help_text="Kinds to receive; empty or absent: all",
+        )
+
+    class CreatedSerializer(WebhookEndpointOutputSerializer):
+        class Meta:
+            ref_name = "WebhookEndpointCreated"
+
+        secret = serializers.CharField(help_text="whsec_… signing secret, shown only now")
+
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        responses={200: WebhookEndpointOutputSerializer(many=True), **PROBLEM_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        endpoints = WebhookEndpoint.objects.for_tenant(request_tenant(request)).filter(
+            deleted_at__isnull=True
+        )
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(endpoints, request, view=self)
+        return paginator.get_paginated_response(
+            WebhookEndpointOutputSerializer(page, many=True).data
+        )
+
+    @extend_schema(
+        operation_id="webhook_endpoints_create",
+        request=InputSerializer,
+        responses={201: CreatedSerializer, **PROBLEM_RESPONSES},
+        description="Register an endpoint. Its signing secret is in this answer only. URLs "
+        "that resolve to private, loopback or link-local addresses are refused.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(serializer.validated_data)
+        endpoint = webhook_endpoint_create(
+            tenant=request_tenant(request), url=data["url"], kinds=data.get("kinds")
+        )
+        return Response(self.CreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointApi(APIView):
+    required_scopes = [Scope.WEBHOOKS_MANAGE]
+
+    @extend_schema(
+        operation_id="webhook_endpoints_delete",
+        responses={204: None, **PROBLEM_RESPONSES},
+        description="Stop sending to an endpoint; its pending deliveries are cancelled.",
+    )
+    def delete(self, request: Request, endpoint_id: str) -> Response:
+        webhook_endpoint_delete(tenant=request_tenant(request), public_id=endpoint_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,119 @@
+"""Notifications to tenants and their delivery by e-mail, signed webhook and in-app."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from creditguard.tenancy import TenantScopedManager
+from tenants.models import Tenant
+
+
+class Notification(models.Model):
+    """One thing a tenant must hear about. ``dedupe_key`` is unique: whatever runs the
+    evaluation, however often and in parallel, a warning exists once. The notification
+    itself is the in-app delivery (``GET /api/v1/notifications``)."""
+
+    class Kind(models.TextChoices):
+        THRESHOLD_WARNING = "threshold_warning", "Threshold warning"
+        FORECAST_WARNING = "forecast_warning", "Forecast warning"
+        LIMIT_REACHED = "limit_reached", "Limit reached"
+        OVERAGE_FEE_NOTICE = "overage_fee_notice", "Overage fee notice"
+        RESTRICTION_APPLIED = "restriction_applied", "Restriction applied"
+        RESTRICTION_LIFTED = "restriction_lifted", "Restriction lifted"
+        TOPUP_OFFER = "topup_offer", "Top-up offer"
+        TOPUP_BOOKED = "topup_booked", "Top-up booked"
+        FEE_SCHEDULE_NOTICE = "fee_schedule_notice", "Fee schedule notice"
+        LIMIT_CHANGED = "limit_changed", "Limit changed"
+        POLICY_CHANGE = "policy_change", "Policy change"
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    objects = TenantScopedManager["Notification"]()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="notification_tenant_new")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.tenant_id}"
+
+
+class WebhookEndpoint(models.Model):
+    """A tenant's URL that receives notifications, signed per Standard Webhooks with
+    ``secret`` (``whsec_…``, shown once at creation; kept to sign)."""
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100)
+    kinds = models.JSONField(default=list, blank=True, help_text="Empty: every kind")
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["WebhookEndpoint"]()
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, kind: str) -> bool:
+        return not self.kinds or kind in self.kinds
+
+
+class Delivery(models.Model):
+    """One transport's attempt(s) to deliver a notification. A worker claims it with a
+    conditional update (``pending`` → ``sending`` with a lease), so two workers never send
+    at once; a worker that dies leaves a lapsed lease, and the retry sweep sends again
+    with the same ``webhook-id``."""
+
+    class Transport(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    transport = models.CharField(max_length=16, choices=Transport.choices)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "transport", "endpoint"],
+                name="delivery_unique_per_transport",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_due",
+                condition=models.Q(status__in=["pending", "sending"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transport} of {self.notification_id}: {self.status}"

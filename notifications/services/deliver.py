@@ -1,0 +1,198 @@
+"""Sending deliveries: claimed once, sent outside any transaction, retried with backoff."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from notifications.messages import render_message
+from notifications.models import Delivery, Notification
+from notifications.services.webhooks import address_refused, webhook_sign
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    error: str = ""
+    retry_after: float | None = None  # seconds the receiver asked us to wait
+    give_up: bool = False  # e.g. 410 Gone: the endpoint is disabled
+
+
+def deliveries_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Deliveries to (re)send: pending and due, or claimed by a worker whose lease lapsed."""
+    now = now or timezone.now()
+    return list(
+        Delivery.objects.filter(
+            Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+            | Q(status=Delivery.Status.SENDING, lease_until__lte=now)
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> str:
+    """Claim and send one delivery; returns its new status. Safe to call twice and in
+    parallel: the claim is a conditional update, so one caller sends at a time."""
+    now = now or timezone.now()
+    lease = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id)
+        .filter(
+            Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+            | Q(status=Delivery.Status.SENDING, lease_until__lte=now)
+        )
+        .update(status=Delivery.Status.SENDING, lease_until=lease)
+    )
+    if not claimed:
+        return (
+            Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
+            or "gone"
+        )
+    delivery = Delivery.objects.select_related("notification__tenant", "endpoint").get(
+        pk=delivery_id
+    )
+    Delivery.objects.filter(pk=delivery_id).update(attempts=delivery.attempts + 1)
+    delivery.attempts += 1
+    try:
+        if delivery.transport == Delivery.Transport.EMAIL:
+            outcome = _send_email(delivery.notification)
+        else:
+            outcome = _send_webhook(delivery)
+    except Exception as exc:
+        logger.exception("delivery %s failed", delivery_id)
+        outcome = Outcome(delivered=False, error=f"{exc.__class__.__name__}: {exc}")
+    return _record(delivery, outcome, timezone.now())
+
+
+def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str:
+    query = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING)
+    if outcome.delivered:
+        query.update(status=Delivery.Status.DELIVERED, delivered_at=now, last_error="",
+                     lease_until=None)  # fmt: skip
+        return Delivery.Status.DELIVERED
+    delays = settings.DELIVERY_RETRY_DELAYS
+    if outcome.give_up or delivery.attempts > len(delays):
+        query.update(
+            status=Delivery.Status.FAILED, last_error=outcome.error[:2000], lease_until=None
+        )
+        return Delivery.Status.FAILED
+    delay = delays[delivery.attempts - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+    if outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)
+    query.update(
+        status=Delivery.Status.PENDING,
+        next_attempt_at=now + timedelta(seconds=delay),
+        last_error=outcome.error[:2000],
+        lease_until=None,
+    )
+    return Delivery.Status.PENDING
+
+
+def _send_email(notification: Notification) -> Outcome:
+    tenant = notification.tenant
+    message = render_message(notification, language=tenant.language)
+    context = {"tenant": tenant, "message": message, "language": tenant.language}
+    from django.utils import translation
+
+    with translation.override(tenant.language):
+        text = render_to_string("notifications/email.txt", context)
+        html = render_to_string("notifications/email.html", context)
+    mail = EmailMultiAlternatives(
+        subject=f"[CreditGuard] {message.subject}",
+        body=text,
+        to=[tenant.contact_email],
+        headers={"X-CreditGuard-Notification": str(notification.public_id)},
+    )
+    mail.attach_alternative(html, "text/html")
+    mail.send()
+    return Outcome(delivered=True)
+
+
+def webhook_body(notification: Notification) -> bytes:
+    return json.dumps(
+        {
+            "type": notification.kind,
+            "timestamp": notification.created_at.isoformat(),
+            "data": {
+                "id": str(notification.public_id),
+                "tenant": notification.tenant.slug,
+                **notification.payload,
+            },
+        },
+        separators=(",", ":"),
+        default=str,
+    ).encode()
+
+
+def _send_webhook(delivery: Delivery) -> Outcome:
+    endpoint = delivery.endpoint
+    assert endpoint is not None
+    if not endpoint.active:
+        return Outcome(delivered=False, error="endpoint disabled", give_up=True)
+    refused = address_refused(urlsplit(endpoint.url).hostname or "")
+    if refused:
+        return Outcome(delivered=False, error=f"refused: {refused}")
+    notification = delivery.notification
+    body = webhook_body(notification)
+    msg_id = f"msg_{notification.public_id.hex}"
+    timestamp = int(timezone.now().timestamp())
+    request = urllib.request.Request(  # noqa: S310 - http(s) only, validated
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "CreditGuard-Webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": webhook_sign(
+                secret=endpoint.secret, msg_id=msg_id, timestamp=timestamp, body=body
+            ),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            response.read(1024)
+            return Outcome(delivered=200 <= response.status < 300, error=f"HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 410:
+            endpoint.active = False
+            endpoint.disabled_reason = "The receiver answered 410 Gone."
+            endpoint.save(update_fields=["active", "disabled_reason"])
+            return Outcome(delivered=False, error="HTTP 410 Gone: endpoint disabled", give_up=True)
+        return Outcome(
+            delivered=False,
+            error=f"HTTP {exc.code}",
+            retry_after=_retry_after(exc.headers.get("Retry-After")),
+        )
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        return Outcome(delivered=False, error=f"{exc.__class__.__name__}: {exc}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - timezone.now()).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,104 @@
+"""Creating notifications exactly once, and planning their deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from notifications.models import Delivery, Notification, WebhookEndpoint
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    tenant_id: int
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def notifications_create(
+    *, specs: Iterable[NotificationSpec], now: datetime | None = None
+) -> list[Notification]:
+    """Create the notifications whose dedupe key is new, with their deliveries; return
+    those created by this call. A unique index on the key makes this exactly-once under
+    parallel and repeated calls. Deliveries are sent once the transaction commits."""
+    now = now or timezone.now()
+    specs = list({spec.dedupe_key: spec for spec in specs}.values())
+    if not specs:
+        return []
+    ours = {spec.dedupe_key: uuid.uuid4() for spec in specs}
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                public_id=ours[spec.dedupe_key],
+                tenant_id=spec.tenant_id,
+                kind=spec.kind,
+                dedupe_key=spec.dedupe_key,
+                payload=spec.payload,
+                created_at=now,
+            )
+            for spec in specs
+        ],
+        ignore_conflicts=True,
+    )
+    created = list(
+        Notification.objects.filter(public_id__in=list(ours.values())).select_related("tenant")
+    )
+    deliveries_plan(notifications=created, now=now)
+    return created
+
+
+def notify(
+    *,
+    tenant: Tenant,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    now: datetime | None = None,
+) -> Notification | None:
+    """One notification (None if its dedupe key exists already)."""
+    created = notifications_create(
+        specs=[NotificationSpec(tenant.pk, kind, dedupe_key, payload)], now=now
+    )
+    return created[0] if created else None
+
+
+def deliveries_plan(*, notifications: list[Notification], now: datetime) -> list[Delivery]:
+    """An e-mail delivery when the tenant has a contact address, and one per active
+    webhook endpoint that wants the kind; enqueued after commit."""
+    if not notifications:
+        return []
+    tenant_ids = {n.tenant_id for n in notifications}
+    endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
+    for endpoint in WebhookEndpoint.objects.filter(
+        tenant_id__in=tenant_ids, active=True, deleted_at__isnull=True
+    ):
+        endpoints[endpoint.tenant_id].append(endpoint)
+    deliveries: list[Delivery] = []
+    for notification in notifications:
+        if notification.tenant.contact_email:
+            deliveries.append(
+                Delivery(notification=notification, transport=Delivery.Transport.EMAIL,
+                         next_attempt_at=now, created_at=now)
+            )  # fmt: skip
+        deliveries.extend(
+            Delivery(notification=notification, transport=Delivery.Transport.WEBHOOK,
+                     endpoint=endpoint, next_attempt_at=now, created_at=now)
+            for endpoint in endpoints[notification.tenant_id]
+            if endpoint.wants(notification.kind)
+        )  # fmt: skip
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    ids = list(Delivery.objects.filter(notification__in=notifications).values_list("pk", flat=True))
+    if ids:
+        from notifications.tasks import enqueue_deliveries
+
+        transaction.on_commit(lambda: enqueue_deliveries(ids))
+    return deliveries
