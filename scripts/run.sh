@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Run the whole app with demo data at http://127.0.0.1:8000/.
-# Embedded default: SQLite under var/ and no Redis. Set DATABASE_URL / REDIS_URL
-# to run on PostgreSQL and Redis instead.
+# Run the whole app with demo data at http://127.0.0.1:8000/: the web server, and a
+# Celery worker with beat in the background (warnings appear in its console e-mail).
+# Embedded default: SQLite and a filesystem broker under var/, no Redis. Set
+# DATABASE_URL / REDIS_URL to run on PostgreSQL and Redis instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-mkdir -p var
+mkdir -p var/celery/queue var/celery/processed
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py seed_demo
-exec .venv/bin/python manage.py runserver "${BIND:-127.0.0.1:8000}"
+.venv/bin/celery -A creditguard worker --beat --concurrency 1 --loglevel INFO \
+  --schedule var/celery/beat-schedule &
+worker=$!
+trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
+.venv/bin/python manage.py runserver --noreload "${BIND:-127.0.0.1:8000}"

@@ -10,6 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -140,6 +141,16 @@ def webhook_body(notification: Notification) -> bytes:
     ).encode()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: a receiver could point us at an internal address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def _send_webhook(delivery: Delivery) -> Outcome:
     endpoint = delivery.endpoint
     assert endpoint is not None
@@ -167,7 +178,7 @@ def _send_webhook(delivery: Delivery) -> Outcome:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
             response.read(1024)
             return Outcome(delivered=200 <= response.status < 300, error=f"HTTP {response.status}")
     except urllib.error.HTTPError as exc:

@@ -103,6 +103,8 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
     for balance in balances:
         rule = rules[(balance.tenant_id, balance.channel_id)]
         period = balance.period
+        if now >= period.ends_at:
+            continue  # a past period's late events: its charge is refreshed, no warnings
         bounds = PeriodBounds(
             label=period.label, starts_at=period.starts_at, ends_at=period.ends_at
         )

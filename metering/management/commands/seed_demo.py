@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -77,6 +78,7 @@ class Command(BaseCommand):
             for period in BillingPeriod.objects.for_tenant(tenant).filter(ends_at__lt=now):
                 period_close(period=period, now=now)
 
+        self._offers_and_fees(now)
         first = Tenant.objects.get(slug=TENANTS[0][0])
         staff = self._user(STAFF_USERNAME, STAFF_PASSWORD, staff=True)
         customer = self._user(CUSTOMER_USERNAME, CUSTOMER_PASSWORD, staff=False)
@@ -94,6 +96,29 @@ class Command(BaseCommand):
             f"  Customer login ({first.slug}): {customer.username} / {CUSTOMER_PASSWORD}"
         )
         self.stdout.write(f"  {key_line}")
+
+    def _offers_and_fees(self, now: datetime) -> None:
+        """Top-up packs per channel and a notified overage fee schedule (once)."""
+        from policies.models import FeeSchedule, TopUpPack
+        from policies.services.fees import fee_schedule_create, fee_schedule_notify
+
+        prices = {"email": (5000, "9.90", "0.002"), "sms": (500, "29.00", "0.065"),
+                  "call": (200, "24.00", "0.13")}  # fmt: skip
+        for code, (units, price, unit_price) in prices.items():
+            channel = Channel.objects.get(code=code)
+            TopUpPack.objects.get_or_create(
+                channel=channel, units=units, defaults={"price": Decimal(price)}
+            )
+            if not FeeSchedule.objects.filter(channel=channel, tenant__isnull=True).exists():
+                schedule = fee_schedule_create(
+                    channel=channel,
+                    name=f"{channel.name} overage",
+                    tiers=[(10_000, unit_price), (None, str(Decimal(unit_price) * Decimal("0.8")))],
+                    effective_from=now - timedelta(days=120),
+                    reason="Demo price list",
+                    now=now - timedelta(days=120),
+                )
+                fee_schedule_notify(schedule=schedule, now=now - timedelta(days=120))
 
     def _tenant(self, row: DemoTenant) -> tuple[Tenant, bool]:
         slug, name, industry, size_band, language, time_zone = row[:6]
