@@ -208,6 +208,7 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = 10
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 # Webhook endpoints must resolve to public addresses (SSRF) unless this is on.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not PRODUCTION)
@@ -217,7 +218,7 @@ WEBHOOK_ENDPOINTS_PER_TENANT = 10
 # about three days in all, as the Standard Webhooks guidance suggests.
 DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000]
 # A claimed delivery not finished in this time is sent again (its worker died).
-DELIVERY_LEASE_SECONDS = 120
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=120)
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # --- Celery ---------------------------------------------------------------------
@@ -239,6 +240,7 @@ else:
         "data_folder_out": str(CELERY_DIR / "queue"),
         "processed_folder": str(CELERY_DIR / "processed"),
         "store_processed": False,
+        "polling_interval": 0.2,
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
