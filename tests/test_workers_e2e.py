@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.db import connection
 
 from creditguard.celery import app
@@ -21,7 +22,7 @@ from notifications.models import Delivery, Notification
 from notifications.services.notify import notify
 from notifications.services.webhooks import webhook_endpoint_create
 from notifications.tasks import retry_deliveries_task
-from policies.tasks import evaluate_sweep_task
+from policies.tasks import EVALUATION_SCHEDULED_KEY, evaluate_sweep_task
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, Api, event
 from tests.factories import TenantFactory
@@ -115,6 +116,8 @@ def worker_env(tmp_path, settings) -> dict[str, str]:
         DELIVERY_LEASE_SECONDS="2",
     )
     app.control.purge()
+    # An earlier test may have opened a coalescing window moments ago.
+    cache.delete(EVALUATION_SCHEDULED_KEY)
     return env
 
 
