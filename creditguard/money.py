@@ -20,3 +20,11 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round to the currency's minor unit, half up."""
     exponent = Decimal(1).scaleb(-minor_units(currency))
     return amount.quantize(exponent, rounding=ROUND_HALF_UP)
+
+
+def unit_price_text(value: Decimal) -> str:
+    """A per-unit price as people write it: at least two decimals, no trailing zeros
+    beyond (0.080000 → 0.08, 0.0125 → 0.0125)."""
+    text = format(value.normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"

@@ -68,14 +68,55 @@ def render_message(notification: Notification, *, language: str) -> Message:
             lines = [
                 _("You have used %(used)s of %(available)s included %(unit)s units on %(channel)s "
                   "in %(period)s (%(percent)s%%).") % figures,
-                _("Further use may be charged, restricted or suspended as the fair use policy "
-                  "describes.")
+                _past_limit(p),
             ]  # fmt: skip
         elif kind == K.OVERAGE_FEE_NOTICE:
             subject = _("%(channel)s: fees may apply to use beyond your credits") % figures
             lines = [
                 _("You have used %(overage)s %(unit)s units beyond your included credits on "
                   "%(channel)s in %(period)s. Fees may apply.") % figures
+            ]  # fmt: skip
+        elif kind == K.RESTRICTION_APPLIED:
+            scope = figures["channel"] or _("all channels")
+            if p.get("kind") == "suspend":
+                subject = _("%(scope)s: sending is suspended") % {"scope": scope}
+            else:
+                subject = _("%(scope)s: sending is limited") % {"scope": scope}
+            lines = [_restriction_line(p, scope)]
+            if p.get("reason"):
+                lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
+        elif kind == K.RESTRICTION_LIFTED:
+            scope = figures["channel"] or _("all channels")
+            subject = _("%(scope)s: the restriction has been lifted") % {"scope": scope}
+            lines = [_("You can send on %(scope)s again as usual.") % {"scope": scope}]
+        elif kind == K.TOPUP_BOOKED:
+            subject = _("%(channel)s: top-up booked") % figures
+            lines = [
+                _("%(units)s units were added to your %(channel)s credits for %(price)s "
+                  "%(currency)s.") % {**figures, "units": p.get("units"), "price": p.get("price"),
+                                      "currency": p.get("currency")}
+            ]  # fmt: skip
+        elif kind == K.TOPUP_OFFER:
+            subject = _("%(channel)s: an offer to top up your credits") % figures
+            lines = []
+        elif kind == K.LIMIT_CHANGED:
+            subject = _("%(channel)s: your limit changes") % figures
+            lines = [
+                _("From %(date)s your %(channel)s credits are %(included)s %(unit)s units per "
+                  "period (before: %(before)s).") % {
+                    **figures,
+                    "date": _day(p.get("effective_from")),
+                    "included": _number(p.get("included_units", 0)),
+                    "before": _number(p.get("before_included_units", 0)),
+                },
+                _past_limit(p),
+            ]  # fmt: skip
+        elif kind == K.FEE_SCHEDULE_NOTICE:
+            subject = _("%(channel)s: fees for use beyond your credits") % figures
+            lines = [
+                _("From %(date)s, use beyond your included %(channel)s credits is charged:") % {
+                    **figures, "date": _day(p.get("effective_from"))},
+                *[_tier_line(tier, p.get("currency", "")) for tier in p.get("tiers", [])],
             ]  # fmt: skip
         else:
             subject = p.get("subject") or Notification.Kind(kind).label
@@ -98,3 +139,53 @@ def render_message(notification: Notification, *, language: str) -> Message:
             policy_url=f"{base}/policy/",
             support=settings.SUPPORT_CONTACT,
         )
+
+
+def _number(value: Any) -> str:
+    return str(formats.number_format(value, force_grouping=True))
+
+
+def _past_limit(p: dict[str, Any]) -> str:
+    """What happens past the included credits, by the rule's action (policy § 5)."""
+    action = p.get("action_past_limit")
+    if action == "charge_overage":
+        return _("Further use is charged per unit as your fee schedule sets out.")
+    if action == "restrict":
+        return _("Further use is limited to %(units)s units per %(window)s.") % {
+            "units": p.get("restrict_units"),
+            "window": _("hour") if p.get("restrict_window") == "hour" else _("day"),
+        }
+    if action == "suspend":
+        return _("Sending on this channel is suspended until your credits reset or you top up.")
+    return _("Further use may be charged; we will tell you before we bill it.")
+
+
+def _restriction_line(p: dict[str, Any], scope: str) -> str:
+    until = _day(p.get("ends_at")) or _("further notice")
+    if p.get("kind") == "suspend":
+        return _("Sending on %(scope)s is suspended until %(until)s.") % {
+            "scope": scope,
+            "until": until,
+        }
+    return _(
+        "Sending on %(scope)s is limited to %(units)s units per %(window)s until %(until)s."
+    ) % {
+        "scope": scope,
+        "units": p.get("limit_units"),
+        "window": _("hour") if p.get("window") == "hour" else _("day"),
+        "until": until,
+    }
+
+
+def _tier_line(tier: list[Any], currency: str) -> str:
+    up_to, price = tier
+    if up_to is None:
+        return _("beyond that: %(price)s %(currency)s per unit") % {
+            "price": price,
+            "currency": currency,
+        }
+    return _("up to %(up_to)s units: %(price)s %(currency)s per unit") % {
+        "up_to": formats.number_format(up_to, force_grouping=True),
+        "price": price,
+        "currency": currency,
+    }

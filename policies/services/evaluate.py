@@ -89,6 +89,15 @@ def _figures(balance: Balance, bounds: PeriodBounds, now: datetime) -> dict[str,
     }
 
 
+def _past_limit_terms(rule: EffectiveRule) -> dict[str, Any]:
+    return {
+        "action_past_limit": rule.action,
+        "restrict_units": rule.restrict_units,
+        "restrict_window": rule.restrict_window,
+        "hard_limit": rule.hard_limit,
+    }
+
+
 def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -> EvaluationResult:
     """Evaluate one batch of balances (with tenant, channel and period loaded)."""
     now = now or timezone.now()
@@ -124,7 +133,7 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
                 tenant_id=balance.tenant_id,
                 kind=kind,
                 dedupe_key=f"threshold:{balance.pk}:{threshold}",
-                payload={**figures, "threshold": threshold, "action_past_limit": rule.action},
+                payload={**figures, "threshold": threshold, **_past_limit_terms(rule)},
             )
             candidates.append((balance, spec, threshold))
         reached = figures["limit_reached_on"]
@@ -138,14 +147,14 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
                 tenant_id=balance.tenant_id,
                 kind=Notification.Kind.FORECAST_WARNING,
                 dedupe_key=f"forecast:{balance.pk}",
-                payload={**figures, "action_past_limit": rule.action},
+                payload={**figures, **_past_limit_terms(rule)},
             ), None))  # fmt: skip
         if balance.overage_units > 0 and rule.action in (Action.NOTIFY_ONLY, Action.CHARGE_OVERAGE):
             candidates.append((balance, NotificationSpec(
                 tenant_id=balance.tenant_id,
                 kind=Notification.Kind.OVERAGE_FEE_NOTICE,
                 dedupe_key=f"overage:{balance.pk}",
-                payload={**figures, "action_past_limit": rule.action},
+                payload={**figures, **_past_limit_terms(rule)},
             ), None))  # fmt: skip
 
     existing = set(

@@ -11,8 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from creditguard.errors import InvalidInput
-from creditguard.money import round_money
+from creditguard.money import round_money, unit_price_text
 from metering.models import Channel
+from notifications.models import Notification
+from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import FeeSchedule, FeeScheduleNotice, FeeTier
 from policies.services.audit import audit_record
 from tenants.models import Tenant
@@ -131,6 +133,22 @@ def fee_schedule_notify(
         [FeeScheduleNotice(schedule=schedule, tenant=t, notified_at=now) for t in new],
         ignore_conflicts=True,
     )
+    channel = schedule.channel
+    tiers = [[tier.up_to, unit_price_text(tier.unit_price)] for tier in schedule.tiers.all()]
+    notifications_create(
+        specs=[
+            NotificationSpec(
+                tenant_id=t.pk,
+                kind=Notification.Kind.FEE_SCHEDULE_NOTICE,
+                dedupe_key=f"fee_schedule:{schedule.pk}:{t.pk}",
+                payload={"channel": channel.code, "channel_name": channel.name,
+                         "currency": schedule.currency, "mode": schedule.mode, "tiers": tiers,
+                         "effective_from": max(schedule.effective_from, now).isoformat()},
+            )
+            for t in new
+        ],
+        now=now,
+    )  # fmt: skip
     if new:
         audit_record(
             actor=actor, action="fee_schedule.notify", tenant=schedule.tenant, obj=schedule,

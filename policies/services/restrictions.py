@@ -12,9 +12,25 @@ from django.utils import timezone
 
 from creditguard.errors import Conflict, InvalidInput
 from metering.models import Channel
+from notifications.models import Notification
+from notifications.services.notify import notify
 from policies.models import Restriction, Window
 from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
+
+
+def _restriction_payload(restriction: Restriction) -> dict[str, object]:
+    channel = restriction.channel
+    return {
+        "channel": channel.code if channel else None,
+        "channel_name": channel.name if channel else None,
+        "kind": restriction.kind,
+        "limit_units": restriction.limit_units,
+        "window": restriction.window,
+        "starts_at": restriction.starts_at.isoformat(),
+        "ends_at": restriction.ends_at.isoformat() if restriction.ends_at else None,
+        "reason": restriction.reason,
+    }
 
 
 def tenant_status_refresh(*, tenant: Tenant, now: datetime) -> str:
@@ -86,6 +102,13 @@ def restriction_apply(
     )
     before_status = tenant.status
     tenant_status_refresh(tenant=tenant, now=now)
+    notify(
+        tenant=tenant,
+        kind=Notification.Kind.RESTRICTION_APPLIED,
+        dedupe_key=f"restriction:{restriction.pk}:applied",
+        payload=_restriction_payload(restriction),
+        now=now,
+    )
     audit_record(
         actor=actor,
         action="restriction.apply",
@@ -119,6 +142,13 @@ def restriction_lift(
     locked.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
     tenant = Tenant.objects.select_for_update().get(pk=locked.tenant_id)
     tenant_status_refresh(tenant=tenant, now=now)
+    notify(
+        tenant=tenant,
+        kind=Notification.Kind.RESTRICTION_LIFTED,
+        dedupe_key=f"restriction:{locked.pk}:lifted",
+        payload=_restriction_payload(locked),
+        now=now,
+    )
     audit_record(
         actor=actor,
         action="restriction.lift",

@@ -15,6 +15,8 @@ from creditguard.errors import InvalidInput
 from metering.models import Channel, Grant
 from metering.services.ledger import balance_lock, credits_reduce_locked, grant_create
 from metering.services.periods import period_bounds, period_get_or_open
+from notifications.models import Notification
+from notifications.services.notify import notify
 from policies.models import Action, CarryOver, LimitRule, Window
 from policies.selectors import EffectiveRule, effective_rule
 from policies.services.audit import audit_record
@@ -200,6 +202,25 @@ def limit_rule_set(
         reason=reason.strip(),
         now=now,
     )  # fmt: skip
+    if worsens:
+        notify(
+            tenant=tenant,
+            kind=Notification.Kind.LIMIT_CHANGED,
+            dedupe_key=f"limit_rule:{rule.pk}",
+            payload={
+                "channel": channel.code,
+                "channel_name": channel.name,
+                "unit": channel.unit,
+                "effective_from": effective_from.isoformat(),
+                "included_units": after.included_units,
+                "before_included_units": before.included_units,
+                "hard_limit": after.hard_limit,
+                "action_past_limit": after.action,
+                "restrict_units": after.restrict_units,
+                "restrict_window": after.restrict_window,
+            },
+            now=now,
+        )
     return LimitChange(
         rule=rule, before=before, after=after, worsens=worsens, included_delta_applied=applied
     )

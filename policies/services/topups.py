@@ -14,6 +14,8 @@ from creditguard.errors import Conflict, InvalidInput, NotFound
 from metering.models import Channel, Grant
 from metering.services.ledger import balance_lock, grant_create
 from metering.services.periods import period_bounds, period_get_or_open
+from notifications.models import Notification
+from notifications.services.notify import notify
 from policies.models import AutoTopUp, TopUp, TopUpOffer, TopUpPack
 from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
@@ -46,7 +48,27 @@ def topup_offer_create(
         actor=actor, action="topup_offer.create", tenant=tenant, obj=offer, before=None,
         after=snapshot(offer), reason=f"{source} offer", now=now,
     )  # fmt: skip
+    if source == TopUpOffer.Source.STAFF:
+        channel = Channel.objects.get(pk=offer.channel_id)
+        notify(
+            tenant=tenant,
+            kind=Notification.Kind.TOPUP_OFFER,
+            dedupe_key=f"topup_offer:{offer.public_id}",
+            payload={"channel": channel.code, "channel_name": channel.name,
+                     "offer": offer_payload(offer)},
+            now=now,
+        )  # fmt: skip
     return offer
+
+
+def offer_payload(offer: TopUpOffer) -> dict[str, object]:
+    return {
+        "id": str(offer.public_id),
+        "units": offer.units,
+        "price": str(offer.price),
+        "currency": offer.currency,
+        "expires_at": offer.expires_at.isoformat(),
+    }
 
 
 @transaction.atomic
@@ -94,6 +116,14 @@ def topup_offer_accept(
         actor=None, actor_label="automatic top-up" if automatic else f"tenant {tenant.slug}",
         action="topup.book", tenant=tenant, obj=topup, before=None, after=snapshot(topup),
         reason=f"Offer {offer.public_id} accepted", now=now,
+    )  # fmt: skip
+    notify(
+        tenant=tenant,
+        kind=Notification.Kind.TOPUP_BOOKED,
+        dedupe_key=f"topup:{topup.pk}",
+        payload={"channel": channel.code, "channel_name": channel.name, "units": topup.units,
+                 "price": str(topup.price), "currency": topup.currency, "period": period.label},
+        now=now,
     )  # fmt: skip
     from policies.tasks import request_evaluation  # tasks import the services
 

@@ -28,9 +28,14 @@ def frozen_clock():
         yield traveller
 
 
+USAGE_KINDS = ["threshold_warning", "limit_reached", "forecast_warning", "overage_fee_notice"]
+
+
 def kinds(tenant) -> list[tuple[str, int | None]]:
+    """The usage notifications evaluation sent (not the notice of the test's limit change)."""
     return sorted(
-        (n.kind, n.payload.get("threshold")) for n in Notification.objects.filter(tenant=tenant)
+        (n.kind, n.payload.get("threshold"))
+        for n in Notification.objects.filter(tenant=tenant, kind__in=USAGE_KINDS)
     )
 
 
@@ -186,7 +191,7 @@ def test_email_and_webhook_deliveries_are_planned(world: World, settings):
     set_rule(world.alpha, "sms", included_units=100)
     world.alice_api.ingest([event("a", channel="sms", quantity=60)])
     evaluate_pending()
-    warning = Notification.objects.get(tenant=world.alpha)
+    warning = Notification.objects.get(tenant=world.alpha, kind="threshold_warning")
     assert sorted(d.transport for d in Delivery.objects.filter(notification=warning)) == [
         "email",
         "webhook",
