@@ -1,0 +1,25 @@
+# CreditGuard: one image for the web server, the Celery worker and beat.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CREDITGUARD_ENV=production
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY creditguard creditguard
+COPY tenants tenants
+COPY metering metering
+COPY policies policies
+COPY notifications notifications
+COPY templates templates
+COPY locale locale
+COPY manage.py ./
+RUN pip install --no-cache-dir -e . \
+    && SECRET_KEY=build-only-collectstatic-secret-key-0123456789 REDIS_URL=redis://build \
+       python manage.py collectstatic --noinput \
+    && useradd --system --home /app creditguard \
+    && mkdir -p /app/var && chown creditguard /app/var
+USER creditguard
+
+EXPOSE 8000
+CMD ["gunicorn", "creditguard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", \
+     "--access-logfile", "-"]
