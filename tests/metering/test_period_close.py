@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 import time_machine
 
+from creditguard.errors import Unprocessable
 from metering.models import Balance, BillingPeriod, Channel, Grant, LedgerEntry
 from metering.services.close import periods_close_due
 from metering.services.ingest import usage_record_batch
@@ -40,6 +42,8 @@ def test_periods_close_at_each_tenants_month_end(db):
         # A late event for Los Angeles' November is still accepted; Berlin's is refused.
         late = {"events": [event("late", occurred_at="2026-11-30T22:00:00Z")]}
         assert usage_record_batch(tenant=la, payload=late).accepted == 1
+        with pytest.raises(Unprocessable, match="closed"):
+            usage_record_batch(tenant=berlin, payload=late)
     with time_machine.travel(at(2026, 12, 1, 9, 1), tick=False):
         assert periods_close_due() == 1
         assert BillingPeriod.objects.get(tenant=la, label="2026-11").status == "closed"
