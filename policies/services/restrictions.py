@@ -13,7 +13,7 @@ from django.utils import timezone
 from creditguard.errors import Conflict, InvalidInput
 from metering.models import Channel
 from notifications.models import Notification
-from notifications.services.notify import notify
+from notifications.services.notify import NotificationSpec, notifications_create, notify
 from policies.models import Restriction, Window
 from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
@@ -162,11 +162,31 @@ def restriction_lift(
     return locked
 
 
+# Restrictions that ended within this window are told to their tenants (once each).
+ENDED_NOTICE_WINDOW = timedelta(days=7)
+
+
 def restrictions_expire(*, now: datetime | None = None) -> int:
-    """Bring the status of tenants whose restrictions have ended up to date (beat runs
-    this; authorization already ignores ended restrictions). Returns how many tenants
-    changed. Safe to run twice or in parallel."""
+    """Tell tenants that restrictions ended by themselves, and bring the status of
+    tenants whose restrictions have ended up to date (beat runs this; authorization
+    already ignores ended restrictions). Returns how many tenants changed status. Safe
+    to run twice or in parallel: the "lifted" notification's key is unique."""
     now = now or timezone.now()
+    ended = Restriction.objects.filter(
+        lifted_at__isnull=True, ends_at__lte=now, ends_at__gt=now - ENDED_NOTICE_WINDOW
+    ).select_related("channel")
+    notifications_create(
+        specs=[
+            NotificationSpec(
+                tenant_id=restriction.tenant_id,
+                kind=Notification.Kind.RESTRICTION_LIFTED,
+                dedupe_key=f"restriction:{restriction.pk}:lifted",
+                payload=_restriction_payload(restriction),
+            )
+            for restriction in ended
+        ],
+        now=now,
+    )
     changed = 0
     candidates = Tenant.objects.filter(
         status__in=[Tenant.Status.RESTRICTED, Tenant.Status.SUSPENDED]

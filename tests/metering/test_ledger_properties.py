@@ -126,3 +126,102 @@ def test_balance_equals_sum_of_entries_and_draws_follow_grant_order(db, ops):
         )
         assert balance.used - overage == sum(drawn.values())
         transaction.set_rollback(True)
+
+
+reserve_op = st.tuples(st.just("reserve"), st.integers(min_value=1, max_value=300))
+commit_op = st.tuples(st.just("commit"), st.integers(min_value=1, max_value=100))  # percent
+release_op = st.tuples(st.just("release"))
+expire_op = st.tuples(st.just("expire"), st.integers(min_value=1, max_value=30))  # minutes
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    hard_limit=st.one_of(st.none(), st.integers(min_value=0, max_value=200)),
+    ops=st.lists(
+        st.one_of(grant_op, usage_op, reserve_op, commit_op, release_op, expire_op),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_reservations_keep_the_ledger_whole_and_never_pass_the_ceiling(db, hard_limit, ops):
+    from metering.models import Authorization
+    from policies.services.authorize import (
+        authorization_commit,
+        authorization_create,
+        authorization_release,
+        authorizations_expire,
+    )
+
+    with transaction.atomic():
+        tenant = TenantFactory.create(time_zone="UTC")
+        channel = Channel.objects.get(code="email")
+        limit_rule_set(
+            tenant=tenant,
+            channel=channel,
+            included_units=500,
+            hard_limit=hard_limit,
+            action="charge_overage",
+            reason="test",
+            actor=None,
+            now=START,
+        )
+        period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=START))
+        balance_lock(tenant=tenant, channel=channel, period=period, now=START)
+        now = START
+        held: list[str] = []
+        for op in ops:
+            balance = Balance.objects.get(tenant=tenant, channel=channel, period=period)
+            if op[0] == "grant":
+                _, kind, units, expires_in, priority = op
+                grant_create(
+                    tenant=tenant,
+                    channel=channel,
+                    period=period,
+                    kind=kind,
+                    units=units,
+                    expires_at=now + timedelta(hours=expires_in) if expires_in else None,
+                    priority=priority,
+                    now=now,
+                )
+            elif op[0] == "usage":
+                usage_book(tenant=tenant, channel=channel, period=period, units=op[1], now=now)
+            elif op[0] == "reserve":
+                answer = authorization_create(
+                    tenant=tenant, channel_code="email", quantity=op[1], now=now
+                )
+                in_use = balance.used + balance.reserved
+                if answer.decision != "deny":
+                    held.append(str(answer.public_id))
+                    if hard_limit is not None:
+                        assert in_use + op[1] <= balance.available + hard_limit  # never past it
+                elif hard_limit is not None and answer.reason == "hard_limit_reached":
+                    assert in_use + op[1] > balance.available + hard_limit  # no false denial
+            elif op[0] == "commit" and held:
+                authorization = Authorization.objects.get(public_id=held.pop(0))
+                if authorization.status == "held" and authorization.expires_at > now:
+                    quantity = max(1, authorization.quantity * op[1] // 100)
+                    authorization_commit(
+                        tenant=tenant, public_id=authorization.public_id, quantity=quantity, now=now
+                    )
+            elif op[0] == "release" and held:
+                authorization_release(tenant=tenant, public_id=held.pop(0), now=now)
+            elif op[0] == "expire":
+                now += timedelta(minutes=op[1])
+                authorizations_expire(now=now)
+
+        balance = Balance.objects.get(tenant=tenant, channel=channel, period=period)
+        sums = LedgerEntry.objects.filter(balance=balance).aggregate(
+            available=Sum("available_delta"), used=Sum("used_delta"), reserved=Sum("reserved_delta")
+        )
+        assert (balance.available, balance.used, balance.reserved) == (
+            sums["available"] or 0,
+            sums["used"] or 0,
+            sums["reserved"] or 0,
+        )
+        holding = Authorization.objects.filter(tenant=tenant, status="held").aggregate(
+            q=Sum("quantity")
+        )["q"]
+        assert balance.reserved == (holding or 0)
+        transaction.set_rollback(True)

@@ -407,3 +407,26 @@ def test_a_hard_limit_denial_takes_a_pinned_number_of_queries(world: World, auth
     # fast: the key, then one statement; full: key, the fast statement's lookups are
     # not made, channel, period, balance, rule, authorization
     assert len(statements) == (2 if authorization_path == "fast path" else 6), statements
+
+
+def test_a_restriction_that_ends_by_itself_is_told_once_and_the_status_follows(
+    world: World, frozen_clock
+):
+    from notifications.models import Notification
+    from policies.services.restrictions import restrictions_expire
+
+    restriction_apply(
+        tenant=world.alpha,
+        channel=Channel.objects.get(code="sms"),
+        kind="suspend",
+        duration=timedelta(hours=1),
+        reason="cool-down",
+        actor=None,
+    )
+    assert restrictions_expire() == 0
+    frozen_clock.shift(timedelta(hours=1, minutes=1))
+    assert restrictions_expire() == 1
+    assert restrictions_expire() == 0
+    world.alpha.refresh_from_db()
+    assert world.alpha.status == Tenant.Status.ACTIVE
+    assert Notification.objects.filter(tenant=world.alpha, kind="restriction_lifted").count() == 1
