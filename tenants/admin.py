@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, Membership
 
 
 class MembershipInline(admin.TabularInline):
@@ -12,13 +12,7 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-@admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "status", "industry", "size_band", "language", "time_zone"]
-    list_filter = ["status", "industry", "size_band", "language"]
-    search_fields = ["name", "slug", "contact_email", "contact_name"]
-    prepopulated_fields = {"slug": ["name"]}
-    inlines = [MembershipInline]
+# The Tenant admin is the staff console of the fair-use rules: policies/admin.py.
 
 
 @admin.register(ApiKey)

@@ -1,0 +1,543 @@
+"""The staff console in the Django admin: tenants at a glance, limit changes with reasons
+and history, restrictions, overage decisions, fee schedules. Every change goes through the
+services; ledger, balances and audit rows are read-only here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from creditguard.errors import ServiceError
+from metering.models import Balance, Channel
+from notifications.models import Notification
+from policies.forms import DecisionForm, LimitChangeForm, ReasonForm, RestrictForm
+from policies.models import (
+    AuditEntry,
+    AutoTopUp,
+    CohortDefault,
+    FeeSchedule,
+    FeeTier,
+    LimitRule,
+    OverageCharge,
+    Restriction,
+    TopUp,
+    TopUpOffer,
+    TopUpPack,
+)
+from policies.services.overage import overage_decide
+from policies.services.restrictions import restriction_apply, restriction_lift
+from policies.services.rules import limit_rule_set
+from tenants.admin import MembershipInline
+from tenants.models import Tenant
+
+NEAR = 80
+
+
+def staff_user(request: HttpRequest) -> User:
+    """The signed-in staff member (the admin lets no one else in)."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def current_balances() -> QuerySet[Balance]:
+    now = timezone.now()
+    return Balance.objects.filter(
+        period__status="open", period__starts_at__lte=now, period__ends_at__gt=now
+    )
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LimitRuleInline(ReadOnlyInline):
+    model = LimitRule
+    verbose_name_plural = "Limit rules (every version; change one with “Change a limit”)"
+    fields = readonly_fields = (
+        "channel",
+        "version",
+        "included_units",
+        "hard_limit",
+        "action",
+        "warning_thresholds",
+        "effective_from",
+        "author",
+        "reason",
+    )
+    ordering = ["channel", "-version"]
+
+
+class RestrictionInline(ReadOnlyInline):
+    model = Restriction
+    fk_name = "tenant"
+    fields = readonly_fields = (
+        "channel",
+        "kind",
+        "limit_units",
+        "window",
+        "starts_at",
+        "ends_at",
+        "reason",
+        "author",
+        "lifted_at",
+        "lift_reason",
+    )
+
+
+class OverageChargeInline(ReadOnlyInline):
+    model = OverageCharge
+    fields = readonly_fields = (
+        "period",
+        "channel",
+        "units",
+        "amount",
+        "currency",
+        "status",
+        "billed_amount",
+        "waived_amount",
+        "decision_reason",
+    )
+
+
+class TopUpInline(ReadOnlyInline):
+    model = TopUp
+    fields = readonly_fields = ("created_at", "channel", "units", "price", "currency", "automatic")
+
+
+class NotificationInline(ReadOnlyInline):
+    model = Notification
+    fields = readonly_fields = ("created_at", "kind", "dedupe_key")
+    verbose_name_plural = "Notifications sent"
+
+
+class AuditInline(ReadOnlyInline):
+    model = AuditEntry
+    fields = readonly_fields = ("created_at", "actor_label", "action", "reason", "before", "after")
+    verbose_name_plural = "Audit trail"
+
+
+class UsageFilter(admin.SimpleListFilter):
+    title = "usage this period"
+    parameter_name = "usage"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("near", f"Near a limit (≥ {NEAR} %)"), ("over", "Over a limit")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
+        balances = current_balances().filter(tenant=OuterRef("pk"))
+        if self.value() == "near":
+            near = balances.filter(
+                available__gt=0, used__lte=F("available"), used__gte=F("available") * NEAR / 100
+            )
+            return queryset.filter(Exists(near))
+        if self.value() == "over":
+            return queryset.filter(Exists(balances.filter(used__gt=F("available"))))
+        return queryset
+
+
+class PendingOverageFilter(admin.SimpleListFilter):
+    title = "overage decision"
+    parameter_name = "overage"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("pending", "Pending decision")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
+        if self.value() == "pending":
+            pending = OverageCharge.objects.filter(tenant=OuterRef("pk"), status="pending")
+            return queryset.filter(Exists(pending))
+        return queryset
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "status_badge", "usage", "pending_overage", "industry", "size_band"]
+    list_filter = [UsageFilter, "status", PendingOverageFilter, "industry", "size_band"]
+    search_fields = ["name", "slug", "contact_email", "contact_name"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["status", "created_at"]
+    inlines = [
+        MembershipInline,
+        LimitRuleInline,
+        RestrictionInline,
+        OverageChargeInline,
+        TopUpInline,
+        NotificationInline,
+        AuditInline,
+    ]
+    change_form_template = "admin/policies/tenant_change_form.html"
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        """Usage of the current period per active channel and the pending overage, as
+        subqueries: a fixed number of queries whatever the number of tenants."""
+        queryset = super().get_queryset(request)
+        channels = list(Channel.objects.filter(active=True))
+        request.console_channels = channels  # type: ignore[attr-defined]
+        for channel in channels:
+            balance = current_balances().filter(tenant=OuterRef("pk"), channel=channel)
+            queryset = queryset.annotate(
+                **{
+                    f"used_{channel.pk}": Subquery(balance.values("used")[:1]),
+                    f"available_{channel.pk}": Subquery(balance.values("available")[:1]),
+                }
+            )
+        pending = (
+            OverageCharge.objects.filter(tenant=OuterRef("pk"), status="pending")
+            .values("tenant")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        )
+        return queryset.annotate(
+            pending_total=Subquery(
+                pending, output_field=DecimalField(max_digits=14, decimal_places=2)
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        self._request = request
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, tenant: Tenant) -> str:
+        colour = {"active": "#2f855a", "restricted": "#b7791f", "suspended": "#c53030"}.get(
+            tenant.status, "#4a5568"
+        )
+        return format_html(
+            '<span class="cg-badge" style="background:{}">{}</span>',
+            colour,
+            tenant.get_status_display(),
+        )
+
+    @admin.display(description="Usage this period")
+    def usage(self, tenant: Tenant) -> str:
+        badges = []
+        for channel in getattr(self._request, "console_channels", []):
+            used = getattr(tenant, f"used_{channel.pk}", None)
+            available = getattr(tenant, f"available_{channel.pk}", None)
+            if used is None:
+                continue
+            percent = round(100 * used / available) if available else (100 if used else 0)
+            colour = (
+                "#c53030"
+                if used > (available or 0)
+                else "#b7791f"
+                if percent >= NEAR
+                else "#2f855a"
+            )
+            badges.append((colour, f"{channel.code} {percent} %"))
+        if not badges:
+            return "—"
+        return format_html_join(
+            " ", '<span class="cg-badge" style="background:{}">{}</span>', badges
+        )
+
+    @admin.display(description="Pending overage", ordering="pending_total")
+    def pending_overage(self, tenant: Tenant) -> str:
+        total = getattr(tenant, "pending_total", None)
+        return f"{total} {tenant.currency}" if total else "—"
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:tenant_id>/limit/",
+                self.admin_site.admin_view(self.limit_view),
+                name="policies_tenant_limit",
+            ),
+            path(
+                "<int:tenant_id>/restrict/",
+                self.admin_site.admin_view(self.restrict_view),
+                name="policies_tenant_restrict",
+            ),
+            *super().get_urls(),
+        ]
+
+    def limit_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
+        """Change a limit: a new, audited rule version through ``limit_rule_set``."""
+        if not request.user.has_perm("policies.add_limitrule"):
+            raise PermissionDenied
+        tenant = Tenant.objects.get(pk=tenant_id)
+        form = LimitChangeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                change = limit_rule_set(
+                    tenant=tenant,
+                    channel=form.cleaned_data["channel"],
+                    reason=form.cleaned_data["reason"],
+                    actor=staff_user(request),
+                    **form.terms(),
+                )
+            except ServiceError as exc:
+                for error in exc.errors or [{"field": None, "detail": exc.detail}]:
+                    form.add_error(
+                        error.get("field") if error.get("field") in form.fields else None,
+                        error["detail"],
+                    )
+            else:
+                notice = " The tenant has been notified (worse terms)." if change.worsens else ""
+                self.message_user(
+                    request,
+                    f"{form.cleaned_data['channel'].code}: version "
+                    f"{change.rule.version} saved.{notice}",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:tenants_tenant_change", args=[tenant.pk])
+                )
+        return TemplateResponse(
+            request,
+            "admin/policies/form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Change a limit of {tenant}",
+                "form": form,
+                "tenant": tenant,
+                "opts": self.model._meta,
+                "submit": "Save the new version",
+            },
+        )
+
+    def restrict_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
+        if not request.user.has_perm("policies.add_restriction"):
+            raise PermissionDenied
+        tenant = Tenant.objects.get(pk=tenant_id)
+        form = RestrictForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                restriction_apply(
+                    tenant=tenant,
+                    channel=data["channel"],
+                    kind=data["kind"],
+                    limit_units=data["limit_units"],
+                    window=data["window"] or "",
+                    duration=timedelta(hours=data["hours"]) if data["hours"] else None,
+                    reason=data["reason"],
+                    actor=staff_user(request),
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                self.message_user(request, "Restriction applied; the tenant has been notified.")
+                return HttpResponseRedirect(
+                    reverse("admin:tenants_tenant_change", args=[tenant.pk])
+                )
+        return TemplateResponse(
+            request,
+            "admin/policies/form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Restrict or suspend {tenant}",
+                "form": form,
+                "tenant": tenant,
+                "opts": self.model._meta,
+                "submit": "Apply",
+            },
+        )
+
+
+@admin.register(OverageCharge)
+class OverageChargeAdmin(admin.ModelAdmin):
+    """The decision queue (policy § 7): pending charges with the factors on screen."""
+
+    list_display = [
+        "tenant",
+        "channel",
+        "period",
+        "units",
+        "amount",
+        "currency",
+        "status",
+        "finalized_at",
+        "factors_summary",
+    ]
+    list_filter = ["status", "channel", "period__label"]
+    list_select_related = ["tenant", "channel", "period"]
+    search_fields = ["tenant__name", "tenant__slug"]
+    ordering = ["status", "-amount"]
+    sortable_by = ["amount", "finalized_at", "units", "tenant"]
+    actions = ["decide"]
+    readonly_fields = [f.name for f in OverageCharge._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Factors")
+    def factors_summary(self, charge: OverageCharge) -> str:
+        f = charge.factors or {}
+        use, rel, impact = (
+            f.get("type_of_use", {}),
+            f.get("relationship", {}),
+            f.get("system_impact", {}),
+        )
+        share = impact.get("share_of_channel_capacity")
+        return (
+            f"{round(100 * use.get('share_of_period_usage', 0))} % of its usage; "
+            f"tenure {rel.get('tenure_days', 0)} d, billed {rel.get('lifetime_billed', '0')}, "
+            f"{rel.get('earlier_waivers', 0)} waivers; "
+            f"{'—' if share is None else f'{100 * share:.3f} %'} of capacity"
+        )
+
+    @admin.action(
+        description="Decide the selected charges (bill / waive / waive partly)",
+        permissions=["change"],
+    )
+    def decide(
+        self, request: HttpRequest, queryset: QuerySet[OverageCharge]
+    ) -> HttpResponse | None:
+        form = DecisionForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done, refused = 0, []
+            for charge in queryset:
+                try:
+                    overage_decide(
+                        charge=charge,
+                        decision=form.cleaned_data["decision"],
+                        waived_amount=form.cleaned_data["waived_amount"],
+                        reason=form.cleaned_data["reason"],
+                        actor=staff_user(request),
+                    )
+                    done += 1
+                except ServiceError as exc:
+                    refused.append(f"{charge}: {exc.detail}")
+            if done:
+                self.message_user(request, f"{done} charge(s) decided.", messages.SUCCESS)
+            for message in refused:
+                self.message_user(request, message, messages.ERROR)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/policies/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Decide overage charges",
+                "form": form,
+                "objects": queryset,
+                "action": "decide",
+                "opts": self.model._meta,
+                "auto_bill_below": settings.OVERAGE_AUTO_BILL_BELOW,
+            },
+        )
+
+
+@admin.register(Restriction)
+class RestrictionAdmin(admin.ModelAdmin):
+    list_display = [
+        "tenant",
+        "channel",
+        "kind",
+        "limit_units",
+        "window",
+        "starts_at",
+        "ends_at",
+        "lifted_at",
+        "reason",
+    ]
+    list_filter = ["kind", "lifted_at"]
+    list_select_related = ["tenant", "channel"]
+    actions = ["lift"]
+    readonly_fields = [f.name for f in Restriction._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # restrictions are applied from the tenant page, with a reason
+
+    @admin.action(description="Lift the selected restrictions", permissions=["change"])
+    def lift(self, request: HttpRequest, queryset: QuerySet[Restriction]) -> HttpResponse | None:
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for restriction in queryset:
+                try:
+                    restriction_lift(
+                        restriction=restriction,
+                        reason=form.cleaned_data["reason"],
+                        actor=staff_user(request),
+                    )
+                except ServiceError as exc:
+                    self.message_user(request, f"{restriction}: {exc.detail}", messages.ERROR)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/policies/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Lift restrictions",
+                "form": form,
+                "objects": queryset,
+                "action": "lift",
+                "opts": self.model._meta,
+            },
+        )
+
+
+class FeeTierInline(admin.TabularInline):
+    model = FeeTier
+    extra = 1
+
+
+@admin.register(FeeSchedule)
+class FeeScheduleAdmin(admin.ModelAdmin):
+    list_display = ["name", "channel", "tenant", "mode", "currency", "effective_from"]
+    list_filter = ["channel", "mode"]
+    inlines = [FeeTierInline]
+
+
+class AuditAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "action", "tenant", "object_type", "reason"]
+    list_filter = ["action"]
+    search_fields = ["tenant__slug", "actor_label", "reason"]
+    list_select_related = ["tenant"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+admin.site.register(AuditEntry, AuditAdmin)
+admin.site.register([CohortDefault, TopUpPack, AutoTopUp])
+
+
+@admin.register(TopUpOffer)
+class TopUpOfferAdmin(admin.ModelAdmin):
+    list_display = [
+        "tenant",
+        "channel",
+        "units",
+        "price",
+        "currency",
+        "source",
+        "status",
+        "expires_at",
+    ]
+    list_filter = ["status", "source", "channel"]
+    list_select_related = ["tenant", "channel"]
+    readonly_fields = [f.name for f in TopUpOffer._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,229 @@
+"""The staff console in the Django admin."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from metering.models import BillingPeriod, Channel
+from notifications.models import Notification
+from policies.models import AuditEntry, LimitRule, OverageCharge, Restriction
+from policies.services.fees import fee_schedule_create, fee_schedule_notify
+from policies.services.overage import overage_charge_finalize, overage_charge_refresh
+from policies.services.restrictions import restriction_apply
+from tenants.models import Tenant
+from tests.conftest import World, event
+from tests.policies.helpers import set_rule
+
+
+def staff(role: str | None = None, superuser: bool = False) -> Client:
+    user = User.objects.create_user(
+        username=f"{role or 'root'}-user", password="x", is_staff=True, is_superuser=superuser
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def changelist(client: Client, **params: str):
+    return client.get(reverse("admin:tenants_tenant_changelist"), params)
+
+
+def test_changelist_shows_usage_badges_status_and_pending_overage(world: World):
+    set_rule(world.alpha, "sms", included_units=100)
+    world.alice_api.ingest([event("a", channel="sms", quantity=85)])
+    response = changelist(staff(superuser=True))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "sms 85 %" in html and "Alpha" in html and "Beta" in html
+
+
+def test_changelist_takes_a_fixed_number_of_queries_whatever_the_tenants(world: World):
+    client = staff(superuser=True)
+    changelist(client)
+    with CaptureQueriesContext(connection) as few:
+        changelist(client)
+    Tenant.objects.bulk_create([Tenant(slug=f"bulk-{n}", name=f"Bulk {n}") for n in range(1000)])
+    with CaptureQueriesContext(connection) as many:
+        assert changelist(client).status_code == 200
+    assert len(many) == len(few), [q["sql"][:80] for q in many]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"usage": "near"}, {"Alpha"}),
+        ({"usage": "over"}, {"Beta"}),
+        ({"status__exact": "restricted"}, {"Gamma"}),
+        ({"overage": "pending"}, {"Beta"}),
+    ],
+)
+def test_filters_return_the_right_tenants(world: World, params, expected):
+    set_rule(world.alpha, "sms", included_units=100)
+    set_rule(world.beta, "sms", included_units=100, action="charge_overage")
+    world.alice_api.ingest([event("a", channel="sms", quantity=85)])
+    world.beta_api.ingest([event("b", channel="sms", quantity=130)])
+    period = BillingPeriod.objects.get(tenant=world.beta)
+    overage_charge_refresh(
+        tenant=world.beta, channel=Channel.objects.get(code="sms"), period=period
+    )
+    restriction_apply(
+        tenant=world.gamma,
+        channel=None,
+        kind="throttle",
+        limit_units=5,
+        window="hour",
+        reason="x",
+        actor=None,
+    )
+    response = changelist(staff(superuser=True), **params)
+    names = {t.name for t in response.context["cl"].result_list}
+    assert names == expected
+
+
+def test_changing_a_limit_needs_a_reason(world: World):
+    client = staff(superuser=True)
+    url = reverse("admin:policies_tenant_limit", args=[world.alpha.pk])
+    sms = Channel.objects.get(code="sms")
+    form = {
+        "channel": sms.pk,
+        "included_units": 50,
+        "action": "notify_only",
+        "warning_thresholds": "50,80,90,100",
+    }
+    response = client.post(url, {**form, "reason": "   "})
+    assert response.status_code == 200 and "reason" in response.content.decode()
+    assert LimitRule.objects.filter(tenant=world.alpha, channel=sms).count() == 1
+    response = client.post(url, {**form, "reason": "Abuse report #17"})
+    assert response.status_code == 302
+    rule = LimitRule.objects.filter(tenant=world.alpha, channel=sms).order_by("-version").first()
+    assert (rule.version, rule.included_units, rule.author.username) == (2, 50, "root-user")
+    assert AuditEntry.objects.filter(action="limit_rule.set", reason="Abuse report #17").exists()
+    assert Notification.objects.filter(tenant=world.alpha, kind="limit_changed").exists()  # worse
+    page = client.get(
+        reverse("admin:tenants_tenant_change", args=[world.alpha.pk])
+    ).content.decode()
+    assert "Abuse report #17" in page
+
+
+@pytest.fixture
+def final_charge(world: World) -> OverageCharge:
+    sms = Channel.objects.get(code="sms")
+    set_rule(world.alpha, "sms", included_units=100, action="notify_only")
+    fee_schedule_notify(
+        schedule=fee_schedule_create(channel=sms, name="SMS", tiers=[(None, "0.10")])
+    )
+    world.alice_api.ingest([event("a", channel="sms", quantity=300)])
+    charge = overage_charge_refresh(
+        tenant=world.alpha, channel=sms, period=BillingPeriod.objects.get(tenant=world.alpha)
+    )
+    assert charge is not None
+    return overage_charge_finalize(charge=charge)
+
+
+def decide(client: Client, charges, **form):
+    return client.post(
+        reverse("admin:policies_overagecharge_changelist"),
+        {"action": "decide", "apply": "1", "_selected_action": [c.pk for c in charges], **form},
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "billed", "waived"),
+    [
+        ({"decision": "bill"}, "billed", "20.00", "0.00"),
+        ({"decision": "waive"}, "waived", "0.00", "20.00"),
+        ({"decision": "partly_waive", "waived_amount": "5.00"}, "partly_waived", "15.00", "5.00"),
+    ],
+)
+def test_billing_decides_overage_through_the_admin(final_charge, form, status, billed, waived):
+    client = staff("Billing")
+    response = decide(client, [final_charge], reason="Good customer", **form)
+    assert response.status_code == 302
+    final_charge.refresh_from_db()
+    assert (final_charge.status, final_charge.billed_amount, final_charge.waived_amount) == (
+        status,
+        Decimal(billed),
+        Decimal(waived),
+    )
+    assert (
+        AuditEntry.objects.get(action=f"overage.{form['decision']}").actor.username
+        == "Billing-user"
+    )
+
+
+def test_a_second_decision_is_refused_in_the_admin(final_charge):
+    client = staff("Billing")
+    decide(client, [final_charge], decision="waive", reason="goodwill")
+    response = decide(client, [final_charge], decision="bill", reason="changed my mind")
+    assert "decided already" in " ".join(str(m) for m in response.wsgi_request._messages)
+    final_charge.refresh_from_db()
+    assert final_charge.status == "waived"
+
+
+def test_a_decision_without_reason_is_not_taken(final_charge):
+    response = decide(staff("Billing"), [final_charge], decision="bill", reason="")
+    assert response.status_code == 200  # the form again
+    final_charge.refresh_from_db()
+    assert final_charge.status == "pending"
+
+
+def test_support_cannot_decide_overage_or_change_limits(world: World, final_charge):
+    client = staff("Support")
+    decide(client, [final_charge], decision="waive", reason="x")
+    final_charge.refresh_from_db()
+    assert final_charge.status == "pending"
+    assert (
+        client.get(reverse("admin:policies_tenant_limit", args=[world.alpha.pk])).status_code == 403
+    )
+
+
+def test_support_restricts_and_lifts_but_billing_cannot(world: World):
+    support, billing = staff("Support"), staff("Billing")
+    url = reverse("admin:policies_tenant_restrict", args=[world.alpha.pk])
+    form = {"kind": "suspend", "reason": "Spam complaints", "hours": "2"}
+    assert billing.post(url, form).status_code == 403
+    assert support.post(url, form).status_code == 302
+    restriction = Restriction.objects.get(tenant=world.alpha)
+    world.alpha.refresh_from_db()
+    assert world.alpha.status == "suspended"
+    support.post(
+        reverse("admin:policies_restriction_changelist"),
+        {
+            "action": "lift",
+            "apply": "1",
+            "_selected_action": [restriction.pk],
+            "reason": "Resolved",
+        },
+    )
+    restriction.refresh_from_db()
+    assert restriction.lift_reason == "Resolved"
+
+
+def test_roles_exist_with_their_permissions(db):
+    assert set(Group.objects.values_list("name", flat=True)) >= {
+        "Support",
+        "Billing",
+        "Administrators",
+    }
+    admins = Group.objects.get(name="Administrators")
+    assert admins.permissions.filter(codename="add_limitrule").exists()
+    assert (
+        not Group.objects.get(name="Support")
+        .permissions.filter(codename="change_overagecharge")
+        .exists()
+    )
+
+
+def test_ledger_and_audit_are_read_only_in_the_admin(world: World):
+    client = staff(superuser=True)
+    for name in ("metering_ledgerentry", "metering_balance", "policies_auditentry"):
+        assert client.get(reverse(f"admin:{name}_add")).status_code == 403
