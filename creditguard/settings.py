@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -259,6 +260,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-restrictions": {"task": "policies.expire_restrictions", "schedule": 60.0},
     "close-periods": {"task": "metering.close_periods", "schedule": 300.0},
     "retry-deliveries": {"task": "notifications.retry_deliveries", "schedule": 30.0},
+    "nightly-recommendations": {
+        "task": "policies.compute_recommendations",
+        "schedule": crontab(hour=3, minute=15),
+    },
 }
 # Requests within this window share one evaluation task.
 EVALUATION_COALESCE_SECONDS = env.float("EVALUATION_COALESCE_SECONDS", default=1.0)

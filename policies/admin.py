@@ -28,6 +28,7 @@ from policies.models import (
     CohortDefault,
     FeeSchedule,
     FeeTier,
+    LimitRecommendation,
     LimitRule,
     OverageCharge,
     Restriction,
@@ -36,6 +37,7 @@ from policies.models import (
     TopUpPack,
 )
 from policies.services.overage import overage_decide
+from policies.services.recommend import recommendation_apply, recommendations_compute
 from policies.services.restrictions import restriction_apply, restriction_lift
 from policies.services.rules import limit_rule_set
 from tenants.admin import MembershipInline
@@ -186,6 +188,14 @@ class TenantAdmin(admin.ModelAdmin):
     ]
     change_form_template = "admin/policies/tenant_change_form.html"
     list_per_page = 50
+    actions = ["compute_recommendations"]
+
+    @admin.action(description="Compute limit recommendations for the selected tenants")
+    def compute_recommendations(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        created = recommendations_compute(tenants=list(queryset))
+        self.message_user(
+            request, f"{len(created)} recommendation(s) computed; see Limit recommendations."
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         """Usage of the current period per active channel and the pending overage, as
@@ -353,6 +363,68 @@ class TenantAdmin(admin.ModelAdmin):
                 "submit": "Apply",
             },
         )
+
+
+@admin.register(LimitRecommendation)
+class LimitRecommendationAdmin(admin.ModelAdmin):
+    """Suggestions beside the current rule; applied with one click (reason pre-filled)."""
+
+    list_display = [
+        "tenant",
+        "channel",
+        "current_included",
+        "suggested_included",
+        "suggested_hard_limit",
+        "explanation",
+        "computed_at",
+        "applied_at",
+    ]
+    list_filter = ["channel", "applied_at"]
+    list_select_related = ["tenant", "channel"]
+    search_fields = ["tenant__name", "tenant__slug"]
+    actions = ["apply"]
+    readonly_fields = [f.name for f in LimitRecommendation._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Apply the selected recommendations", permissions=["apply"])
+    def apply(
+        self, request: HttpRequest, queryset: QuerySet[LimitRecommendation]
+    ) -> HttpResponse | None:
+        first = queryset.first()
+        initial = (
+            {"reason": f"Recommendation of {first.computed_at:%Y-%m-%d}: {first.explanation}"}
+            if first
+            else {}
+        )
+        form = ReasonForm(request.POST if "apply" in request.POST else None, initial=initial)
+        if "apply" in request.POST and form.is_valid():
+            for recommendation in queryset:
+                try:
+                    recommendation_apply(
+                        recommendation=recommendation,
+                        reason=form.cleaned_data["reason"],
+                        actor=staff_user(request),
+                    )
+                except ServiceError as exc:
+                    self.message_user(request, f"{recommendation}: {exc.detail}", messages.ERROR)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/policies/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Apply recommendations",
+                "form": form,
+                "objects": queryset,
+                "action": "apply",
+                "opts": self.model._meta,
+            },
+        )
+
+    def has_apply_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("policies.add_limitrule")
 
 
 @admin.register(OverageCharge)

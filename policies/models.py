@@ -391,3 +391,40 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+
+class LimitRecommendation(models.Model):
+    """A suggested limit for a tenant × channel (policy § 4), with its reasons: the
+    tenant's own history and trend, its peer cohort's usage, and the system's load."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="recommendations")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField()
+    current_included = models.BigIntegerField()
+    suggested_included = models.BigIntegerField()
+    suggested_hard_limit = models.BigIntegerField()
+    own_average = models.BigIntegerField(null=True, blank=True)
+    own_trend = models.FloatField(null=True, blank=True, help_text="Monthly growth, 0.12 = 12 %")
+    own_p90 = models.BigIntegerField(null=True, blank=True)
+    cohort = models.CharField(max_length=100)
+    cohort_size = models.PositiveIntegerField()
+    cohort_mean = models.BigIntegerField(null=True, blank=True)
+    cohort_median = models.BigIntegerField(null=True, blank=True)
+    cohort_p90 = models.BigIntegerField(null=True, blank=True)
+    system_load = models.FloatField(null=True, blank=True, help_text="Share of daily capacity")
+    explanation = models.TextField()
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TenantScopedManager["LimitRecommendation"]()
+
+    class Meta:
+        ordering = ["-computed_at"]
+        indexes = [
+            models.Index(fields=["tenant", "channel", "-computed_at"], name="recommendation_latest")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.channel_id}: {self.suggested_included}"

@@ -68,3 +68,10 @@ def close_periods_task() -> int:
     from metering.services.close import periods_close_due
 
     return periods_close_due()
+
+
+@shared_task(name="policies.compute_recommendations")
+def compute_recommendations_task() -> int:
+    from policies.services.recommend import recommendations_compute
+
+    return len(recommendations_compute())

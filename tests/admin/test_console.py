@@ -227,3 +227,52 @@ def test_ledger_and_audit_are_read_only_in_the_admin(world: World):
     client = staff(superuser=True)
     for name in ("metering_ledgerentry", "metering_balance", "policies_auditentry"):
         assert client.get(reverse(f"admin:{name}_add")).status_code == 403
+
+
+def test_staff_compute_and_apply_a_recommendation_in_one_click(world: World):
+    from policies.models import LimitRecommendation
+
+    client = staff("Administrators")
+    client.post(
+        reverse("admin:tenants_tenant_changelist"),
+        {"action": "compute_recommendations", "_selected_action": [world.alpha.pk]},
+    )
+    recommendation = LimitRecommendation.objects.get(tenant=world.alpha, channel__code="sms")
+    form_page = client.post(
+        reverse("admin:policies_limitrecommendation_changelist"),
+        {"action": "apply", "_selected_action": [recommendation.pk]},
+    )
+    assert "Recommendation of" in form_page.content.decode()  # the reason comes pre-filled
+    client.post(
+        reverse("admin:policies_limitrecommendation_changelist"),
+        {
+            "action": "apply",
+            "apply": "1",
+            "_selected_action": [recommendation.pk],
+            "reason": "Recommendation reviewed",
+        },
+    )
+    rule = (
+        LimitRule.objects.filter(tenant=world.alpha, channel__code="sms")
+        .order_by("-version")
+        .first()
+    )
+    assert (rule.included_units, rule.reason) == (
+        recommendation.suggested_included,
+        "Recommendation reviewed",
+    )
+    assert (
+        staff("Support")
+        .post(
+            reverse("admin:policies_limitrecommendation_changelist"),
+            {
+                "action": "apply",
+                "apply": "1",
+                "_selected_action": [recommendation.pk],
+                "reason": "x",
+            },
+        )
+        .status_code
+        == 200
+    )  # the action is not offered to support: nothing happens
+    assert LimitRule.objects.filter(tenant=world.alpha, channel__code="sms").count() == 2
