@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite: ruff (lint and format), mypy, then pytest against
-# PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere).
+# PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere), with
+# browser tests in Debian's chromium (installed here when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
+# The browser tests drive Debian's chromium (never a browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian's chromium for the browser tests…" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
 export CREDITGUARD_ENV=test
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/creditguard}
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+# Close connections after each request, so that no live-server thread keeps one open
+# when the test database is dropped.
+export DATABASE_CONN_MAX_AGE=0
 # One command per line: under `set -e` a failure inside an && list would not stop the script.
 echo "== ruff"
 .venv/bin/ruff check .

@@ -1,0 +1,86 @@
+"""What a staff member sees: the console in a real headless Chromium (Debian's, not a
+download), driven by Playwright. Screenshots land in docs/screenshots/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import sync_playwright
+
+from metering.services.ingest import usage_record_batch
+from policies.models import LimitRule
+from tests.conftest import event
+from tests.factories import TenantFactory
+from tests.policies.helpers import set_rule
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/test.sh installs it"
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
+    # are synchronous all the same (the documented way for Django with Playwright).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def test_staff_filters_to_tenants_near_their_limit_and_changes_an_sms_limit(live_server, browser):
+    near = TenantFactory.create(slug="nordlicht", name="Nordlicht Möbel GmbH", time_zone="UTC")
+    calm = TenantFactory.create(slug="praxis", name="Praxis Dr. Weber", time_zone="UTC")
+    for tenant, used in ((near, 1850), (calm, 300)):
+        set_rule(tenant, "sms", included_units=2000)
+        usage_record_batch(
+            tenant=tenant, payload={"events": [event("u", channel="sms", quantity=used)]}
+        )
+    User.objects.create_superuser("sam", "sam@creditguard.example", "staff-password-1")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "staff-password-1")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/tenants/tenant/")
+    page.screenshot(path=str(SHOTS / "1-tenants.png"), full_page=True)
+
+    page.click("text=Near a limit (≥ 80 %)")
+    page.wait_for_url("**usage=near**")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert "Nordlicht" in rows.first.inner_text() and "sms 92 %" in rows.first.inner_text()
+    page.screenshot(path=str(SHOTS / "2-near-limit.png"), full_page=True)
+
+    rows.first.locator("th a").click()
+    page.click("text=Change a limit")
+    page.select_option("#id_channel", label="sms")
+    page.fill("#id_included_units", "2500")
+    page.fill("#id_hard_limit", "250")
+    page.fill("#id_reason", "Christmas campaign agreed with the customer")
+    page.screenshot(path=str(SHOTS / "3-change-limit.png"), full_page=True)
+    page.click("input[type=submit]")
+
+    # Version 1 came from the cohort defaults, 2 from the test's set-up.
+    assert "version 3 saved" in page.locator(".messagelist").inner_text().lower()
+    history = page.locator("#limit_rules-group").inner_text()
+    assert "Christmas campaign agreed with the customer" in history and "2500" in history
+    page.screenshot(path=str(SHOTS / "4-history.png"), full_page=True)
+    rule = LimitRule.objects.filter(tenant=near, channel__code="sms").order_by("-version").first()
+    assert (rule.version, rule.included_units, rule.hard_limit) == (3, 2500, 250)
