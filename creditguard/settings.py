@@ -221,6 +221,8 @@ DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 
 # A claimed delivery not finished in this time is sent again (its worker died).
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=120)
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# A material policy change takes effect at least this long after it is published.
+POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
 
 # --- Celery ---------------------------------------------------------------------
 

@@ -36,6 +36,12 @@ api_v1 = [
         name="webhook-endpoint",
     ),
     path("topup-offers", policies_apis.TopUpOffersApi.as_view(), name="topup-offers"),
+    path("policy", policies_apis.PolicyApi.as_view(), name="policy"),
+    path(
+        "policy/acknowledge",
+        policies_apis.PolicyAcknowledgeApi.as_view(),
+        name="policy-acknowledge",
+    ),
     path(
         "topup-offers/<str:offer_id>/accept",
         policies_apis.TopUpOfferAcceptApi.as_view(),

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -31,12 +31,14 @@ from policies.models import (
     LimitRecommendation,
     LimitRule,
     OverageCharge,
+    PolicyVersion,
     Restriction,
     TopUp,
     TopUpOffer,
     TopUpPack,
 )
 from policies.services.overage import overage_decide
+from policies.services.policy import policy_version_publish
 from policies.services.recommend import recommendation_apply, recommendations_compute
 from policies.services.restrictions import restriction_apply, restriction_lift
 from policies.services.rules import limit_rule_set
@@ -613,3 +615,48 @@ class TopUpOfferAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    """Versions of the fair use policy; publishing a material one notifies every tenant."""
+
+    list_display = ["label", "effective_from", "material", "published_at", "acknowledged"]
+    readonly_fields = ["published_at", "acknowledgement_report"]
+    actions = ["publish"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
+        return super().get_queryset(request).annotate(acknowledged_count=Count("acknowledgements"))
+
+    @admin.display(description="Acknowledged by")
+    def acknowledged(self, version: PolicyVersion) -> str:
+        return f"{getattr(version, 'acknowledged_count', 0)} of {Tenant.objects.count()} tenants"
+
+    @admin.display(description="Who has and has not acknowledged")
+    def acknowledgement_report(self, version: PolicyVersion) -> str:
+        done = set(version.acknowledgements.values_list("tenant_id", flat=True))
+        tenants = list(Tenant.objects.exclude(status=Tenant.Status.CLOSED).order_by("name"))
+        have = [t.name for t in tenants if t.pk in done]
+        missing = [t.name for t in tenants if t.pk not in done]
+        return format_html(
+            "<p><strong>Acknowledged ({}):</strong> {}</p><p><strong>Not yet ({}):</strong> {}</p>",
+            len(have),
+            ", ".join(have) or "—",
+            len(missing),
+            ", ".join(missing) or "—",
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A published version is what tenants were told: it never changes.
+        if obj is not None and obj.published_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.action(description="Publish the selected versions (material ones notify every tenant)")
+    def publish(self, request: HttpRequest, queryset: QuerySet[PolicyVersion]) -> None:
+        for version in queryset:
+            try:
+                notified = policy_version_publish(version=version, actor=staff_user(request))
+                self.message_user(request, f"{version}: published, {notified} tenant(s) notified.")
+            except ServiceError as exc:
+                self.message_user(request, f"{version}: {exc.detail}", messages.ERROR)

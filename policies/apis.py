@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -232,3 +232,99 @@ def _strict(serializer_class: type[serializers.Serializer], data: Any) -> dict[s
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+class PolicyApi(APIView):
+    required_scopes = [Scope.USAGE_READ]
+
+    @extend_schema(
+        operation_id="policy_retrieve",
+        responses={
+            200: inline_serializer(
+                "Policy",
+                {
+                    "current": serializers.JSONField(),
+                    "upcoming": serializers.JSONField(allow_null=True),
+                    "support": serializers.CharField(),
+                },
+            ),
+            **PROBLEM_RESPONSES,
+        },
+        description="The fair use policy in force (in the tenant's language), the next "
+        "published version if any, and whether the tenant acknowledged each.",
+    )
+    def get(self, request: Request) -> Response:
+        from django.conf import settings
+
+        from policies.models import PolicyAcknowledgement
+        from policies.services.policy import policy_current, policy_upcoming
+
+        tenant = request_tenant(request)
+        acknowledged = set(
+            PolicyAcknowledgement.objects.for_tenant(tenant).values_list(
+                "version__label", flat=True
+            )
+        )
+
+        def body(version: Any) -> dict[str, Any] | None:
+            if version is None:
+                return None
+            return {
+                "version": version.label,
+                "effective_from": version.effective_from.isoformat(),
+                "material": version.material,
+                "text": version.text(tenant.language),
+                "acknowledged": version.label in acknowledged,
+            }
+
+        return Response(
+            {
+                "current": body(policy_current()),
+                "upcoming": body(policy_upcoming()),
+                "support": settings.SUPPORT_CONTACT,
+            }
+        )
+
+
+class PolicyAcknowledgeApi(APIView):
+    required_scopes = [Scope.USAGE_READ]
+
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "PolicyAcknowledgement"
+
+        version = serializers.CharField(
+            required=False, help_text="Default: the upcoming, else current"
+        )
+
+    @extend_schema(
+        operation_id="policy_acknowledge",
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "PolicyAcknowledged",
+                {
+                    "version": serializers.CharField(),
+                    "acknowledged_at": serializers.DateTimeField(),
+                },
+            ),
+            **PROBLEM_RESPONSES,
+        },
+        description="Acknowledge a published policy version. Idempotent.",
+    )
+    def post(self, request: Request) -> Response:
+        from policies.services.policy import policy_acknowledge
+
+        data = _strict(self.InputSerializer, request.data or {})
+        api_key = request.auth
+        acknowledgement = policy_acknowledge(
+            tenant=request_tenant(request),
+            label=data.get("version"),
+            by=f"API key {getattr(api_key, 'prefix', '')}",
+        )
+        return Response(
+            {
+                "version": acknowledgement.version.label,
+                "acknowledged_at": acknowledgement.acknowledged_at.isoformat(),
+            }
+        )

@@ -428,3 +428,48 @@ class LimitRecommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.channel_id}: {self.suggested_included}"
+
+
+class PolicyVersion(models.Model):
+    """A version of the fair use policy (policy § 8). A material version is published at
+    least the notice period before it takes effect and notified to every tenant."""
+
+    label = models.CharField(max_length=20, unique=True)
+    text_de = models.TextField(help_text="Markdown, German")
+    text_en = models.TextField(help_text="Markdown, English")
+    effective_from = models.DateTimeField()
+    material = models.BooleanField(
+        default=False, help_text="A material change: notified in advance"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-effective_from"]
+
+    def __str__(self) -> str:
+        return f"Fair use policy {self.label}"
+
+    def text(self, language: str) -> str:
+        return self.text_de if language == "de" else self.text_en
+
+
+class PolicyAcknowledgement(models.Model):
+    version = models.ForeignKey(
+        PolicyVersion, on_delete=models.CASCADE, related_name="acknowledgements"
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="policy_acknowledgements"
+    )
+    acknowledged_at = models.DateTimeField()
+    acknowledged_by = models.CharField(max_length=150, help_text="user or API key")
+
+    objects = TenantScopedManager["PolicyAcknowledgement"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "tenant"], name="policy_ack_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} acknowledged {self.version_id}"

@@ -1,0 +1,105 @@
+"""Policy versions (policy § 8): published with notice, acknowledged by tenants."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from creditguard.errors import Conflict, InvalidInput, NotFound
+from notifications.models import Notification
+from notifications.services.notify import NotificationSpec, notifications_create
+from policies.models import PolicyAcknowledgement, PolicyVersion
+from policies.services.audit import audit_record
+from tenants.models import Tenant
+
+
+def policy_current(*, at: datetime | None = None) -> PolicyVersion | None:
+    at = at or timezone.now()
+    return (
+        PolicyVersion.objects.filter(published_at__isnull=False, effective_from__lte=at)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def policy_upcoming(*, at: datetime | None = None) -> PolicyVersion | None:
+    at = at or timezone.now()
+    return (
+        PolicyVersion.objects.filter(published_at__isnull=False, effective_from__gt=at)
+        .order_by("effective_from")
+        .first()
+    )
+
+
+@transaction.atomic
+def policy_version_publish(
+    *, version: PolicyVersion, actor: User | None, now: datetime | None = None
+) -> int:
+    """Publish a version. A material one must take effect at least
+    ``POLICY_NOTICE_DAYS`` from now and is notified to every tenant once; returns how
+    many tenants were notified. Publishing twice is refused."""
+    now = now or timezone.now()
+    version = PolicyVersion.objects.select_for_update().get(pk=version.pk)
+    if version.published_at is not None:
+        raise Conflict(f"Version {version.label} was published already.")
+    notice = timedelta(days=settings.POLICY_NOTICE_DAYS)
+    if version.material and version.effective_from < now + notice:
+        raise InvalidInput(
+            f"A material change takes effect at least {settings.POLICY_NOTICE_DAYS} days after "
+            f"it is published: on {(now + notice):%Y-%m-%d} or later."
+        )
+    version.published_at = now
+    version.save(update_fields=["published_at"])
+    created = []
+    if version.material:
+        created = notifications_create(
+            specs=[
+                NotificationSpec(
+                    tenant_id=tenant_id,
+                    kind=Notification.Kind.POLICY_CHANGE,
+                    dedupe_key=f"policy:{version.pk}:{tenant_id}",
+                    payload={
+                        "version": version.label,
+                        "effective_from": version.effective_from.isoformat(),
+                        "subject": f"Fair use policy {version.label}",
+                        "lines": [f"Fair use policy {version.label} takes effect on "
+                                  f"{version.effective_from:%Y-%m-%d}; please acknowledge it "
+                                  "in your dashboard."],
+                    },
+                )
+                for tenant_id in Tenant.objects.exclude(status=Tenant.Status.CLOSED)
+                .values_list("pk", flat=True)
+            ],
+            now=now,
+        )  # fmt: skip
+    audit_record(
+        actor=actor, action="policy.publish", tenant=None, obj=version, before=None,
+        after={"label": version.label, "material": version.material,
+               "effective_from": version.effective_from, "notified": len(created)},
+        reason="", now=now,
+    )  # fmt: skip
+    return len(created)
+
+
+def policy_acknowledge(
+    *, tenant: Tenant, by: str, label: str | None = None, now: datetime | None = None
+) -> PolicyAcknowledgement:
+    """Record that the tenant acknowledged a published version (the upcoming one, else
+    the current one, unless ``label`` names it). Acknowledging twice keeps the first."""
+    now = now or timezone.now()
+    if label:
+        version = PolicyVersion.objects.filter(label=label, published_at__isnull=False).first()
+        if version is None:
+            raise NotFound(f"No published policy version {label!r}.")
+    else:
+        version = policy_upcoming(at=now) or policy_current(at=now)
+        if version is None:
+            raise NotFound("No policy has been published.")
+    acknowledgement, _ = PolicyAcknowledgement.objects.get_or_create(
+        version=version, tenant=tenant, defaults={"acknowledged_at": now, "acknowledged_by": by}
+    )
+    return acknowledgement
