@@ -21,7 +21,14 @@ from django.utils.html import format_html, format_html_join
 from creditguard.errors import ServiceError
 from metering.models import Balance, Channel
 from notifications.models import Notification
-from policies.forms import DecisionForm, LimitChangeForm, ReasonForm, RestrictForm
+from policies.forms import (
+    DecisionForm,
+    LimitChangeForm,
+    OfferForm,
+    ReasonForm,
+    ReduceForm,
+    RestrictForm,
+)
 from policies.models import (
     AuditEntry,
     AutoTopUp,
@@ -37,11 +44,14 @@ from policies.models import (
     TopUpOffer,
     TopUpPack,
 )
+from policies.services.audit import audit_record, snapshot
+from policies.services.fees import fee_schedule_notify
 from policies.services.overage import overage_decide
 from policies.services.policy import policy_version_publish
 from policies.services.recommend import recommendation_apply, recommendations_compute
 from policies.services.restrictions import restriction_apply, restriction_lift
-from policies.services.rules import limit_rule_set
+from policies.services.rules import credits_reduce, limit_rule_set
+from policies.services.topups import topup_offer_create
 from tenants.admin import MembershipInline
 from tenants.models import Tenant
 
@@ -190,7 +200,35 @@ class TenantAdmin(admin.ModelAdmin):
     ]
     change_form_template = "admin/policies/tenant_change_form.html"
     list_per_page = 50
-    actions = ["compute_recommendations"]
+    actions = ["compute_recommendations", "send_offer"]
+
+    @admin.action(description="Send a top-up offer to the selected tenants", permissions=["offer"])
+    def send_offer(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
+        form = OfferForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for tenant in queryset:
+                topup_offer_create(
+                    tenant=tenant, pack=form.cleaned_data["pack"], actor=staff_user(request)
+                )
+            self.message_user(
+                request, f"Offer sent to {queryset.count()} tenant(s); they were notified."
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/policies/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Send a top-up offer",
+                "form": form,
+                "objects": queryset,
+                "action": "send_offer",
+                "opts": self.model._meta,
+            },
+        )
+
+    def has_offer_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("policies.add_topupoffer")
 
     @admin.action(description="Compute limit recommendations for the selected tenants")
     def compute_recommendations(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
@@ -280,6 +318,11 @@ class TenantAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.restrict_view),
                 name="policies_tenant_restrict",
             ),
+            path(
+                "<int:tenant_id>/reduce/",
+                self.admin_site.admin_view(self.reduce_view),
+                name="policies_tenant_reduce",
+            ),
             *super().get_urls(),
         ]
 
@@ -325,6 +368,42 @@ class TenantAdmin(admin.ModelAdmin):
                 "tenant": tenant,
                 "opts": self.model._meta,
                 "submit": "Save the new version",
+            },
+        )
+
+    def reduce_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
+        """Reduce available credits (policy § 5), audited, through ``credits_reduce``."""
+        if not request.user.has_perm("policies.add_limitrule"):
+            raise PermissionDenied
+        tenant = Tenant.objects.get(pk=tenant_id)
+        form = ReduceForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                reduced = credits_reduce(
+                    tenant=tenant,
+                    channel=data["channel"],
+                    units=data["units"],
+                    reason=data["reason"],
+                    actor=staff_user(request),
+                )
+            except ServiceError as exc:
+                form.add_error("units", exc.detail)
+            else:
+                self.message_user(request, f"{reduced} {data['channel'].code} credits reduced.")
+                return HttpResponseRedirect(
+                    reverse("admin:tenants_tenant_change", args=[tenant.pk])
+                )
+        return TemplateResponse(
+            request,
+            "admin/policies/form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Reduce the credits of {tenant}",
+                "form": form,
+                "tenant": tenant,
+                "opts": self.model._meta,
+                "submit": "Reduce",
             },
         )
 
@@ -572,9 +651,54 @@ class FeeTierInline(admin.TabularInline):
 
 @admin.register(FeeSchedule)
 class FeeScheduleAdmin(admin.ModelAdmin):
-    list_display = ["name", "channel", "tenant", "mode", "currency", "effective_from"]
+    """Fee schedules with their tiers inline. A schedule applies to a tenant only once
+    notified ("Notify the tenants concerned"); once notified it can no longer change —
+    publish a new schedule instead, which is notified before it applies."""
+
+    list_display = ["name", "channel", "tenant", "mode", "currency", "effective_from", "notified"]
     list_filter = ["channel", "mode"]
     inlines = [FeeTierInline]
+    actions = ["notify"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FeeSchedule]:
+        return super().get_queryset(request).annotate(notified_count=Count("notices"))
+
+    @admin.display(description="Notified tenants")
+    def notified(self, schedule: FeeSchedule) -> int:
+        return getattr(schedule, "notified_count", 0)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.notices.exists():
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: FeeSchedule, form: Any, change: bool) -> None:
+        obj.author = staff_user(request)
+        if not obj.created_at:
+            obj.created_at = timezone.now()
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=staff_user(request),
+            action="fee_schedule.edit" if change else "fee_schedule.create",
+            tenant=obj.tenant,
+            obj=obj,
+            before=None,
+            after=snapshot(obj),
+            reason=obj.reason,
+            now=timezone.now(),
+        )
+
+    @admin.action(
+        description="Notify the tenants concerned (the schedule then applies)",
+        permissions=["change"],
+    )
+    def notify(self, request: HttpRequest, queryset: QuerySet[FeeSchedule]) -> None:
+        for schedule in queryset:
+            if not schedule.tiers.exists():
+                self.message_user(request, f"{schedule}: add its tiers first.", messages.ERROR)
+                continue
+            count = fee_schedule_notify(schedule=schedule, actor=staff_user(request))
+            self.message_user(request, f"{schedule}: {count} tenant(s) notified.")
 
 
 class AuditAdmin(admin.ModelAdmin):

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from metering.models import Channel
-from policies.models import Action, Window
+from policies.models import Action, TopUpPack, Window
 
 
 def _thresholds(text: str) -> list[int]:
@@ -86,3 +86,15 @@ class RestrictForm(ReasonForm):
     limit_units = forms.IntegerField(min_value=0, required=False, help_text="For a throttle.")
     window = forms.ChoiceField(choices=[("", "—"), *Window.choices], required=False)
     hours = forms.IntegerField(min_value=1, required=False, help_text="Duration; empty: permanent.")
+
+
+class ReduceForm(ReasonForm):
+    channel = forms.ModelChoiceField(queryset=Channel.objects.filter(active=True))
+    units = forms.IntegerField(min_value=1, help_text="Unused credits of this period to take away.")
+
+
+class OfferForm(forms.Form):
+    pack = forms.ModelChoiceField(
+        queryset=TopUpPack.objects.filter(active=True).select_related("channel"),
+        help_text="The pack offered to each selected tenant.",
+    )

@@ -276,3 +276,51 @@ def test_staff_compute_and_apply_a_recommendation_in_one_click(world: World):
         == 200
     )  # the action is not offered to support: nothing happens
     assert LimitRule.objects.filter(tenant=world.alpha, channel__code="sms").count() == 2
+
+
+def test_support_sends_top_up_offers_in_bulk(world: World):
+    from policies.models import TopUpOffer, TopUpPack
+
+    pack = TopUpPack.objects.create(
+        channel=Channel.objects.get(code="sms"), units=500, price=Decimal("29.00")
+    )
+    staff("Support").post(
+        reverse("admin:tenants_tenant_changelist"),
+        {
+            "action": "send_offer",
+            "apply": "1",
+            "_selected_action": [world.alpha.pk, world.beta.pk],
+            "pack": pack.pk,
+        },
+    )
+    assert set(TopUpOffer.objects.values_list("tenant__slug", flat=True)) == {"alpha", "beta"}
+    assert Notification.objects.filter(kind="topup_offer").count() == 2
+
+
+def test_administrators_reduce_credits_with_a_reason(world: World):
+    set_rule(world.alpha, "sms", included_units=100)
+    client = staff("Administrators")
+    url = reverse("admin:policies_tenant_reduce", args=[world.alpha.pk])
+    sms = Channel.objects.get(code="sms")
+    assert (
+        client.post(url, {"channel": sms.pk, "units": 500, "reason": "abuse"}).status_code == 200
+    )  # too many
+    assert client.post(url, {"channel": sms.pk, "units": 40, "reason": "abuse"}).status_code == 302
+    assert AuditEntry.objects.filter(action="credits.reduce", reason="abuse").exists()
+    assert staff("Support").get(url).status_code == 403
+
+
+def test_a_notified_fee_schedule_can_no_longer_be_changed(world: World):
+    schedule = fee_schedule_create(
+        channel=Channel.objects.get(code="sms"), name="SMS", tiers=[(None, "0.10")]
+    )
+    client = staff("Billing")
+    change_url = reverse("admin:policies_feeschedule_change", args=[schedule.pk])
+    assert "Save" in client.get(change_url).content.decode()
+    client.post(
+        reverse("admin:policies_feeschedule_changelist"),
+        {"action": "notify", "_selected_action": [schedule.pk]},
+    )
+    assert schedule.notices.count() == 3
+    page = client.get(change_url).content.decode()
+    assert 'name="_save"' not in page  # read-only now
