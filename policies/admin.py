@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from creditguard.errors import ServiceError
-from metering.models import Balance, Channel
+from metering.models import Balance, Channel, Grant
 from notifications.models import Notification
 from policies.forms import (
     DecisionForm,
@@ -132,6 +132,25 @@ class OverageChargeInline(ReadOnlyInline):
     )
 
 
+class GrantInline(ReadOnlyInline):
+    model = Grant
+    fields = readonly_fields = (
+        "created_at",
+        "balance",
+        "kind",
+        "units",
+        "drawn_units",
+        "reduced_units",
+        "priority",
+        "expires_at",
+        "reason",
+    )
+    verbose_name_plural = "Grants (included, promotional, purchased)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Grant]:
+        return super().get_queryset(request).select_related("balance__channel", "balance__period")
+
+
 class TopUpInline(ReadOnlyInline):
     model = TopUp
     fields = readonly_fields = ("created_at", "channel", "units", "price", "currency", "automatic")
@@ -194,13 +213,52 @@ class TenantAdmin(admin.ModelAdmin):
         LimitRuleInline,
         RestrictionInline,
         OverageChargeInline,
+        GrantInline,
         TopUpInline,
         NotificationInline,
         AuditInline,
     ]
     change_form_template = "admin/policies/tenant_change_form.html"
     list_per_page = 50
-    actions = ["compute_recommendations", "send_offer"]
+    actions = ["compute_recommendations", "send_offer", "restrict_bulk"]
+
+    @admin.action(description="Restrict or suspend the selected tenants", permissions=["restrict"])
+    def restrict_bulk(
+        self, request: HttpRequest, queryset: QuerySet[Tenant]
+    ) -> HttpResponse | None:
+        form = RestrictForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            for tenant in queryset:
+                try:
+                    restriction_apply(
+                        tenant=tenant,
+                        channel=data["channel"],
+                        kind=data["kind"],
+                        limit_units=data["limit_units"],
+                        window=data["window"] or "",
+                        duration=timedelta(hours=data["hours"]) if data["hours"] else None,
+                        reason=data["reason"],
+                        actor=staff_user(request),
+                    )
+                except ServiceError as exc:
+                    self.message_user(request, f"{tenant}: {exc.detail}", messages.ERROR)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/policies/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Restrict or suspend",
+                "form": form,
+                "objects": queryset,
+                "action": "restrict_bulk",
+                "opts": self.model._meta,
+            },
+        )
+
+    def has_restrict_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("policies.add_restriction")
 
     @admin.action(description="Send a top-up offer to the selected tenants", permissions=["offer"])
     def send_offer(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:

@@ -55,6 +55,8 @@ def test_changelist_takes_a_fixed_number_of_queries_whatever_the_tenants(world: 
     with CaptureQueriesContext(connection) as many:
         assert changelist(client).status_code == 200
     assert len(many) == len(few), [q["sql"][:80] for q in many]
+    # session, user, count, total count, channels, the page of tenants with subqueries
+    assert len(many) == 6, [q["sql"][:80] for q in many]
 
 
 @pytest.mark.parametrize(
@@ -324,3 +326,31 @@ def test_a_notified_fee_schedule_can_no_longer_be_changed(world: World):
     assert schedule.notices.count() == 3
     page = client.get(change_url).content.decode()
     assert 'name="_save"' not in page  # read-only now
+
+
+def test_bulk_decision_and_bulk_suspension(world: World, final_charge):
+    sms = Channel.objects.get(code="sms")
+    set_rule(world.beta, "sms", included_units=10, action="notify_only")
+    world.beta_api.ingest([event("b", channel="sms", quantity=30)])
+    refreshed = overage_charge_refresh(
+        tenant=world.beta, channel=sms, period=BillingPeriod.objects.get(tenant=world.beta)
+    )
+    assert refreshed is not None
+    second = overage_charge_finalize(charge=refreshed)
+    decide(staff("Billing"), [final_charge, second], decision="waive", reason="Launch month")
+    assert set(OverageCharge.objects.values_list("status", flat=True)) == {"waived"}
+    staff("Support").post(
+        reverse("admin:tenants_tenant_changelist"),
+        {
+            "action": "restrict_bulk",
+            "apply": "1",
+            "_selected_action": [world.alpha.pk, world.gamma.pk],
+            "kind": "suspend",
+            "reason": "Incident 42",
+            "hours": "1",
+        },
+    )
+    assert set(Tenant.objects.filter(status="suspended").values_list("slug", flat=True)) == {
+        "alpha",
+        "gamma",
+    }
