@@ -70,7 +70,7 @@ class BillingPeriod(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id}:{self.label}"
+        return self.label
 
 
 class UsageEvent(models.Model):

@@ -5,6 +5,7 @@ services; ledger, balances and audit rows are read-only here."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from creditguard.errors import ServiceError
+from creditguard.money import round_money
 from metering.models import Balance, Channel, Grant
 from notifications.models import Notification
 from policies.forms import (
@@ -362,7 +364,7 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="Pending overage", ordering="pending_total")
     def pending_overage(self, tenant: Tenant) -> str:
         total = getattr(tenant, "pending_total", None)
-        return f"{total} {tenant.currency}" if total else "—"
+        return f"{round_money(Decimal(total), tenant.currency)} {tenant.currency}" if total else "—"
 
     def get_urls(self) -> list[Any]:
         return [
@@ -604,11 +606,14 @@ class OverageChargeAdmin(admin.ModelAdmin):
             f.get("system_impact", {}),
         )
         share = impact.get("share_of_channel_capacity")
-        return (
-            f"{round(100 * use.get('share_of_period_usage', 0))} % of its usage; "
-            f"tenure {rel.get('tenure_days', 0)} d, billed {rel.get('lifetime_billed', '0')}, "
-            f"{rel.get('earlier_waivers', 0)} waivers; "
-            f"{'—' if share is None else f'{100 * share:.3f} %'} of capacity"
+        return format_html(
+            "use: {} % of its usage<br>relationship: {} days, billed {}, {} waiver(s)<br>"
+            "impact: {} of capacity",
+            round(100 * use.get("share_of_period_usage", 0)),
+            rel.get("tenure_days", 0),
+            rel.get("lifetime_billed", "0"),
+            rel.get("earlier_waivers", 0),
+            "—" if share is None else f"{100 * share:.3f} %",
         )
 
     @admin.action(

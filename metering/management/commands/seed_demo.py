@@ -86,6 +86,11 @@ class Command(BaseCommand):
             user=customer, tenant=first, defaults={"role": Membership.Role.OWNER}
         )
         key_line = self._demo_key(first, customer)
+        from policies.models import LimitRecommendation
+        from policies.services.recommend import recommendations_compute
+
+        if not LimitRecommendation.objects.exists():
+            recommendations_compute(now=now)
 
         self.stdout.write(
             f"Demo ready: {len(TENANTS)} tenants ({created_tenants} new), "
