@@ -516,7 +516,7 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
         "current_included",
         "suggested_included",
         "suggested_hard_limit",
-        "explanation",
+        "reasons",
         "computed_at",
         "applied_at",
     ]
@@ -563,6 +563,12 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
                 "opts": self.model._meta,
             },
         )
+
+    @admin.display(description="Why")
+    def reasons(self, recommendation: LimitRecommendation) -> str:
+        text = recommendation.explanation
+        short = text if len(text) <= 110 else text[:107] + "…"
+        return format_html('<span title="{}">{}</span>', text, short)
 
     def has_apply_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("policies.add_limitrule")
