@@ -57,7 +57,8 @@ def server_env(database_url: str) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         ALLOWED_HOSTS="127.0.0.1,localhost",
     )
-    env.pop("REDIS_URL", None)
+    # As in production: Redis for the cache and the broker (ingestion asks for evaluations).
+    env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
     return env
 
 
