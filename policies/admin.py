@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -70,6 +71,45 @@ def current_balances() -> QuerySet[Balance]:
     now = timezone.now()
     return Balance.objects.filter(
         period__status="open", period__starts_at__lte=now, period__ends_at__gt=now
+    )
+
+
+def action_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    form: Any,
+    *,
+    title: str,
+    action: str,
+    **extra: Any,
+) -> TemplateResponse:
+    """The intermediate page of an admin action that needs a form (a reason, a pack)."""
+    return TemplateResponse(
+        request,
+        "admin/policies/action_form.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "objects": queryset,
+            "action": action,
+            "opts": model_admin.model._meta,
+            **extra,
+        },
+    )
+
+
+def restrict_from_form(tenant: Tenant, data: dict[str, Any], actor: User) -> Restriction:
+    return restriction_apply(
+        tenant=tenant,
+        channel=data["channel"],
+        kind=data["kind"],
+        limit_units=data["limit_units"],
+        window=data["window"] or "",
+        duration=timedelta(hours=data["hours"]) if data["hours"] else None,
+        reason=data["reason"],
+        actor=actor,
     )
 
 
@@ -233,30 +273,12 @@ class TenantAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             for tenant in queryset:
                 try:
-                    restriction_apply(
-                        tenant=tenant,
-                        channel=data["channel"],
-                        kind=data["kind"],
-                        limit_units=data["limit_units"],
-                        window=data["window"] or "",
-                        duration=timedelta(hours=data["hours"]) if data["hours"] else None,
-                        reason=data["reason"],
-                        actor=staff_user(request),
-                    )
+                    restrict_from_form(tenant, data, staff_user(request))
                 except ServiceError as exc:
                     self.message_user(request, f"{tenant}: {exc.detail}", messages.ERROR)
             return None
-        return TemplateResponse(
-            request,
-            "admin/policies/action_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Restrict or suspend",
-                "form": form,
-                "objects": queryset,
-                "action": "restrict_bulk",
-                "opts": self.model._meta,
-            },
+        return action_page(
+            self, request, queryset, form, title="Restrict or suspend", action="restrict_bulk"
         )
 
     def has_restrict_permission(self, request: HttpRequest) -> bool:
@@ -274,17 +296,8 @@ class TenantAdmin(admin.ModelAdmin):
                 request, f"Offer sent to {queryset.count()} tenant(s); they were notified."
             )
             return None
-        return TemplateResponse(
-            request,
-            "admin/policies/action_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Send a top-up offer",
-                "form": form,
-                "objects": queryset,
-                "action": "send_offer",
-                "opts": self.model._meta,
-            },
+        return action_page(
+            self, request, queryset, form, title="Send a top-up offer", action="send_offer"
         )
 
     def has_offer_permission(self, request: HttpRequest) -> bool:
@@ -386,11 +399,27 @@ class TenantAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def _form_page(
+        self, request: HttpRequest, tenant: Tenant, form: Any, *, title: str, submit: str
+    ) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            "admin/policies/form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "tenant": tenant,
+                "opts": self.model._meta,
+                "submit": submit,
+            },
+        )
+
     def limit_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
         """Change a limit: a new, audited rule version through ``limit_rule_set``."""
         if not request.user.has_perm("policies.add_limitrule"):
             raise PermissionDenied
-        tenant = Tenant.objects.get(pk=tenant_id)
+        tenant = get_object_or_404(Tenant, pk=tenant_id)
         form = LimitChangeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -418,24 +447,19 @@ class TenantAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:tenants_tenant_change", args=[tenant.pk])
                 )
-        return TemplateResponse(
+        return self._form_page(
             request,
-            "admin/policies/form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": f"Change a limit of {tenant}",
-                "form": form,
-                "tenant": tenant,
-                "opts": self.model._meta,
-                "submit": "Save the new version",
-            },
+            tenant,
+            form,
+            title=f"Change a limit of {tenant}",
+            submit="Save the new version",
         )
 
     def reduce_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
         """Reduce available credits (policy § 5), audited, through ``credits_reduce``."""
         if not request.user.has_perm("policies.add_limitrule"):
             raise PermissionDenied
-        tenant = Tenant.objects.get(pk=tenant_id)
+        tenant = get_object_or_404(Tenant, pk=tenant_id)
         form = ReduceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -454,37 +478,19 @@ class TenantAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:tenants_tenant_change", args=[tenant.pk])
                 )
-        return TemplateResponse(
-            request,
-            "admin/policies/form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": f"Reduce the credits of {tenant}",
-                "form": form,
-                "tenant": tenant,
-                "opts": self.model._meta,
-                "submit": "Reduce",
-            },
+        return self._form_page(
+            request, tenant, form, title=f"Reduce the credits of {tenant}", submit="Reduce"
         )
 
     def restrict_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
         if not request.user.has_perm("policies.add_restriction"):
             raise PermissionDenied
-        tenant = Tenant.objects.get(pk=tenant_id)
+        tenant = get_object_or_404(Tenant, pk=tenant_id)
         form = RestrictForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                restriction_apply(
-                    tenant=tenant,
-                    channel=data["channel"],
-                    kind=data["kind"],
-                    limit_units=data["limit_units"],
-                    window=data["window"] or "",
-                    duration=timedelta(hours=data["hours"]) if data["hours"] else None,
-                    reason=data["reason"],
-                    actor=staff_user(request),
-                )
+                restrict_from_form(tenant, data, staff_user(request))
             except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
@@ -492,17 +498,8 @@ class TenantAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:tenants_tenant_change", args=[tenant.pk])
                 )
-        return TemplateResponse(
-            request,
-            "admin/policies/form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": f"Restrict or suspend {tenant}",
-                "form": form,
-                "tenant": tenant,
-                "opts": self.model._meta,
-                "submit": "Apply",
-            },
+        return self._form_page(
+            request, tenant, form, title=f"Restrict or suspend {tenant}", submit="Apply"
         )
 
 
@@ -551,17 +548,8 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
                 except ServiceError as exc:
                     self.message_user(request, f"{recommendation}: {exc.detail}", messages.ERROR)
             return None
-        return TemplateResponse(
-            request,
-            "admin/policies/action_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Apply recommendations",
-                "form": form,
-                "objects": queryset,
-                "action": "apply",
-                "opts": self.model._meta,
-            },
+        return action_page(
+            self, request, queryset, form, title="Apply recommendations", action="apply"
         )
 
     @admin.display(description="Why")
@@ -649,18 +637,14 @@ class OverageChargeAdmin(admin.ModelAdmin):
             for message in refused:
                 self.message_user(request, message, messages.ERROR)
             return None
-        return TemplateResponse(
+        return action_page(
+            self,
             request,
-            "admin/policies/action_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Decide overage charges",
-                "form": form,
-                "objects": queryset,
-                "action": "decide",
-                "opts": self.model._meta,
-                "auto_bill_below": settings.OVERAGE_AUTO_BILL_BELOW,
-            },
+            queryset,
+            form,
+            title="Decide overage charges",
+            action="decide",
+            auto_bill_below=settings.OVERAGE_AUTO_BILL_BELOW,
         )
 
 
@@ -699,18 +683,7 @@ class RestrictionAdmin(admin.ModelAdmin):
                 except ServiceError as exc:
                     self.message_user(request, f"{restriction}: {exc.detail}", messages.ERROR)
             return None
-        return TemplateResponse(
-            request,
-            "admin/policies/action_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Lift restrictions",
-                "form": form,
-                "objects": queryset,
-                "action": "lift",
-                "opts": self.model._meta,
-            },
-        )
+        return action_page(self, request, queryset, form, title="Lift restrictions", action="lift")
 
 
 class FeeTierInline(admin.TabularInline):

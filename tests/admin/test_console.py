@@ -354,3 +354,9 @@ def test_bulk_decision_and_bulk_suspension(world: World, final_charge):
         "alpha",
         "gamma",
     }
+
+
+def test_a_missing_tenant_is_404_not_500(world: World):
+    client = staff(superuser=True)
+    for name in ("policies_tenant_limit", "policies_tenant_restrict", "policies_tenant_reduce"):
+        assert client.get(reverse(f"admin:{name}", args=[999999])).status_code == 404
