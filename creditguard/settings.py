@@ -260,6 +260,7 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-sweep": {"task": "policies.evaluate_sweep", "schedule": 300.0},
     "expire-authorizations": {"task": "policies.expire_authorizations", "schedule": 30.0},
     "expire-restrictions": {"task": "policies.expire_restrictions", "schedule": 60.0},
+    "expire-grants": {"task": "metering.expire_grants", "schedule": 300.0},
     "close-periods": {"task": "metering.close_periods", "schedule": 300.0},
     "retry-deliveries": {"task": "notifications.retry_deliveries", "schedule": 30.0},
     "nightly-recommendations": {

@@ -41,7 +41,7 @@ class EffectiveRule:
         return self.rule.version if self.rule else None
 
 
-def _terms(terms: RuleTerms, *, source: str, rule: LimitRule | None = None) -> EffectiveRule:
+def rule_terms(terms: RuleTerms, *, source: str, rule: LimitRule | None = None) -> EffectiveRule:
     return EffectiveRule(
         included_units=terms.included_units,
         warning_thresholds=tuple(terms.warning_thresholds),
@@ -81,10 +81,10 @@ def effective_rule(*, tenant: Tenant, channel: Channel, at: datetime) -> Effecti
         .first()
     )
     if rule is not None:
-        return _terms(rule, source=f"rule v{rule.version}", rule=rule)
+        return rule_terms(rule, source=f"rule v{rule.version}", rule=rule)
     cohort = cohort_default_for(tenant=tenant, channel=channel)
     if cohort is not None:
-        return _terms(
+        return rule_terms(
             cohort, source=f"cohort default {cohort.industry or 'any'}/{cohort.size_band or 'any'}"
         )
     return EffectiveRule(included_units=channel.default_included_units)
@@ -117,10 +117,10 @@ def effective_rules(
     for channel in channels:
         if channel.pk in latest:
             rule = latest[channel.pk]
-            result[channel.pk] = _terms(rule, source=f"rule v{rule.version}", rule=rule)
+            result[channel.pk] = rule_terms(rule, source=f"rule v{rule.version}", rule=rule)
         elif channel.pk in cohorts:
             cohort = cohorts[channel.pk]
-            result[channel.pk] = _terms(
+            result[channel.pk] = rule_terms(
                 cohort,
                 source=f"cohort default {cohort.industry or 'any'}/{cohort.size_band or 'any'}",
             )

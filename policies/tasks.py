@@ -75,3 +75,10 @@ def compute_recommendations_task() -> int:
     from policies.services.recommend import recommendations_compute
 
     return len(recommendations_compute())
+
+
+@shared_task(name="metering.expire_grants")
+def expire_grants_task() -> int:
+    from metering.services.ledger import grants_expire_due
+
+    return grants_expire_due()

@@ -323,17 +323,26 @@ def usage_book(
     return entries[-1]
 
 
-@transaction.atomic
-def grants_expire(
-    *, tenant: Tenant, channel: Channel, period: BillingPeriod, now: datetime | None = None
-) -> int:
-    """Expire the balance's grants that are past their expiry; returns how many entries it wrote."""
+def grants_expire_due(*, now: datetime | None = None) -> int:
+    """Expire every grant past its expiry (beat runs this): its undrawn units leave
+    ``available`` with an ``expiry`` entry, balance by balance under the row lock. Usage
+    expires due grants of its own balance too; this catches balances nobody uses.
+    Returns how many entries it wrote. Safe to run twice or in parallel."""
     now = now or timezone.now()
-    balance = balance_lock(tenant=tenant, channel=channel, period=period, now=now)
-    grants = list(Grant.objects.filter(balance=balance, expired_at__isnull=True))
-    entries = _expire_due(balance, grants, now)
-    LedgerEntry.objects.bulk_create(entries)
-    return len(entries)
+    balance_ids = (
+        Grant.objects.filter(expired_at__isnull=True, expires_at__lte=now)
+        .values_list("balance_id", flat=True)
+        .distinct()
+    )
+    written = 0
+    for balance_id in list(balance_ids):
+        with transaction.atomic():
+            balance = Balance.objects.select_for_update().get(pk=balance_id)
+            grants = list(Grant.objects.filter(balance=balance, expired_at__isnull=True))
+            entries = _expire_due(balance, grants, now)
+            LedgerEntry.objects.bulk_create(entries)
+            written += len(entries)
+    return written
 
 
 def reservation_hold(

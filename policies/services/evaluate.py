@@ -24,8 +24,7 @@ from metering.services.periods import PeriodBounds
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import Action, AutoTopUp, LimitRule, TopUpOffer, TopUpPack
-from policies.selectors import EffectiveRule, effective_rule
-from policies.selectors import _terms as rule_terms
+from policies.selectors import EffectiveRule, effective_rule, rule_terms
 from policies.services.overage import overage_charge_refresh
 from policies.services.topups import auto_topup_run, topup_offer_create
 

@@ -193,3 +193,28 @@ def test_usage_bad_parameters_are_400_naming_them(world: World, params, field):
     assert response.status_code == 400, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_an_expired_promotional_grant_leaves_the_balance_even_without_usage(world: World):
+    from metering.services.ledger import grants_expire_due
+
+    period = period_get_or_open(
+        tenant=world.alpha, bounds=period_bounds(tenant=world.alpha, at=timezone.now())
+    )
+    sms = Channel.objects.get(code="sms")
+    grant_create(
+        tenant=world.alpha,
+        channel=sms,
+        period=period,
+        kind=Grant.Kind.PROMOTIONAL,
+        units=300,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    # The promotion expires first, so it is drawn first: 100 of its 300 units.
+    world.alice_api.ingest([event("p", channel="sms", quantity=100)])
+    assert by_channel(world.alice_api.get("/api/v1/balances"))["sms"]["available"] == 2300
+    with time_machine.travel(timezone.now() + timedelta(hours=2), tick=False):
+        assert grants_expire_due() == 1
+        assert grants_expire_due() == 0
+    row = by_channel(world.alice_api.get("/api/v1/balances"))["sms"]
+    assert (row["available"], row["used"], row["remaining"]) == (2100, 100, 2000)
