@@ -562,6 +562,23 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
         return request.user.has_perm("policies.add_limitrule")
 
 
+class ReadyFilter(admin.SimpleListFilter):
+    title = "decision"
+    parameter_name = "ready"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Ready for a decision (period closed)"), ("open", "Period still open")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[OverageCharge]
+    ) -> QuerySet[OverageCharge]:
+        if self.value() == "yes":
+            return queryset.filter(status="pending", finalized_at__isnull=False)
+        if self.value() == "open":
+            return queryset.filter(finalized_at__isnull=True)
+        return queryset
+
+
 @admin.register(OverageCharge)
 class OverageChargeAdmin(admin.ModelAdmin):
     """The decision queue (policy § 7): pending charges with the factors on screen."""
@@ -571,17 +588,27 @@ class OverageChargeAdmin(admin.ModelAdmin):
         "channel",
         "period",
         "units",
-        "amount",
-        "currency",
+        "amount_text",
         "status",
-        "finalized_at",
+        "final_since",
         "factors_summary",
     ]
-    list_filter = ["status", "channel", "period__label"]
+    list_filter = [ReadyFilter, "status", "channel", "period__label"]
     list_select_related = ["tenant", "channel", "period"]
     search_fields = ["tenant__name", "tenant__slug"]
     ordering = ["status", "-amount"]
-    sortable_by = ["amount", "finalized_at", "units", "tenant"]
+    sortable_by = ["amount_text", "final_since", "units", "tenant"]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_text(self, charge: OverageCharge) -> str:
+        return f"{charge.amount} {charge.currency}"
+
+    @admin.display(description="Final since", ordering="finalized_at")
+    def final_since(self, charge: OverageCharge) -> str:
+        if charge.finalized_at is None:
+            return "period open"
+        return f"{(timezone.now() - charge.finalized_at).days} days"
+
     actions = ["decide"]
     readonly_fields = [f.name for f in OverageCharge._meta.fields]
 
@@ -601,8 +628,8 @@ class OverageChargeAdmin(admin.ModelAdmin):
         )
         share = impact.get("share_of_channel_capacity")
         return format_html(
-            "use: {} % of its usage<br>relationship: {} days, billed {}, {} waiver(s)<br>"
-            "impact: {} of capacity",
+            '<span style="white-space:nowrap">use: {} % of its usage<br>relationship: {} days, '
+            "billed {}, {} waiver(s)<br>impact: {} of capacity</span>",
             round(100 * use.get("share_of_period_usage", 0)),
             rel.get("tenure_days", 0),
             rel.get("lifetime_billed", "0"),
