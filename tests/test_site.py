@@ -62,3 +62,17 @@ def test_lean_authorization_body_matches_its_documented_serializer(world: World)
 
     body = world.alice_api.post("/api/v1/authorizations", {"channel": "sms", "quantity": 1}).json()
     assert set(body) == set(AuthorizationOutputSerializer().fields)
+
+
+def test_an_unexpected_error_in_the_api_is_a_logged_problem_500(world: World, monkeypatch, caplog):
+    import metering.apis
+
+    def crash(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(metering.apis, "balances_for_tenant", crash)
+    response = world.alice_api.get("/api/v1/balances")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/problem+json"
+    assert "disk on fire" not in response.content.decode()  # no internals leak
+    assert any("Unhandled error" in record.message for record in caplog.records)
