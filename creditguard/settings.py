@@ -149,6 +149,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["creditguard.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["creditguard.api.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "creditguard.api.problems.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["creditguard.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -165,6 +166,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"NotificationKindEnum": "notifications.models.Notification.Kind"},
 }
 
+# Requests per API key and second; past it, 429 with Retry-After. 0: no limit.
+API_RATE_LIMIT_PER_SECOND = env.int("API_RATE_LIMIT_PER_SECOND", default=1000)
 # Largest request body the API reads; larger bodies answer 413 before parsing.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
