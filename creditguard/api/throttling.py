@@ -1,14 +1,15 @@
-"""Rate limiting per API key: a fixed one-second window counted in the cache (Redis in
-production, shared by every web process), one round trip per request."""
+"""Rate limiting per API key: a fixed one-second window counted in Redis (shared by every
+web process) — a single INCR per request, its EXPIRE only when the window opens."""
 
 from __future__ import annotations
 
 import time
+from functools import cache as memoize
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -29,8 +30,7 @@ class ApiKeyRateThrottle(BaseThrottle):
             return True
         now = time.time()
         window = int(now)
-        count = _count(f"creditguard:rate:{api_key.prefix}:{window}")
-        if count <= limit:
+        if _count(f"creditguard:rate:{api_key.prefix}:{window}") <= limit:
             return True
         self.wait_seconds = window + 1 - now
         return False
@@ -39,14 +39,19 @@ class ApiKeyRateThrottle(BaseThrottle):
         return self.wait_seconds
 
 
+@memoize
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=1)
+
+
 def _count(key: str) -> int:
+    if settings.REDIS_URL:
+        client = _redis(settings.REDIS_URL)
+        count = int(client.incr(key))
+        if count == 1:
+            client.expire(key, 2)
+        return count
+    # The embedded default (one process, no Redis): the local cache.
     backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        # INCR and EXPIRE in one round trip.
-        client = backend._cache.get_client(key, write=True)  # type: ignore[attr-defined]
-        pipeline = client.pipeline()
-        pipeline.incr(key)
-        pipeline.expire(key, 2)
-        return int(pipeline.execute()[0])
     backend.add(key, 0, timeout=2)
     return int(backend.incr(key))
