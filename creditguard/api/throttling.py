@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from functools import cache as memoize
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -47,7 +47,7 @@ def _redis(url: str) -> redis.Redis:
 def _count(key: str) -> int:
     if settings.REDIS_URL:
         client = _redis(settings.REDIS_URL)
-        count = int(client.incr(key))
+        count = int(cast(int, client.incr(key)))
         if count == 1:
             client.expire(key, 2)
         return count
