@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "creditguard",
     "tenants",
     "metering",
     "policies",
@@ -255,9 +256,25 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
+# PostgreSQL session limits of worker processes (creditguard/celery.py sets them on each
+# worker connection, never on the web's): a task gives up waiting for a lock after
+# WORKER_DB_LOCK_TIMEOUT_SECONDS (the beat's sweeps redo its work), no statement outlives
+# the task's soft time limit, a transaction left idle ends, and PostgreSQL checks every
+# WORKER_DB_CLIENT_CHECK_SECONDS that the worker is still there, so the session of a
+# killed worker ends and releases its locks instead of waiting on for its own lock.
+WORKER_DB_LOCK_TIMEOUT_SECONDS = env.float("WORKER_DB_LOCK_TIMEOUT_SECONDS", default=5.0)
+WORKER_DB_STATEMENT_TIMEOUT_SECONDS = env.float(
+    "WORKER_DB_STATEMENT_TIMEOUT_SECONDS", default=float(CELERY_TASK_SOFT_TIME_LIMIT)
+)
+WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 60.0
+WORKER_DB_CLIENT_CHECK_SECONDS = 2.0
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DIR / "beat-schedule")
+# Beat has a worker record a heartbeat this often; /readyz answers 503 when the newest is
+# older than READYZ_HEARTBEAT_MAX_AGE_SECONDS (no worker, no beat, or no broker).
+WORKER_HEARTBEAT_SECONDS = 30.0
+READYZ_HEARTBEAT_MAX_AGE_SECONDS = env.float("READYZ_HEARTBEAT_MAX_AGE_SECONDS", default=120.0)
 CELERY_BEAT_SCHEDULE = {
     "evaluate-pending": {"task": "policies.evaluate_pending", "schedule": 15.0},
     "evaluate-sweep": {"task": "policies.evaluate_sweep", "schedule": 300.0},
@@ -266,6 +283,12 @@ CELERY_BEAT_SCHEDULE = {
     "expire-grants": {"task": "metering.expire_grants", "schedule": 300.0},
     "close-periods": {"task": "metering.close_periods", "schedule": 300.0},
     "retry-deliveries": {"task": "notifications.retry_deliveries", "schedule": 30.0},
+    # Expires with its interval: heartbeats queued while no worker runs are not heartbeats.
+    "worker-heartbeat": {
+        "task": "creditguard.worker_heartbeat",
+        "schedule": WORKER_HEARTBEAT_SECONDS,
+        "options": {"expires": WORKER_HEARTBEAT_SECONDS},
+    },
     "nightly-recommendations": {
         "task": "policies.compute_recommendations",
         "schedule": crontab(hour=3, minute=15),

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.db import connection
 
 from creditguard.celery import app
 from notifications.models import Delivery, Notification
@@ -28,93 +20,16 @@ from tests.conftest import ALL_SCOPES, Api, event
 from tests.factories import TenantFactory
 from tests.notifications.receiver import Receiver, signature_is_valid
 from tests.policies.helpers import set_rule
+from tests.workers import Worker, wait_for, worker_environment
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(
-    condition: Callable[[], object], timeout: float = 30.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Worker:
-    """A `celery worker` subprocess on the test database and the test Redis."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.log: list[str] = []
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "creditguard",
-                "worker",
-                "-P",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "INFO",
-                "-n",
-                f"test-{uuid.uuid4().hex[:8]}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-        wait_for(
-            lambda: any(" ready." in line for line in self.log) or self.process.poll() is not None,
-            what="the worker to start",
-        )
-        assert self.process.poll() is None, "".join(self.log)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.log.append(line)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
 def worker_env(tmp_path, settings) -> dict[str, str]:
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     settings.EVALUATION_COALESCE_SECONDS = 0.2
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="creditguard.settings",
-        CREDITGUARD_ENV="test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=django_settings.REDIS_URL,
-        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
-        EMAIL_FILE_PATH=str(tmp_path / "mail"),
-        WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true",
-        EVALUATION_COALESCE_SECONDS="0.2",
-        DELIVERY_LEASE_SECONDS="2",
-    )
+    env = worker_environment(redis_url=django_settings.REDIS_URL, mail_dir=tmp_path / "mail")
     app.control.purge()
     # An earlier test may have opened a coalescing window moments ago.
     cache.delete(EVALUATION_SCHEDULED_KEY)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CreditGuardConfig(AppConfig):
+    """The kernel as an app: it holds what the whole system shares and no domain owns
+    (the workers' heartbeat)."""
+
+    name = "creditguard"
+    verbose_name = "CreditGuard"
