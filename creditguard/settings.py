@@ -6,30 +6,38 @@ Every variable has a safe development default, except that production
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import NoReturn
 
 import environ
 from celery.schedules import crontab
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-insecure-creditguard-secret-key-change-me"  # noqa: S105
 
 env = environ.Env()
 
+
+def refuse_to_start(reason: str) -> NoReturn:
+    """End the process with one line on stderr instead of a traceback: manage.py,
+    gunicorn and Celery all import these settings first. Exit status 3 is gunicorn's
+    "worker failed to boot", on which its master stops instead of respawning workers."""
+    print(f"CreditGuard will not start: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(3)
+
+
 ENVIRONMENT = env.str("CREDITGUARD_ENV", default="development")
 if ENVIRONMENT not in {"development", "test", "production"}:
-    raise ImproperlyConfigured(
-        f"CREDITGUARD_ENV must be development, test or production, not {ENVIRONMENT!r}"
+    refuse_to_start(
+        f"CREDITGUARD_ENV must be development, test or production, not {ENVIRONMENT!r}."
     )
 PRODUCTION = ENVIRONMENT == "production"
 
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
-    raise ImproperlyConfigured(
-        "Production needs SECRET_KEY set to a random value of at least 32 characters."
-    )
+    refuse_to_start("production needs SECRET_KEY set to a random value of 32+ characters.")
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list(
@@ -138,9 +146,26 @@ if PRODUCTION:
     # gunicorn serves collected static files through WhiteNoise; in development
     # runserver serves them from the apps.
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Transport security -----------------------------------------------------------
+
+# Reverse proxies trusted to say the client's scheme (X-Forwarded-Proto) and address
+# (X-Forwarded-For). It is gunicorn's own variable: gunicorn sets the request's scheme
+# from X-Forwarded-Proto only when the peer is in this list, so Django sets no
+# SECURE_PROXY_SSL_HEADER (which would believe any client that reaches gunicorn
+# directly). creditguard.client_address reads X-Forwarded-For by the same list.
+TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+# Orchestrator probes speak plain http to the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 86400 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+# Preloading is the domain owner's decision (leaving the browsers' list takes months), so
+# it is off unless asked for, and check --deploy is not asked to nag about it.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- API --------------------------------------------------------------------
 
@@ -165,6 +190,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"NotificationKindEnum": "notifications.models.Notification.Kind"},
+    # Errors every request can get (401, 405, 429, …) and their problem+json media type.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "creditguard.api.schema.document_problems",
+    ],
 }
 
 # Requests per API key and second; past it, 429 with Retry-After. 0: no limit.
@@ -234,7 +264,7 @@ POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
 # filesystem transport under var/celery: a real worker and beat, no server to install.
 # Production always sets REDIS_URL.
 if PRODUCTION and not REDIS_URL:
-    raise ImproperlyConfigured("Production needs REDIS_URL for Celery and the cache.")
+    refuse_to_start("production needs REDIS_URL (Redis for Celery and the cache).")
 CELERY_DIR = VAR_DIR / "celery"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

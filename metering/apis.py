@@ -5,9 +5,10 @@ Views are thin: parse input, call one service or selector, render output.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -16,7 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from creditguard.api.fields import AwareDateTimeField
-from creditguard.api.schema import PROBLEM_RESPONSES
+from creditguard.api.schema import problems, strict_inline_serializer
+from creditguard.api.serializers import StrictInputSerializer
 from metering.models import Channel
 from metering.selectors import (
     GRANULARITIES,
@@ -31,15 +33,25 @@ from tenants.authentication import request_tenant
 from tenants.models import Scope
 
 
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as RFC 3339 in its own zone, or in UTC when that zone's offset then had
+    seconds (local mean time before standard zones, e.g. +00:53:28 in Berlin before 1893),
+    which RFC 3339 cannot write."""
+    offset = moment.utcoffset()
+    if offset is not None and offset.total_seconds() % 60:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()
+
+
 class UsageEventsApi(APIView):
     required_scopes = [Scope.USAGE_WRITE]
 
-    class EventSerializer(serializers.Serializer):
+    class EventSerializer(StrictInputSerializer):
         # Documents the contract; the hot path validates with lean code
         # (metering.services.ingest.usage_batch_validate) instead of a serializer per event.
         id = serializers.CharField(max_length=200, help_text="Client event id, unique per tenant")
         channel = serializers.CharField(help_text="Channel code, e.g. sms")
-        quantity = serializers.IntegerField(min_value=1)
+        quantity = serializers.IntegerField(min_value=1, max_value=settings.USAGE_MAX_QUANTITY)
         occurred_at = serializers.DateTimeField(help_text="ISO 8601 with offset")
         metadata = serializers.DictField(required=False)
 
@@ -52,11 +64,17 @@ class UsageEventsApi(APIView):
 
     @extend_schema(
         operation_id="usage_events_create",
-        request=inline_serializer(
+        request=strict_inline_serializer(
             "UsageEventBatch",
-            {"events": EventSerializer(many=True)},
+            {
+                "events": serializers.ListField(
+                    child=EventSerializer(),
+                    min_length=1,
+                    max_length=settings.USAGE_MAX_EVENTS_PER_BATCH,
+                )
+            },
         ),
-        responses={200: OutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: OutputSerializer, **problems(400, 409, 422)},
         description=(
             "Record a batch of 1 to 1000 usage events, all or nothing. An id already "
             "recorded with the same content is a duplicate; with other content, 409 "
@@ -119,7 +137,6 @@ class BalancesApi(APIView):
                     "channels": ChannelBalanceSerializer(many=True),
                 },
             ),
-            **PROBLEM_RESPONSES,
         },
         description="The current billing period's balance per channel.",
     )
@@ -204,7 +221,7 @@ class UsageApi(APIView):
                     ),
                 },
             ),
-            **PROBLEM_RESPONSES,
+            **problems(400),
         },
         description="Usage over time per channel, in the tenant's time zone, zero-filled.",
     )
@@ -238,14 +255,14 @@ class UsageApi(APIView):
         tz = tenant.tzinfo
         return Response(
             {
-                "from": start.astimezone(tz).isoformat(),
-                "to": end.astimezone(tz).isoformat(),
+                "from": rfc3339(start.astimezone(tz)),
+                "to": rfc3339(end.astimezone(tz)),
                 "granularity": granularity,
                 "series": [
                     {
                         **item,
                         "points": [
-                            {"start": p["start"].isoformat(), "quantity": p["quantity"]}
+                            {"start": rfc3339(p["start"]), "quantity": p["quantity"]}
                             for p in item["points"]
                         ],
                     }

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from creditguard.api.pagination import NewestFirstCursorPagination
-from creditguard.api.schema import PROBLEM_RESPONSES
+from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from notifications.models import Notification, WebhookEndpoint
 from notifications.services.webhooks import webhook_endpoint_create, webhook_endpoint_delete
@@ -28,15 +28,16 @@ class NotificationOutputSerializer(serializers.Serializer):
 
 class NotificationsApi(APIView):
     required_scopes = [Scope.USAGE_READ]
+    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         operation_id="notifications_list",
-        responses={200: NotificationOutputSerializer(many=True), **PROBLEM_RESPONSES},
+        responses={200: NotificationOutputSerializer(many=True), **problems(400)},
         description="The tenant's notifications (in-app), newest first, cursor-paginated.",
     )
     def get(self, request: Request) -> Response:
         notifications = Notification.objects.for_tenant(request_tenant(request))
-        paginator = NewestFirstCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
 
@@ -50,14 +51,28 @@ class WebhookEndpointOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "uri",
+        # An absolute http(s) URL with a host and no credentials (services.webhooks decides).
+        "pattern": r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$",
+        "maxLength": 500,
+    }
+)
+class WebhookUrlField(serializers.CharField):
+    """A webhook endpoint's URL as the schema documents it; checked by the service."""
+
+
 class WebhookEndpointsApi(APIView):
     required_scopes = [Scope.WEBHOOKS_MANAGE]
+    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(StrictInputSerializer):
         class Meta:
             ref_name = "WebhookEndpointRequest"
 
-        url = serializers.CharField(max_length=500)
+        url = WebhookUrlField(max_length=500)
         kinds = serializers.ListField(
             child=serializers.ChoiceField(choices=Notification.Kind.choices),
             required=False,
@@ -72,13 +87,13 @@ class WebhookEndpointsApi(APIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_list",
-        responses={200: WebhookEndpointOutputSerializer(many=True), **PROBLEM_RESPONSES},
+        responses={200: WebhookEndpointOutputSerializer(many=True), **problems(400)},
     )
     def get(self, request: Request) -> Response:
         endpoints = WebhookEndpoint.objects.for_tenant(request_tenant(request)).filter(
             deleted_at__isnull=True
         )
-        paginator = NewestFirstCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(endpoints, request, view=self)
         return paginator.get_paginated_response(
             WebhookEndpointOutputSerializer(page, many=True).data
@@ -87,7 +102,7 @@ class WebhookEndpointsApi(APIView):
     @extend_schema(
         operation_id="webhook_endpoints_create",
         request=InputSerializer,
-        responses={201: CreatedSerializer, **PROBLEM_RESPONSES},
+        responses={201: CreatedSerializer, **problems(400)},
         description="Register an endpoint. Its signing secret is in this answer only. URLs "
         "that resolve to private, loopback or link-local addresses are refused.",
     )
@@ -106,7 +121,7 @@ class WebhookEndpointApi(APIView):
 
     @extend_schema(
         operation_id="webhook_endpoints_delete",
-        responses={204: None, **PROBLEM_RESPONSES},
+        responses={204: None},
         description="Stop sending to an endpoint; its pending deliveries are cancelled.",
     )
     def delete(self, request: Request, endpoint_id: str) -> Response:

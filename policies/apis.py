@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from creditguard.api.fields import StrictIntegerField
 from creditguard.api.pagination import NewestFirstCursorPagination
-from creditguard.api.schema import PROBLEM_RESPONSES
+from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from creditguard.errors import InvalidInput
 from metering.models import Authorization
@@ -111,7 +111,7 @@ class AuthorizationsApi(APIView):
     @extend_schema(
         operation_id="authorizations_create",
         request=InputSerializer,
-        responses={200: AuthorizationOutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: AuthorizationOutputSerializer, **problems(400, 409)},
         description=(
             "Decide whether the tenant may send `quantity` units on `channel` now and, if "
             "allowed, reserve them until committed, released or expired. The same "
@@ -141,7 +141,7 @@ class AuthorizationCommitApi(APIView):
     @extend_schema(
         operation_id="authorizations_commit",
         request=InputSerializer,
-        responses={200: AuthorizationOutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: AuthorizationOutputSerializer, **problems(400, 409, 422)},
         description="Turn the reservation into usage (all of it, or `quantity` ≤ reserved). "
         "Idempotent.",
     )
@@ -161,7 +161,7 @@ class AuthorizationReleaseApi(APIView):
     @extend_schema(
         operation_id="authorizations_release",
         request=None,
-        responses={200: AuthorizationOutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: AuthorizationOutputSerializer, **problems(409)},
         description="Give the reservation back. Idempotent.",
     )
     def post(self, request: Request, authorization_id: str) -> Response:
@@ -184,10 +184,11 @@ class TopUpOfferOutputSerializer(serializers.Serializer):
 
 class TopUpOffersApi(APIView):
     required_scopes = [Scope.USAGE_WRITE]
+    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         operation_id="topup_offers_list",
-        responses={200: TopUpOfferOutputSerializer(many=True), **PROBLEM_RESPONSES},
+        responses={200: TopUpOfferOutputSerializer(many=True), **problems(400)},
         description="The tenant's open top-up offers, newest first (cursor-paginated).",
     )
     def get(self, request: Request) -> Response:
@@ -196,7 +197,7 @@ class TopUpOffersApi(APIView):
             .filter(status=TopUpOffer.Status.OPEN, expires_at__gt=timezone.now())
             .select_related("channel")
         )
-        paginator = NewestFirstCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(offers, request, view=self)
         return paginator.get_paginated_response(TopUpOfferOutputSerializer(page, many=True).data)
 
@@ -219,7 +220,7 @@ class TopUpOfferAcceptApi(APIView):
     @extend_schema(
         operation_id="topup_offers_accept",
         request=None,
-        responses={200: OutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: OutputSerializer, **problems(409)},
         description="Accept an open offer: its credits are booked at once, and its fee; "
         "accepting again answers the same, booking nothing more.",
     )
@@ -248,7 +249,6 @@ class PolicyApi(APIView):
                     "support": serializers.CharField(),
                 },
             ),
-            **PROBLEM_RESPONSES,
         },
         description="The fair use policy in force (in the tenant's language), the next "
         "published version if any, and whether the tenant acknowledged each.",
@@ -308,7 +308,7 @@ class PolicyAcknowledgeApi(APIView):
                     "acknowledged_at": serializers.DateTimeField(),
                 },
             ),
-            **PROBLEM_RESPONSES,
+            **problems(400, 404),
         },
         description="Acknowledge a published policy version. Idempotent.",
     )

@@ -8,7 +8,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from creditguard.api.schema import PROBLEM_RESPONSES
 from tenants.models import ApiKey
 
 
@@ -32,7 +31,6 @@ class ApiKeyApi(APIView):
                     "scopes": serializers.ListField(child=serializers.CharField()),
                 },
             ),
-            **PROBLEM_RESPONSES,
         },
         description="The API key making the request: its name, tenant and scopes.",
     )
