@@ -8,19 +8,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from metering.models import Channel
-from tenants.models import Tenant
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "home.html",
-        {
-            "tenant_count": Tenant.objects.count(),
-            "channels": Channel.objects.all(),
-            "database": connection.vendor,
-            "redis": bool(settings.REDIS_URL),
-        },
+        # Public: nothing about the customers or the infrastructure.
+        {"channels": Channel.objects.all()},
     )
 
 

@@ -1,8 +1,10 @@
-"""Production refuses to start with a missing or development secret key."""
+"""Production refuses to start with a missing or development secret key, or without
+Redis — with one clear line on stderr, not a traceback."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -11,41 +13,63 @@ import pytest
 from creditguard.settings import BASE_DIR
 
 
-def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {
-        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "CREDITGUARD_ENV"}
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "CREDITGUARD_ENV", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import creditguard.settings"],
+        [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
         env=environment,
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
 
 
+SECRET = secrets.token_urlsafe(50)
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 @pytest.mark.parametrize(
-    "env",
+    ("env", "named"),
     [
-        {"CREDITGUARD_ENV": "production"},
-        {
-            "CREDITGUARD_ENV": "production",
-            "SECRET_KEY": "dev-insecure-creditguard-secret-key-change-me",
-        },
-        {"CREDITGUARD_ENV": "production", "SECRET_KEY": "short"},
-        {"CREDITGUARD_ENV": "staging"},
+        ({"CREDITGUARD_ENV": "production", "REDIS_URL": REDIS}, "SECRET_KEY"),
+        (
+            {
+                "CREDITGUARD_ENV": "production",
+                "REDIS_URL": REDIS,
+                "SECRET_KEY": "dev-insecure-creditguard-secret-key-change-me",
+            },
+            "SECRET_KEY",
+        ),
+        (
+            {"CREDITGUARD_ENV": "production", "REDIS_URL": REDIS, "SECRET_KEY": "short"},
+            "SECRET_KEY",
+        ),
+        ({"CREDITGUARD_ENV": "production", "SECRET_KEY": SECRET}, "REDIS_URL"),
+        ({"CREDITGUARD_ENV": "staging"}, "CREDITGUARD_ENV"),
     ],
 )
-def test_bad_production_configuration_refuses_to_start(env):
-    result = load_settings(**env)
+def test_bad_production_configuration_refuses_to_start_in_one_line(env, named):
+    result = manage("check", **env)
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CreditGuard will not start: ")
+    assert named in lines[0]
 
 
-def test_production_with_a_real_secret_starts():
-    result = load_settings(
-        CREDITGUARD_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="example.com"
+def test_production_with_a_real_secret_and_redis_starts():
+    result = manage(
+        "check",
+        CREDITGUARD_ENV="production",
+        SECRET_KEY=SECRET,
+        REDIS_URL=REDIS,
+        ALLOWED_HOSTS="example.com",
     )
     assert result.returncode == 0, result.stderr
