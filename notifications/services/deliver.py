@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -21,7 +19,13 @@ from django.utils import timezone
 
 from notifications.messages import render_message
 from notifications.models import Delivery, Notification
-from notifications.services.webhooks import address_refused, webhook_sign
+from notifications.services.pinned import pinned_post
+from notifications.services.webhooks import (
+    AddressRefused,
+    webhook_host_resolve,
+    webhook_port,
+    webhook_sign,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,59 +145,50 @@ def webhook_body(notification: Notification) -> bytes:
     ).encode()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects are not followed: a receiver could point us at an internal address."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def _send_webhook(delivery: Delivery) -> Outcome:
     endpoint = delivery.endpoint
     assert endpoint is not None
     if not endpoint.active:
         return Outcome(delivered=False, error="endpoint disabled", give_up=True)
-    refused = address_refused(urlsplit(endpoint.url).hostname or "")
-    if refused:
+    host = urlsplit(endpoint.url).hostname or ""
+    try:
+        # Resolved and vetted once; the connection goes to these addresses only.
+        addresses = webhook_host_resolve(host=host, port=webhook_port(endpoint.url))
+    except AddressRefused as refused:
         return Outcome(delivered=False, error=f"refused: {refused}")
     notification = delivery.notification
     body = webhook_body(notification)
     msg_id = f"msg_{notification.public_id.hex}"
     timestamp = int(timezone.now().timestamp())
-    request = urllib.request.Request(  # noqa: S310 - http(s) only, validated
-        endpoint.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "CreditGuard-Webhooks/1",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": webhook_sign(
-                secret=endpoint.secret, msg_id=msg_id, timestamp=timestamp, body=body
-            ),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "CreditGuard-Webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": webhook_sign(
+            secret=endpoint.secret, msg_id=msg_id, timestamp=timestamp, body=body
+        ),
+    }
     try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            response.read(1024)
-            return Outcome(delivered=200 <= response.status < 300, error=f"HTTP {response.status}")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 410:
-            endpoint.active = False
-            endpoint.disabled_reason = "The receiver answered 410 Gone."
-            endpoint.save(update_fields=["active", "disabled_reason"])
-            return Outcome(delivered=False, error="HTTP 410 Gone: endpoint disabled", give_up=True)
-        return Outcome(
-            delivered=False,
-            error=f"HTTP {exc.code}",
-            retry_after=_retry_after(exc.headers.get("Retry-After")),
-        )
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        status, answer_headers = pinned_post(
+            url=endpoint.url, addresses=addresses, body=body, headers=headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    except (OSError, http.client.HTTPException) as exc:
         return Outcome(delivered=False, error=f"{exc.__class__.__name__}: {exc}")
+    if 200 <= status < 300:
+        return Outcome(delivered=True)
+    if status == 410:
+        endpoint.active = False
+        endpoint.disabled_reason = "The receiver answered 410 Gone."
+        endpoint.save(update_fields=["active", "disabled_reason"])
+        return Outcome(delivered=False, error="HTTP 410 Gone: endpoint disabled", give_up=True)
+    # Anything else, redirects included (never followed), is a failure to retry.
+    return Outcome(
+        delivered=False,
+        error=f"HTTP {status}",
+        retry_after=_retry_after(answer_headers.get("Retry-After")),
+    )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -36,28 +36,74 @@ def webhook_sign(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> st
     return "v1," + base64.b64encode(digest).decode()
 
 
-def address_refused(host: str) -> str | None:
-    """Why ``host`` may not receive webhooks (it resolves to a private, loopback,
-    link-local, reserved or multicast address), or None. Checked when an endpoint is
-    added and again before each delivery (DNS can change in between)."""
-    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
-        return None
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes that embed an IPv4 address in their last 32 bits and reach it.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+class AddressRefused(Exception):
+    """The host may not receive webhooks; the message says why."""
+
+
+def _embedded_ipv4(address: IPAddress) -> list[IPAddress]:
+    """The IPv4 addresses an IPv6 address leads to: IPv4-mapped, 6to4, Teredo (server and
+    client), NAT64 and IPv4-compatible forms."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    embedded: list[IPAddress] = []
+    if address.ipv4_mapped:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour:
+        embedded.append(address.sixtofour)
+    if address.teredo:
+        embedded.extend(address.teredo)
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def address_refused(address: str) -> str | None:
+    """Why an IP address may not receive webhooks, or None. Only globally routable
+    unicast addresses may: not private, shared (CGNAT, where cloud metadata services
+    live), loopback, link-local, documentation, benchmarking, reserved or multicast, nor
+    an IPv6 form that leads to such an IPv4 address."""
     try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror:
-        return f"{host} does not resolve"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            return f"{host} resolves to a non-public address ({address})"
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{address} is not an IP address"
+    for candidate in [parsed, *_embedded_ipv4(parsed)]:
+        if not candidate.is_global or candidate.is_multicast:
+            return f"a non-public address ({parsed})"
     return None
+
+
+def webhook_host_resolve(*, host: str, port: int) -> list[str]:
+    """Resolve ``host`` once and vet every address it resolves to; the delivery connects
+    to these addresses and no other (pinned), so DNS that changes between the check and
+    the connection (rebinding) cannot send it elsewhere. Raises ``AddressRefused`` if the
+    host does not resolve or any of its addresses is not public (unless
+    ``WEBHOOK_ALLOW_PRIVATE_ADDRESSES``)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise AddressRefused(f"{host} does not resolve") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise AddressRefused(f"{host} does not resolve")
+    if not settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        for address in addresses:
+            refused = address_refused(address)
+            if refused:
+                raise AddressRefused(f"{host} resolves to {refused}")
+    return addresses
+
+
+def webhook_port(url: str) -> int:
+    """The port of a validated webhook URL (its scheme's default if none is given)."""
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def validate_webhook_url(url: str) -> str:
@@ -77,9 +123,16 @@ def validate_webhook_url(url: str) -> str:
         )
     if len(url) > 500:
         raise InvalidInput("The URL is too long.", errors=[_url_error("at most 500 characters")])
-    refused = address_refused(parts.hostname)
-    if refused:
-        raise InvalidInput(f"Refused: {refused}.", errors=[_url_error(refused)])
+    try:
+        port = webhook_port(url)
+    except ValueError:
+        raise InvalidInput(
+            "The port is out of range.", errors=[_url_error("port out of range")]
+        ) from None
+    try:
+        webhook_host_resolve(host=parts.hostname, port=port)
+    except AddressRefused as refused:
+        raise InvalidInput(f"Refused: {refused}.", errors=[_url_error(str(refused))]) from None
     return url
 
 

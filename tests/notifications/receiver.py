@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,13 @@ class Receiver:
     extra_headers: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    tls: ssl.SSLContext | None = None  # serve https with this context
+    server_names: list[str | None] = field(default_factory=list)  # TLS SNI of each connection
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -51,6 +59,9 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self.tls.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
