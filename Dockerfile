@@ -12,7 +12,9 @@ COPY policies policies
 COPY notifications notifications
 COPY templates templates
 COPY locale locale
-COPY manage.py ./
+# gunicorn.conf.py: gunicorn reads the settings before booting workers (one clear line on
+# a bad configuration); FORWARDED_ALLOW_IPS names the proxies it believes (README).
+COPY gunicorn.conf.py manage.py ./
 RUN pip install --no-cache-dir -e . \
     && SECRET_KEY=build-only-collectstatic-secret-key-0123456789 REDIS_URL=redis://build \
        python manage.py collectstatic --noinput \
