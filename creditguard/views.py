@@ -1,13 +1,20 @@
-"""Site-level views: the landing page and the health check."""
+"""Site-level views: the landing page, the health check and the readiness check."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.conf import settings
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Count, F, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from metering.models import Channel
+from creditguard.models import WorkerHeartbeat
+from metering.models import Balance, Channel
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -43,3 +50,54 @@ def healthz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Whether the system does its work, beyond answering (/healthz): the database and
+    Redis as /healthz reports them, every migration applied, a worker heartbeat younger
+    than READYZ_HEARTBEAT_MAX_AGE_SECONDS (beat, the broker and a worker all work), and
+    the evaluation lag. 503 when /healthz is unhealthy, a migration is pending or the
+    heartbeat is stale or missing; the lag is reported, not judged."""
+    health = healthz(request)
+    checks: dict[str, Any] = json.loads(health.content)["checks"]
+    ready = health.status_code == 200
+    if ready:
+        checks["migrations"] = _migrations_check()
+        checks["worker"] = _worker_check()
+        checks["evaluation"] = _evaluation_lag()
+        ready = checks["migrations"] == "ok" and checks["worker"]["status"] == "ok"
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def _migrations_check() -> str:
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return "ok" if not pending else f"{len(pending)} pending"
+
+
+def _worker_check() -> dict[str, Any]:
+    newest = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True)
+    seen_at = newest.first()
+    if seen_at is None:
+        return {"status": "no heartbeat", "heartbeat_age_seconds": None}
+    age = (timezone.now() - seen_at).total_seconds()
+    stale = age > settings.READYZ_HEARTBEAT_MAX_AGE_SECONDS
+    return {"status": "stale" if stale else "ok", "heartbeat_age_seconds": round(age, 1)}
+
+
+def _evaluation_lag() -> dict[str, Any]:
+    """Balances that moved since their last evaluation, and how long ago the oldest of
+    them last moved (its updated_at: a lower bound of how long it has waited)."""
+    waiting = Balance.objects.filter(version__gt=F("evaluated_version")).aggregate(
+        count=Count("id"), oldest=Min("updated_at")
+    )
+    oldest = waiting["oldest"]
+    return {
+        "pending_balances": waiting["count"],
+        "oldest_pending_seconds": (
+            round((timezone.now() - oldest).total_seconds(), 1) if oldest else None
+        ),
+    }
