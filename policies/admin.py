@@ -303,12 +303,18 @@ class TenantAdmin(admin.ModelAdmin):
     def has_offer_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("policies.add_topupoffer")
 
-    @admin.action(description="Compute limit recommendations for the selected tenants")
+    @admin.action(
+        description="Compute limit recommendations for the selected tenants",
+        permissions=["recommend"],
+    )
     def compute_recommendations(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         created = recommendations_compute(tenants=list(queryset))
         self.message_user(
             request, f"{len(created)} recommendation(s) computed; see Limit recommendations."
         )
+
+    def has_recommend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("policies.add_limitrecommendation")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         """Usage of the current period per active channel and the pending overage, as
@@ -845,7 +851,10 @@ class PolicyVersionAdmin(admin.ModelAdmin):
             return False
         return super().has_change_permission(request, obj)
 
-    @admin.action(description="Publish the selected versions (material ones notify every tenant)")
+    @admin.action(
+        description="Publish the selected versions (material ones notify every tenant)",
+        permissions=["change"],
+    )
     def publish(self, request: HttpRequest, queryset: QuerySet[PolicyVersion]) -> None:
         for version in queryset:
             try:

@@ -9,6 +9,9 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Fair-use policies"
 
     def ready(self) -> None:
+        from policies.receivers import api_key_revoked_audit
         from policies.roles import roles_sync
+        from tenants.services import api_key_revoked
 
         post_migrate.connect(roles_sync, sender=self)
+        api_key_revoked.connect(api_key_revoked_audit, dispatch_uid="policies.api_key_revoked")

@@ -1,13 +1,20 @@
-"""Staff roles as Django groups, kept in step with the code after every migrate.
+"""Staff roles as Django groups, kept in step with the code after every migrate, and the
+role matrix: the permission each action and custom view of the staff console requires.
 
 * Support: sees everything; restricts, lifts and sends top-up offers.
 * Billing: sees everything; decides overage charges and edits fee schedules.
-* Administrators: every permission of CreditGuard's apps (limits included).
+* Administrators: every permission of CreditGuard's apps (limits, recommendations, policy
+  versions and API keys included).
+
+docs/ROLES.md is this module in words (``tests/admin/test_roles.py`` keeps the two equal)
+and the same test walks every action and custom URL of the admin and holds it to
+``CONSOLE``: an action or view missing from it, or that lets in a role this says it must
+not, fails.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import Group, Permission
 
@@ -28,11 +35,17 @@ ROLES: dict[str, list[str]] = {
         "policies.delete_feetier",
     ],
 }
+ADMINISTRATORS = "Administrators"
 
 
-def _permissions(codes: list[str]) -> list[Permission]:
-    found: list[Permission] = []
-    for code in codes:
+def _permissions(role: str) -> list[Permission]:
+    """What a role holds: every permission of CreditGuard's apps for Administrators;
+    otherwise every view permission and the role's own in ``ROLES``."""
+    ours = Permission.objects.filter(content_type__app_label__in=APPS)
+    if role == ADMINISTRATORS:
+        return list(ours)
+    found = list(ours.filter(codename__startswith="view_"))
+    for code in ROLES[role]:
         app_label, codename = code.split(".")
         found.extend(
             Permission.objects.filter(content_type__app_label=app_label, codename=codename)
@@ -42,11 +55,58 @@ def _permissions(codes: list[str]) -> list[Permission]:
 
 def roles_sync(**kwargs: Any) -> None:
     """Create or update the groups (a post_migrate handler; safe to run any number of times)."""
-    views = list(
-        Permission.objects.filter(content_type__app_label__in=APPS, codename__startswith="view_")
-    )
-    for name, codes in ROLES.items():
+    for name in [*ROLES, ADMINISTRATORS]:
         group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set(views + _permissions(codes))
-    admins, _ = Group.objects.get_or_create(name="Administrators")
-    admins.permissions.set(Permission.objects.filter(content_type__app_label__in=APPS))
+        group.permissions.set(_permissions(name))
+
+
+class ConsoleEntry(NamedTuple):
+    what: str  # in the words of the console
+    permission: str  # "<app_label>.<codename>"
+
+
+# Keys: "<app_label>.<model_name>:<action>" for admin actions, the URL name for custom
+# admin views. Django's own "delete_selected" needs the model's delete permission
+# (``console_permission``), so it is not listed.
+CONSOLE: dict[str, ConsoleEntry] = {
+    "tenants.tenant:restrict_bulk": ConsoleEntry(
+        "Tenants: restrict or suspend (bulk action)", "policies.add_restriction"
+    ),
+    "policies_tenant_restrict": ConsoleEntry(
+        "Tenant page: restrict or suspend", "policies.add_restriction"
+    ),
+    "policies.restriction:lift": ConsoleEntry("Restrictions: lift", "policies.change_restriction"),
+    "tenants.tenant:send_offer": ConsoleEntry(
+        "Tenants: send a top-up offer", "policies.add_topupoffer"
+    ),
+    "policies.overagecharge:decide": ConsoleEntry(
+        "Overage charges: decide (bill / waive)", "policies.change_overagecharge"
+    ),
+    "policies.feeschedule:notify": ConsoleEntry(
+        "Fee schedules: notify the tenants concerned", "policies.change_feeschedule"
+    ),
+    "policies_tenant_limit": ConsoleEntry("Tenant page: change a limit", "policies.add_limitrule"),
+    "policies_tenant_reduce": ConsoleEntry("Tenant page: reduce credits", "policies.add_limitrule"),
+    "policies.limitrecommendation:apply": ConsoleEntry(
+        "Limit recommendations: apply", "policies.add_limitrule"
+    ),
+    "tenants.tenant:compute_recommendations": ConsoleEntry(
+        "Tenants: compute limit recommendations", "policies.add_limitrecommendation"
+    ),
+    "policies.policyversion:publish": ConsoleEntry(
+        "Policy versions: publish (notifies every tenant)", "policies.change_policyversion"
+    ),
+    "tenants.apikey:revoke": ConsoleEntry("API keys: revoke", "tenants.change_apikey"),
+    "auth_user_password_change": ConsoleEntry(
+        "Users: change a password (superusers only)", "auth.change_user"
+    ),
+}
+
+
+def console_permission(app_label: str, model_name: str, name: str) -> str | None:
+    """The permission an admin action or custom admin view requires, or None when the
+    matrix does not know it (which ``tests/admin/test_roles.py`` turns into a failure)."""
+    if name == "delete_selected":
+        return f"{app_label}.delete_{model_name}"
+    entry = CONSOLE.get(f"{app_label}.{model_name}:{name}") or CONSOLE.get(name)
+    return entry.permission if entry else None

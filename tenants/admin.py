@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tenants.models import ApiKey, Membership
+from tenants.services import api_key_revoke
 
 
 class MembershipInline(admin.TabularInline):
@@ -48,9 +53,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected keys")
-    def revoke(self, request: HttpRequest, queryset: object) -> None:
-        from tenants.services import api_key_revoke
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a key is revoked, audited; deleting it would leave no trace
 
-        for api_key in queryset:  # type: ignore[attr-defined]
-            api_key_revoke(api_key=api_key)
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        assert isinstance(request.user, User)
+        revoked = sum(
+            api_key_revoke(
+                api_key=api_key, actor=request.user, reason="Revoked in the staff console"
+            )
+            for api_key in queryset.select_related("tenant")
+        )
+        self.message_user(request, f"{revoked} key(s) revoked.")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from tenants.models import ApiKey, Scope, Tenant
@@ -94,6 +96,28 @@ def api_key_create(
     return IssuedKey(api_key=api_key, raw_key=raw_key)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> None:
-    """Revoke a key; revoking twice keeps the first time."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+# Sent inside the transaction of a revocation (``api_key``, ``actor``, ``reason``, ``now``).
+# The audit trail lives in policies, a layer above tenants: it writes its row from this
+# signal (policies/receivers.py), so a key and its audit row are committed together or not
+# at all, without tenants importing policies.
+api_key_revoked = Signal()
+
+
+@transaction.atomic
+def api_key_revoke(
+    *,
+    api_key: ApiKey,
+    actor: User | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """Revoke a key and write its audit row in the same transaction; whether it was
+    revoked by this call. Revoking twice keeps the first time and writes one audit row:
+    the revocation is a conditional update, so of two concurrent calls exactly one wins."""
+    now = now or timezone.now()
+    revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if not revoked:
+        return False
+    api_key.revoked_at = now
+    api_key_revoked.send(sender=ApiKey, api_key=api_key, actor=actor, reason=reason, now=now)
+    return True

@@ -1,0 +1,34 @@
+"""What policies does when a lower layer reports a change it cannot audit itself
+(dependencies run downhill: tenants does not import policies)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from policies.services.audit import audit_record
+from tenants.models import ApiKey
+
+
+def api_key_revoked_audit(
+    sender: type[ApiKey],
+    *,
+    api_key: ApiKey,
+    actor: User | None,
+    reason: str,
+    now: datetime,
+    **kwargs: Any,
+) -> None:
+    """The audit row of ``tenants.services.api_key_revoke``, in its transaction."""
+    audit_record(
+        actor=actor,
+        action="api_key.revoke",
+        tenant=api_key.tenant,
+        obj=api_key,
+        before={"revoked_at": None},
+        after={"revoked_at": now, "prefix": api_key.prefix, "name": api_key.name},
+        reason=reason,
+        now=now,
+    )
