@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -97,9 +98,7 @@ def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str:
             status=Delivery.Status.FAILED, last_error=outcome.error[:2000], lease_until=None
         )
         return Delivery.Status.FAILED
-    delay = delays[delivery.attempts - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
-    if outcome.retry_after is not None:
-        delay = max(delay, outcome.retry_after)
+    delay = retry_delay(attempt=delivery.attempts, retry_after=outcome.retry_after, schedule=delays)
     query.update(
         status=Delivery.Status.PENDING,
         next_attempt_at=now + timedelta(seconds=delay),
@@ -187,18 +186,37 @@ def _send_webhook(delivery: Delivery) -> Outcome:
     return Outcome(
         delivered=False,
         error=f"HTTP {status}",
-        retry_after=_retry_after(answer_headers.get("Retry-After")),
+        retry_after=retry_after_seconds(
+            answer_headers.get("Retry-After"), longest=max(settings.DELIVERY_RETRY_DELAYS)
+        ),
     )
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_delay(*, attempt: int, retry_after: float | None, schedule: list[int]) -> float:
+    """Seconds before the attempt after ``attempt`` (1-based): the schedule's delay with
+    ±20 % jitter, or the receiver's ``Retry-After`` if that is longer. ``retry_after``
+    comes clamped to the schedule (``retry_after_seconds``), so the result is at most
+    1.2 × its longest delay and a date from it never overflows."""
+    delay = schedule[min(attempt, len(schedule)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max(schedule)))
+    return delay
+
+
+def retry_after_seconds(value: str | None, *, longest: float) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now, clamped to
+    [0, ``longest``] — the schedule's longest delay, so a receiver cannot park a delivery
+    beyond the schedule; None if absent or unreadable. Absurd values (``1e15``, ``inf``,
+    a date in the year 9999) wait ``longest``; ``nan`` is unreadable."""
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - timezone.now()).total_seconds(), 0.0)
-    except (TypeError, ValueError):
+        try:
+            seconds = (parsedate_to_datetime(value) - timezone.now()).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
+    return min(max(seconds, 0.0), float(longest))
