@@ -29,7 +29,7 @@ from metering.services.periods import (
     PeriodBounds,
     period_accepts_events,
     period_bounds,
-    period_get_or_open,
+    periods_lock_for_booking,
 )
 from tenants.models import Tenant
 
@@ -340,7 +340,10 @@ def usage_record_batch(
     again); the same id with other content raises ``Conflict`` naming the ids,
     and nothing of the batch is recorded. Usage is booked even past a limit.
 
-    Concurrency: events are inserted in id order with ``ON CONFLICT DO NOTHING``
+    Concurrency: the batch's periods are locked ``FOR SHARE`` first and their status
+    checked under the lock, so a batch and the close of its period serialize (a batch
+    that waited for a close answers 422 ``period_closed``, nothing recorded). Then
+    events are inserted in id order with ``ON CONFLICT DO NOTHING``
     (a repeated id inserted by a concurrent batch waits for that batch and is then
     seen as already recorded); afterwards the touched balance rows are locked in id
     order and moved once each. A transaction holding a balance lock has finished its
@@ -400,10 +403,10 @@ def _record(
     *, tenant: Tenant, events: list[ValidEvent], duplicates: int, now: datetime
 ) -> IngestResult:
     labels = {event.period.label: event.period for event in events}
-    periods: dict[str, BillingPeriod] = {
-        period.label: period
-        for period in BillingPeriod.objects.for_tenant(tenant).filter(label__in=list(labels))
-    }
+    # The periods are locked (shared) before anything is written and checked under the
+    # lock: a close that is under way is waited for and then seen, so nothing is booked
+    # into a period whose charge is final.
+    periods = periods_lock_for_booking(tenant=tenant, bounds=list(labels.values()))
     closed = {
         label for label, period in periods.items() if period.status == BillingPeriod.Status.CLOSED
     }
@@ -415,9 +418,6 @@ def _record(
             ],
             closed_only=True,
         )
-    for label, bounds in labels.items():
-        if label not in periods:
-            periods[label] = period_get_or_open(tenant=tenant, bounds=bounds)
 
     batch_id = uuid.uuid4()
     period_ids = {label: period.pk for label, period in periods.items()}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from metering.models import BillingPeriod
@@ -75,12 +76,75 @@ def period_get_or_open(*, tenant: Tenant, bounds: PeriodBounds) -> BillingPeriod
         return BillingPeriod.objects.for_tenant(tenant).get(starts_at=bounds.starts_at)
 
 
+# Bookings take their period row FOR SHARE (see periods_lock_for_booking). Django's
+# select_for_update offers only the exclusive modes, which would serialize a tenant's
+# bookings with one another; shared locks do not block each other.
+_PERIODS_FOR_BOOKING = """
+SELECT * FROM metering_billingperiod
+WHERE tenant_id = %s AND label = ANY(%s)
+ORDER BY starts_at
+FOR SHARE
+"""
+_PERIOD_OF_BALANCE = """
+SELECT * FROM metering_billingperiod
+WHERE id = (SELECT period_id FROM metering_balance WHERE id = %s)
+FOR SHARE
+"""
+
+
+def periods_lock_for_booking(
+    *, tenant: Tenant, bounds: Collection[PeriodBounds]
+) -> dict[str, BillingPeriod]:
+    """The tenant's periods of these bounds by label, opened if missing, each locked
+    ``FOR SHARE`` (in start order) until the caller's transaction ends.
+
+    Everything that books usage takes its period this way and checks ``status``
+    under the lock; ``period_close`` updates the same row, which waits for shared
+    holders and makes them wait. So a booking and the close of its period serialize:
+    a booking holding the period is counted by the close, a booking that waited for
+    the close sees the period closed. Shared locks do not block one another.
+    One indexed statement when the periods exist. Needs an open transaction.
+    """
+    wanted = {b.label: b for b in bounds}
+    if not wanted:
+        return {}
+    labels = sorted(wanted)
+
+    def lock() -> dict[str, BillingPeriod]:
+        rows: Iterable[BillingPeriod]
+        if connection.vendor == "postgresql":
+            rows = BillingPeriod.objects.raw(_PERIODS_FOR_BOOKING, [tenant.pk, labels])
+        else:  # SQLite (the embedded default) serializes writers: no row locks
+            rows = BillingPeriod.objects.for_tenant(tenant).filter(label__in=labels)
+        return {period.label: period for period in rows}
+
+    locked = lock()
+    if len(locked) < len(wanted):
+        for label, missing in sorted(wanted.items()):
+            if label not in locked:
+                period_get_or_open(tenant=tenant, bounds=missing)
+        locked = lock()
+    return locked
+
+
+def period_lock_of_balance(*, balance_id: int) -> BillingPeriod:
+    """The period of a balance, locked ``FOR SHARE`` as ``periods_lock_for_booking``
+    does, in one indexed statement. Take it before the balance row's own lock: the
+    close holds the period and then locks its balances."""
+    if connection.vendor == "postgresql":
+        return BillingPeriod.objects.raw(_PERIOD_OF_BALANCE, [balance_id])[0]
+    return BillingPeriod.objects.get(balances__id=balance_id)
+
+
 def period_close(*, period: BillingPeriod, now: datetime | None = None) -> bool:
     """Close a period once its grace window has passed.
 
     Returns True if this call closed it; False if it was closed already or is
     still inside its window. A conditional update makes concurrent calls safe:
-    exactly one of them closes it.
+    exactly one of them closes it. The update keeps the period row locked until
+    the caller's transaction commits: bookings holding the period (see
+    ``periods_lock_for_booking``) finish first, later ones wait and then see it
+    closed, so whatever the caller finalises in the same transaction is final.
     """
     now = now or timezone.now()
     if now < period.ends_at + grace():

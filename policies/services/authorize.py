@@ -28,8 +28,15 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from creditguard.errors import Conflict, InvalidInput, NotFound
-from metering.models import Authorization, Balance, Channel, UsageEvent, WindowCounter
+from creditguard.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from metering.models import (
+    Authorization,
+    Balance,
+    BillingPeriod,
+    Channel,
+    UsageEvent,
+    WindowCounter,
+)
 from metering.services.ingest import content_hash, with_deadlock_retry
 from metering.services.ledger import (
     balance_lock,
@@ -37,7 +44,11 @@ from metering.services.ledger import (
     reservation_release,
     usage_apply,
 )
-from metering.services.periods import period_bounds, period_get_or_open
+from metering.services.periods import (
+    period_bounds,
+    period_lock_of_balance,
+    periods_lock_for_booking,
+)
 from policies.models import Action, Restriction, Window
 from policies.selectors import EffectiveRule, effective_rule, restrictions_in_force
 from policies.tasks import request_evaluation
@@ -130,7 +141,9 @@ def authorization_create(
     idempotency key answers with the same authorization; used for another channel
     or quantity it raises ``Conflict``. Concurrent requests with one key create
     one authorization: the unique (tenant, key) index lets one win; the others,
-    rolled back, answer with the winner's.
+    rolled back, answer with the winner's. When the current billing period is
+    closed (only a clock far behind the closer's gets here), nothing is reserved
+    or stored: ``Unprocessable`` with the code ``period_closed``.
     """
     if type(quantity) is not int or not 1 <= quantity <= settings.USAGE_MAX_QUANTITY:
         raise InvalidInput(
@@ -205,7 +218,10 @@ def fast_path_applies(tenant: Tenant) -> bool:
 # the rule words the denial: suspend → channel_suspended, else hard_limit_reached.
 # Anything else (no balance yet, no rule of the tenant's own, a restrict rule's cap,
 # staff restrictions) returns no row and takes the full path. tests/policies run every
-# case through both paths.
+# case through both paths. The current period is locked FOR SHARE before the balance,
+# as every booking does (metering.services.periods.periods_lock_for_booking): a close
+# under way is waited for, and a period it closed no longer matches, so nothing is
+# reserved into it — the full path then answers 422 period_closed.
 _FAST_AUTHORIZE = """
 WITH ch AS (
     SELECT id FROM metering_channel WHERE code = %(code)s AND active
@@ -213,6 +229,7 @@ WITH ch AS (
     SELECT id FROM metering_billingperiod
     WHERE tenant_id = %(tenant)s AND starts_at <= %(now)s AND ends_at > %(now)s
       AND status = 'open'
+    FOR SHARE
 ), lim AS (
     SELECT action, hard_limit FROM policies_limitrule
     WHERE tenant_id = %(tenant)s AND channel_id = (SELECT id FROM ch)
@@ -393,7 +410,13 @@ def _decide(
         return deny(Reason.TENANT_SUSPENDED)
     if not channel.active:
         return deny(Reason.CHANNEL_INACTIVE)
-    period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=now))
+    bounds = period_bounds(tenant=tenant, at=now)
+    period = periods_lock_for_booking(tenant=tenant, bounds=[bounds])[bounds.label]
+    if period.status == BillingPeriod.Status.CLOSED:
+        raise Unprocessable(
+            f"The billing period {period.label} is closed; nothing was reserved.",
+            extra={"code": "period_closed"},
+        )
     balance = balance_lock(tenant=tenant, channel=channel, period=period, now=now)
     # The tenant's status is active unless some restriction exists: skip the query then.
     restrictions = (
@@ -467,7 +490,6 @@ def _locked(tenant: Tenant, public_id: uuid.UUID | str) -> Authorization:
     return authorization
 
 
-@transaction.atomic
 def authorization_commit(
     *,
     tenant: Tenant,
@@ -477,13 +499,37 @@ def authorization_commit(
 ) -> Authorization:
     """Turn a held reservation into usage: ``quantity`` (default: all reserved) units
     are booked as usage, the rest returns. Idempotent: committing again with no
-    quantity or the same one answers the same; another quantity is a conflict."""
+    quantity or the same one answers the same; another quantity is a conflict.
+
+    A reservation whose billing period has closed can no longer become usage (the
+    period's charge is final): it is released, and once that is committed the call
+    raises ``Unprocessable`` with the code ``period_closed``.
+
+    Concurrency: the authorization row is locked, then its period ``FOR SHARE``
+    (the close's order: period, then balances), then the balance; a commit and the
+    close of its period serialize like ingestion and the close do.
+    """
     now = now or timezone.now()
+    authorization, closed = _commit(tenant=tenant, public_id=public_id, quantity=quantity, now=now)
+    if closed is not None:
+        raise Unprocessable(
+            f"The billing period {closed.label} of this authorization is closed; "
+            "nothing was booked and its reservation was released.",
+            extra={"code": "period_closed"},
+        )
+    return authorization
+
+
+@transaction.atomic
+def _commit(
+    *, tenant: Tenant, public_id: uuid.UUID | str, quantity: int | None, now: datetime
+) -> tuple[Authorization, BillingPeriod | None]:
+    """The commit, or the release of a reservation whose period closed (with that period)."""
     authorization = _locked(tenant, public_id)
     status = Authorization.Status
     if authorization.status == status.COMMITTED:
         if quantity is None or quantity == authorization.committed_quantity:
-            return authorization
+            return authorization, None
         raise Conflict(
             "This authorization was committed already with quantity "
             f"{authorization.committed_quantity}."
@@ -503,6 +549,10 @@ def authorization_commit(
                      "detail": f"1 to {authorization.quantity}"}],
         )  # fmt: skip
     assert authorization.balance_id is not None  # held ones always have a balance
+    period = period_lock_of_balance(balance_id=authorization.balance_id)
+    if period.status == BillingPeriod.Status.CLOSED:
+        _end(authorization, Authorization.Status.RELEASED, now)
+        return authorization, period
     balance = Balance.objects.select_for_update().get(pk=authorization.balance_id)
     reservation_release(
         balance=balance, units=authorization.quantity, authorization=authorization,
@@ -534,7 +584,7 @@ def authorization_commit(
     authorization.resolved_at = now
     authorization.save(update_fields=["status", "committed_quantity", "resolved_at"])
     request_evaluation()
-    return authorization
+    return authorization, None
 
 
 @transaction.atomic
