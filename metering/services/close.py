@@ -15,7 +15,14 @@ from metering.services.periods import grace, month_bounds, period_close, period_
 def periods_close_due(*, now: datetime | None = None) -> int:
     """Close every open period whose grace window has passed; returns how many this
     call closed. Each period is closed in its own transaction by a conditional update,
-    so running it twice, or in two workers at once, closes each period once."""
+    so running it twice, or in two workers at once, closes each period once.
+
+    The update holds the period row until the charges are final and committed, and
+    every booking (ingestion, authorization, commit) takes that row ``FOR SHARE``
+    and checks its status under the lock: the close waits for bookings already
+    holding the period, and bookings arriving meanwhile wait and then see it closed.
+    Lock order: the period row, then its balances, then the next period's balances.
+    """
     now = now or timezone.now()
     closed = 0
     due = BillingPeriod.objects.filter(
