@@ -51,9 +51,10 @@ def worker_environment(*, redis_url: str, mail_dir: Path, **extra: str) -> dict[
 
 
 class Worker:
-    """A `celery worker` subprocess; its output is collected in ``log``."""
+    """A `celery worker` subprocess; its output is collected in ``log``. The solo pool
+    starts fastest; ``pool="prefork"`` runs tasks in a child process as in production."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, pool: str = "solo") -> None:
         self.log: list[str] = []
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.process = subprocess.Popen(
@@ -65,7 +66,9 @@ class Worker:
                 "creditguard",
                 "worker",
                 "-P",
-                "solo",
+                pool,
+                "-c",
+                "1",
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
