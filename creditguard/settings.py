@@ -7,6 +7,7 @@ Every variable has a safe development default, except that production
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "creditguard",
     "tenants",
     "metering",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers a locked-out login with the lockout page (django-axes).
+    "axes.middleware.AxesMiddleware",
     "creditguard.api.problems.ApiProblemMiddleware",
 ]
 
@@ -122,6 +126,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Staff (and future portal) logins: django-axes refuses an account at a client address
+# after AXES_FAILURE_LIMIT wrong passwords, for AXES_COOLOFF_MINUTES, with
+# templates/admin/login_locked.html (429). Per account *and* address: a lock per account
+# alone would let anyone lock staff out; per address alone, a shared office would lock
+# itself. The address is creditguard.client_address's (FORWARDED_ALLOW_IPS), so clients
+# behind a trusted proxy are told apart and no client can name itself.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The wait runs from the failure that locked; attempts while locked do not prolong it (the
+# lock is per account and address already, and the right password must work at the end).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+AXES_CLIENT_IP_CALLABLE = "creditguard.client_address.client_address"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
