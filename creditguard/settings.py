@@ -74,6 +74,7 @@ MIDDLEWARE = [
     # Answers a locked-out login with the lockout page (django-axes).
     "axes.middleware.AxesMiddleware",
     "creditguard.api.problems.ApiProblemMiddleware",
+    "creditguard.api.middleware.ChunkedBodyMiddleware",
 ]
 
 ROOT_URLCONF = "creditguard.urls"

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from creditguard.api.fields import StrictIntegerField
 from creditguard.api.pagination import NewestFirstCursorPagination
+from creditguard.api.parsers import optional_body
 from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from creditguard.errors import InvalidInput
@@ -146,7 +147,7 @@ class AuthorizationCommitApi(APIView):
         "Idempotent.",
     )
     def post(self, request: Request, authorization_id: str) -> Response:
-        data = _strict(self.InputSerializer, request.data or {})
+        data = _strict(self.InputSerializer, optional_body(request))
         authorization = authorization_commit(
             tenant=request_tenant(request),
             public_id=authorization_id,
@@ -315,7 +316,7 @@ class PolicyAcknowledgeApi(APIView):
     def post(self, request: Request) -> Response:
         from policies.services.policy import policy_acknowledge
 
-        data = _strict(self.InputSerializer, request.data or {})
+        data = _strict(self.InputSerializer, optional_body(request))
         api_key = request.auth
         acknowledgement = policy_acknowledge(
             tenant=request_tenant(request),

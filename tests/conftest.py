@@ -45,7 +45,8 @@ class Api:
         raw: str | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        data = raw if raw is not None else json.dumps(body)
+        # No body at all when none is given (not the JSON document ``null``).
+        data = raw if raw is not None else "" if body is None else json.dumps(body)
         return self.client.generic("POST", path, data, content_type=content_type)
 
     def ingest(self, events: list[dict[str, Any]]) -> Any:

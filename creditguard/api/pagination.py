@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
+
+from creditguard.api.fields import instant_parse
 
 
 class NewestFirstCursorPagination(CursorPagination):
@@ -12,6 +16,18 @@ class NewestFirstCursorPagination(CursorPagination):
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """The cursor, or 400 ``invalid cursor``: DRF answers a malformed one with 404,
+        and passes the position it carries to the query unchecked; it must be an
+        instant, as the ``created_at`` it was made from."""
+        try:
+            cursor: Cursor | None = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                instant_parse(str(cursor.position))
+        except (NotFound, ValueError):
+            raise ValidationError({self.cursor_query_param: ["invalid cursor"]}) from None
+        return cursor
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         # A page always carries both links (null at either end), as the schema now says.

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from creditguard.api.fields import instant_parse
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
 from metering.models import BillingPeriod, Channel, UsageEvent
 from metering.services.ledger import balances_lock, usage_apply
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 EVENT_FIELDS = frozenset({"id", "channel", "quantity", "occurred_at", "metadata"})
 REQUIRED_FIELDS = ("id", "channel", "quantity", "occurred_at")
 MAX_ID_LENGTH = 200
+# The usage a commit records is named "authorization:<id>" (policies.services.authorize);
+# clients may not use the prefix, so that no client event can take a commit's id.
+RESERVED_ID_PREFIX = "authorization:"
 MAX_REPORTED_ERRORS = 100
 DEADLOCK_RETRIES = 3
 
@@ -160,6 +164,8 @@ def usage_batch_validate(
             errors.append(_error(index, "id", "must be a non-empty string"))
         elif len(client_id) > MAX_ID_LENGTH:
             errors.append(_error(index, "id", f"at most {MAX_ID_LENGTH} characters"))
+        elif client_id.startswith(RESERVED_ID_PREFIX):
+            errors.append(_error(index, "id", f"ids starting {RESERVED_ID_PREFIX!r} are reserved"))
 
         code = event["channel"]
         channel = channels.get(code) if isinstance(code, str) else None
@@ -184,18 +190,11 @@ def usage_batch_validate(
             errors.append(_error(index, "occurred_at", "must be an ISO 8601 string"))
         else:
             try:
-                occurred_at = datetime.fromisoformat(occurred_raw)
-            except ValueError:
-                errors.append(_error(index, "occurred_at", "not an ISO 8601 date-time"))
+                occurred_at = instant_parse(occurred_raw)
+            except ValueError as exc:
+                errors.append(_error(index, "occurred_at", str(exc)))
             else:
-                if occurred_at.tzinfo is None:
-                    errors.append(
-                        _error(
-                            index, "occurred_at", "needs a UTC offset, e.g. 2026-11-24T10:00:00Z"
-                        )
-                    )
-                    occurred_at = None
-                elif occurred_at > latest:
+                if occurred_at > latest:
                     errors.append(_error(index, "occurred_at", "lies too far in the future"))
                     occurred_at = None
 

@@ -37,7 +37,7 @@ from metering.models import (
     UsageEvent,
     WindowCounter,
 )
-from metering.services.ingest import content_hash, with_deadlock_retry
+from metering.services.ingest import RESERVED_ID_PREFIX, content_hash, with_deadlock_retry
 from metering.services.ledger import (
     balance_lock,
     reservation_hold,
@@ -565,7 +565,7 @@ def _commit(
         tenant=tenant,
         channel=channel,
         period_id=balance.period_id,
-        client_event_id=f"authorization:{authorization.public_id}",
+        client_event_id=f"{RESERVED_ID_PREFIX}{authorization.public_id}",
         quantity=units,
         occurred_at=occurred_at,
         metadata={"authorization": str(authorization.public_id)},
