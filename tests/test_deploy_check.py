@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import requests
+from cryptography.fernet import Fernet
 
 from creditguard.settings import BASE_DIR
 from tests.factories import TenantFactory
@@ -28,6 +29,7 @@ PRODUCTION = {
     "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
     "ALLOWED_HOSTS": "creditguard.example.com,127.0.0.1",
     "CSRF_TRUSTED_ORIGINS": "https://creditguard.example.com",
+    "WEBHOOK_SECRET_KEYS": Fernet.generate_key().decode(),
 }
 ENVIRONMENT_VARIABLES = {
     *PRODUCTION,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.fernet import Fernet
 
 from creditguard.settings import BASE_DIR
 
@@ -33,6 +34,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 SECRET = secrets.token_urlsafe(50)
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Set throughout, so that each case is refused for the one variable it leaves out.
+WEBHOOK_KEYS = Fernet.generate_key().decode()
 
 
 @pytest.mark.parametrize(
@@ -56,7 +59,7 @@ REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     ],
 )
 def test_bad_production_configuration_refuses_to_start_in_one_line(env, named):
-    result = manage("check", **env)
+    result = manage("check", WEBHOOK_SECRET_KEYS=WEBHOOK_KEYS, **env)
     assert result.returncode != 0
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -70,6 +73,7 @@ def test_production_with_a_real_secret_and_redis_starts():
         CREDITGUARD_ENV="production",
         SECRET_KEY=SECRET,
         REDIS_URL=REDIS,
+        WEBHOOK_SECRET_KEYS=WEBHOOK_KEYS,
         ALLOWED_HOSTS="example.com",
     )
     assert result.returncode == 0, result.stderr
