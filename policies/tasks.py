@@ -13,9 +13,19 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from creditguard.redis_guard import redis_available, redis_failed
+
 logger = logging.getLogger(__name__)
 
 EVALUATION_SCHEDULED_KEY = "creditguard:evaluation-scheduled"
+# One retry (a pooled broker connection may have died with an earlier Redis), no more: the
+# request that asked waits for it, and a lost request costs only until evaluate_pending.
+EVALUATION_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.1,
+}
 
 
 def request_evaluation() -> None:
@@ -25,12 +35,19 @@ def request_evaluation() -> None:
     evaluated, so nothing is lost; the sweep is the safety net)."""
 
     def send() -> None:
+        # While Redis fails, the request is not sent at all rather than wait for its
+        # timeouts: the balance stays marked (version > evaluated_version), and beat's
+        # evaluate_pending finds it once Redis is back.
+        if settings.REDIS_URL and not redis_available("evaluation_request"):
+            return
         delay = settings.EVALUATION_COALESCE_SECONDS
         try:
             if cache.add(EVALUATION_SCHEDULED_KEY, True, timeout=delay):
-                evaluate_pending_task.apply_async(countdown=delay)
-        except Exception:
-            logger.exception("could not enqueue evaluation; the sweep will catch up")
+                evaluate_pending_task.apply_async(
+                    countdown=delay, retry_policy=EVALUATION_PUBLISH_RETRY_POLICY
+                )
+        except Exception as exc:  # noqa: BLE001 - the caller's commit stands; beat catches up
+            redis_failed("evaluation_request", exc)
 
     transaction.on_commit(send)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -12,8 +13,10 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from creditguard.api.throttling import limit_hit
+from creditguard.client_address import client_address
 from tenants.models import ApiKey, Tenant
-from tenants.services import hash_api_key, split_api_key
+from tenants.services import KEY_PREFIX_BYTES, hash_api_key, split_api_key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -32,18 +35,27 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, raw_key = header.partition(" ")
         raw_key = raw_key.strip()
-        if scheme.lower() != "bearer" or not raw_key:
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-        prefix = split_api_key(raw_key)
-        if prefix is None:
-            raise exceptions.AuthenticationFailed("The API key is malformed.")
-        api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
-        if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_api_key(raw_key)):
-            raise exceptions.AuthenticationFailed("The API key is not valid.")
-        if api_key.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("The API key has been revoked.")
+        prefix = split_api_key(raw_key) if scheme.lower() == "bearer" and raw_key else None
+        api_key, refusal = self._resolve(scheme, raw_key, prefix)
+        if api_key is None:
+            _throttle_failure(request, prefix)
+            raise exceptions.AuthenticationFailed(refusal)
         self._touch(api_key)
         return (None, api_key)
+
+    @staticmethod
+    def _resolve(scheme: str, raw_key: str, prefix: str | None) -> tuple[ApiKey | None, str]:
+        """The valid, unrevoked key, or None and why not."""
+        if scheme.lower() != "bearer" or not raw_key:
+            return None, "Use 'Authorization: Bearer <api key>'."
+        if prefix is None:
+            return None, "The API key is malformed."
+        api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_api_key(raw_key)):
+            return None, "The API key is not valid."
+        if api_key.revoked_at is not None:
+            return None, "The API key has been revoked."
+        return api_key, ""
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
@@ -55,6 +67,34 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if api_key.last_used_at is None or api_key.last_used_at < stale:
             ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
             api_key.last_used_at = now
+
+
+def _throttle_failure(request: Request, prefix: str | None) -> None:
+    """Count a failed authentication against the client's address and, when it names a
+    possible key, the key's prefix; past ``API_AUTH_FAILURES_PER_MINUTE`` in any minute of
+    either, 429 with ``Retry-After`` instead of 401.
+
+    Only failures are counted and refused: a valid key is never held back, so nobody can
+    lock a customer out by sending wrong secrets with its public prefix, and valid
+    requests pay no extra Redis round trip. Guessing a 192-bit secret is hopeless anyway;
+    this stops scanners and broken clients from hammering authentication."""
+    limit = settings.API_AUTH_FAILURES_PER_MINUTE
+    if not limit:
+        return
+    windows = [f"creditguard:auth-failures:address:{client_address(request)}"]
+    if prefix is not None and _PREFIX.fullmatch(prefix):
+        windows.append(f"creditguard:auth-failures:key:{prefix}")
+    wait = limit_hit(windows, limit=limit, window=60.0, feature="auth_failures")
+    if wait is not None:
+        raise exceptions.Throttled(
+            wait,
+            detail="Too many failed authentications from this address or for this key.",
+        )
+
+
+# Only a prefix that a key can have is counted: anything else would let a client fill
+# Redis with keys of its choosing.
+_PREFIX = re.compile(rf"[0-9a-f]{{{2 * KEY_PREFIX_BYTES}}}")
 
 
 class HasApiKeyScopes(permissions.BasePermission):

@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import redis
+from django import db
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -92,7 +94,31 @@ def _flatten(data: Any, path: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+# A database or Redis that cannot serve the request: 503 with Retry-After, not 500 — the
+# request was fine and may succeed in a moment.
+OUTAGE_ERRORS = (
+    db.OperationalError,
+    db.InterfaceError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+OUTAGE_HEADERS = {"Retry-After": "5"}
+
+
+def _outage_problem(request_path: str, exc: Exception) -> dict[str, Any]:
+    logger.warning("Service unavailable on %s: %s: %s", request_path, type(exc).__name__, exc)
+    return problem(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        "A service the request needs is unavailable; try again shortly.",
+    )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OUTAGE_ERRORS):
+        body = _outage_problem(getattr(context.get("request"), "path", "?"), exc)
+        return Response(body, status=503, headers=OUTAGE_HEADERS, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -175,6 +201,13 @@ class ApiProblemMiddleware:
                 "payload-too-large",
                 "Request body too large",
                 f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes.",
+            )
+        if isinstance(exception, OUTAGE_ERRORS):
+            return JsonResponse(
+                _outage_problem(request.path, exception),
+                status=503,
+                headers=OUTAGE_HEADERS,
+                content_type=PROBLEM_CONTENT_TYPE,
             )
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         return problem_response(

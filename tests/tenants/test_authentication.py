@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.utils import timezone
 
+from creditguard.api.throttling import clear_local_windows
+from creditguard.redis_guard import redis_breaker_reset
 from metering.models import UsageEvent
 from tenants.models import ApiKey, Scope
 from tenants.services import api_key_create, api_key_revoke, hash_api_key
@@ -140,3 +147,91 @@ def test_key_endpoint_describes_the_calling_key(world: World):
     platform = api_key_create(tenant=None, name="billing", scopes=[Scope.BILLING_READ])
     assert Api(platform.raw_key).get("/api/v1/key").json()["tenant"] is None
     assert Api(None).get("/api/v1/key").status_code == 401
+
+
+@pytest.fixture
+def fresh_limiter():
+    yield
+    redis_breaker_reset()
+    clear_local_windows()
+
+
+def from_address(raw_key: str, address: str) -> Api:
+    api = Api(raw_key)
+    api.client.defaults["REMOTE_ADDR"] = address
+    return api
+
+
+def unknown_key() -> str:
+    return f"cg_{secrets.token_hex(6)}_wrong"
+
+
+def unique_address() -> str:
+    return f"198.51.100.{secrets.randbelow(250) + 1}"
+
+
+def test_repeated_failures_from_one_address_answer_429_with_retry_after(
+    world: World, settings, fresh_limiter
+):
+    settings.API_AUTH_FAILURES_PER_MINUTE = 5
+    address = unique_address()
+    statuses = [
+        from_address(unknown_key(), address).get("/api/v1/key").status_code for _ in range(8)
+    ]
+    assert statuses == [401] * 5 + [429] * 3
+    refused = from_address(unknown_key(), address).get("/api/v1/key")
+    assert_problem(refused, 429)
+    assert 0 < int(refused["Retry-After"]) <= 60
+    # Another address is not held back.
+    assert_problem(from_address(unknown_key(), unique_address()).get("/api/v1/key"), 401)
+
+
+def test_repeated_failures_for_one_key_prefix_answer_429_from_any_address(
+    world: World, settings, fresh_limiter
+):
+    settings.API_AUTH_FAILURES_PER_MINUTE = 3
+    issued = api_key_create(tenant=world.alpha, name="k", scopes=[Scope.USAGE_READ])
+    forged = f"cg_{issued.api_key.prefix}_forgedsecret"
+    statuses = [
+        from_address(forged, f"203.0.113.{n}").get("/api/v1/key").status_code for n in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_the_failure_throttle_never_refuses_a_valid_key(world: World, settings, fresh_limiter):
+    settings.API_AUTH_FAILURES_PER_MINUTE = 2
+    issued = api_key_create(tenant=world.alpha, name="k", scopes=[Scope.USAGE_READ])
+    address = unique_address()
+    forged = f"cg_{issued.api_key.prefix}_forgedsecret"
+    for _ in range(4):
+        from_address(forged, address).get("/api/v1/key")
+    assert from_address(forged, address).get("/api/v1/key").status_code == 429
+    assert from_address(issued.raw_key, address).get("/api/v1/key").status_code == 200
+
+
+def test_failures_older_than_a_minute_no_longer_count(world: World, settings, fresh_limiter):
+    settings.API_AUTH_FAILURES_PER_MINUTE = 2
+    address = unique_address()
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        for _ in range(2):
+            from_address(unknown_key(), address).get("/api/v1/key")
+        assert from_address(unknown_key(), address).get("/api/v1/key").status_code == 429
+    with time_machine.travel(start + timedelta(seconds=61), tick=False):
+        assert from_address(unknown_key(), address).get("/api/v1/key").status_code == 401
+
+
+def test_without_redis_failures_are_still_throttled_in_the_process(
+    world: World, settings, fresh_limiter
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+    settings.API_AUTH_FAILURES_PER_MINUTE = 3
+    address = unique_address()
+    statuses = [
+        from_address(unknown_key(), address).get("/api/v1/key").status_code for _ in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    assert world.alice_api.get("/api/v1/key").status_code == 200

@@ -1,0 +1,89 @@
+"""Redis speeds the API up; it is not a dependency of it. What every Redis client of the
+web process shares:
+
+* short timeouts (``REDIS_TIMEOUT_SECONDS``, connect and socket) — redis-py waits for
+  ever by default, and a paused Redis accepts connections and never answers;
+* a per-process circuit breaker: after a failure, callers skip Redis for
+  ``BREAKER_SECONDS`` instead of each paying the timeout, then one call tries again;
+* failure counts per feature in :data:`REDIS_FAILURES` (for the metrics endpoint to
+  export) and a warning per feature at most once every ``WARNING_INTERVAL_SECONDS``,
+  not a line per request.
+
+docs/ARCHITECTURE.md ("Without Redis") says what each feature does meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from functools import cache as memoize
+
+import redis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+BREAKER_SECONDS = 5.0
+WARNING_INTERVAL_SECONDS = 60.0
+
+# Redis failures seen by this process, by feature ("rate_limit", "auth_failures",
+# "evaluation_request", …), and calls skipped while the breaker was open.
+REDIS_FAILURES: Counter[str] = Counter()
+REDIS_SKIPPED: Counter[str] = Counter()
+
+_lock = threading.Lock()
+_open_until = 0.0
+_last_warning: dict[str, float] = {}
+_unwarned: Counter[str] = Counter()
+
+
+def redis_client() -> redis.Redis:
+    """The process's client of ``REDIS_URL``, with the short timeouts."""
+    return _client(settings.REDIS_URL, settings.REDIS_TIMEOUT_SECONDS)
+
+
+@memoize
+def _client(url: str, timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+
+
+def redis_available(feature: str) -> bool:
+    """False while the breaker is open (a failure less than BREAKER_SECONDS ago): the
+    caller takes its fallback without touching Redis."""
+    if time.monotonic() >= _open_until:
+        return True
+    REDIS_SKIPPED[feature] += 1
+    return False
+
+
+def redis_failed(feature: str, exc: BaseException) -> None:
+    """Record a failed Redis call of ``feature`` and open the breaker."""
+    global _open_until
+    now = time.monotonic()
+    with _lock:
+        REDIS_FAILURES[feature] += 1
+        _open_until = now + BREAKER_SECONDS
+        _unwarned[feature] += 1
+        if now - _last_warning.get(feature, -WARNING_INTERVAL_SECONDS) < WARNING_INTERVAL_SECONDS:
+            return
+        _last_warning[feature] = now
+        failures, _unwarned[feature] = _unwarned[feature], 0
+    logger.warning(
+        "Redis unavailable for %s (%s: %s); %d failure(s) since the last warning, "
+        "going on without it",
+        feature,
+        exc.__class__.__name__,
+        exc,
+        failures,
+    )
+
+
+def redis_breaker_reset() -> None:
+    """Close the breaker and forget the warnings (tests, and a Redis known to be back)."""
+    global _open_until
+    with _lock:
+        _open_until = 0.0
+        _last_warning.clear()
+        _unwarned.clear()
