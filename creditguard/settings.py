@@ -6,6 +6,8 @@ Every variable has a safe development default, except that production
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
 from datetime import timedelta
 from decimal import Decimal
@@ -14,6 +16,7 @@ from typing import NoReturn
 
 import environ
 from celery.schedules import crontab
+from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-insecure-creditguard-secret-key-change-me"  # noqa: S105
@@ -285,6 +288,24 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", de
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not PRODUCTION)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_ENDPOINTS_PER_TENANT = 10
+# Webhook signing secrets are stored encrypted (Fernet) with these comma-separated keys
+# (`Fernet.generate_key()`): the first encrypts, all decrypt. To rotate, put a new key
+# first, run `manage.py rotate_webhook_secrets_key`, then drop the old key. Required in
+# production; elsewhere a key is derived from SECRET_KEY.
+WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
+if not WEBHOOK_SECRET_KEYS:
+    if PRODUCTION:
+        refuse_to_start("production needs WEBHOOK_SECRET_KEYS (Fernet keys, README).")
+    WEBHOOK_SECRET_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(f"creditguard webhook secrets {SECRET_KEY}".encode()).digest()
+        ).decode()
+    ]
+for _key in WEBHOOK_SECRET_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        refuse_to_start("WEBHOOK_SECRET_KEYS holds a value that is not a Fernet key.")
 # Retry schedule of a failing delivery (seconds after each failure, ±20 % jitter):
 # about three days in all, as the Standard Webhooks guidance suggests.
 DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from creditguard.tenancy import TenantScopedManager
+from notifications.crypto import secret_decrypt
 from tenants.models import Tenant
 
 
@@ -45,12 +46,15 @@ class Notification(models.Model):
 
 class WebhookEndpoint(models.Model):
     """A tenant's URL that receives notifications, signed per Standard Webhooks with
-    ``secret`` (``whsec_…``, shown once at creation; kept to sign)."""
+    ``secret`` (``whsec_…``, shown once at creation; kept to sign). The secret is stored
+    only encrypted (``secret_encrypted``, a Fernet token, ``notifications/crypto.py``)
+    and decrypted when read: not a form field, so neither the admin nor a ModelForm
+    shows it."""
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=100)
+    secret_encrypted = models.TextField(editable=False)
     kinds = models.JSONField(default=list, blank=True, help_text="Empty: every kind")
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
@@ -61,6 +65,10 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    @property
+    def secret(self) -> str:
+        return secret_decrypt(self.secret_encrypted)
 
     def wants(self, kind: str) -> bool:
         return not self.kinds or kind in self.kinds

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creditguard.errors import InvalidInput, NotFound
+from notifications.crypto import secret_encrypt, secret_rotate
 from notifications.models import Notification, WebhookEndpoint
 from tenants.models import Tenant
 
@@ -161,7 +162,8 @@ def webhook_endpoint_create(
     ):
         raise InvalidInput(f"At most {settings.WEBHOOK_ENDPOINTS_PER_TENANT} endpoints per tenant.")
     return WebhookEndpoint.objects.create(
-        public_id=uuid.uuid4(), tenant=tenant, url=url, secret=webhook_secret_new(),
+        public_id=uuid.uuid4(), tenant=tenant, url=url,
+        secret_encrypted=secret_encrypt(webhook_secret_new()),
         kinds=sorted(set(kinds)), created_at=now or timezone.now(),
     )  # fmt: skip
 
@@ -184,3 +186,16 @@ def webhook_endpoint_delete(*, tenant: Tenant, public_id: str, now: datetime | N
     endpoint.active = False
     endpoint.save(update_fields=["deleted_at", "active"])
     endpoint.deliveries.filter(status="pending").update(status="cancelled")
+
+
+def webhook_secrets_rotate() -> int:
+    """Re-encrypt every endpoint's secret with the first key of ``WEBHOOK_SECRET_KEYS``;
+    how many were re-encrypted. Each row is written by a conditional update on the token
+    it read, so running beside endpoint creation or a second rotation loses nothing."""
+    rotated = 0
+    rows = WebhookEndpoint.objects.values_list("pk", "secret_encrypted")
+    for pk, token in rows.order_by("pk").iterator(chunk_size=500):
+        rotated += WebhookEndpoint.objects.filter(pk=pk, secret_encrypted=token).update(
+            secret_encrypted=secret_rotate(token)
+        )
+    return rotated
