@@ -8,6 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
@@ -702,6 +704,9 @@ class RestrictionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # restrictions are applied from the tenant page, with a reason
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # lifted with a reason, never deleted: they are the tenant's history
+
     @admin.action(description="Lift the selected restrictions", permissions=["change"])
     def lift(self, request: HttpRequest, queryset: QuerySet[Restriction]) -> HttpResponse | None:
         form = ReasonForm(request.POST if "apply" in request.POST else None)
@@ -746,6 +751,11 @@ class FeeScheduleAdmin(admin.ModelAdmin):
         if obj is not None and obj.notices.exists():
             return False
         return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.notices.exists():
+            return False  # the tenants were told; charges may refer to it
+        return super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: FeeSchedule, form: Any, change: bool) -> None:
         obj.author = staff_user(request)
@@ -815,6 +825,9 @@ class TopUpOfferAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the tenant was notified of it
+
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(admin.ModelAdmin):
@@ -851,6 +864,12 @@ class PolicyVersionAdmin(admin.ModelAdmin):
             return False
         return super().has_change_permission(request, obj)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Nor is it deleted, with the tenants' acknowledgements; a draft may be.
+        if obj is not None and obj.published_at is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.action(
         description="Publish the selected versions (material ones notify every tenant)",
         permissions=["change"],
@@ -862,3 +881,20 @@ class PolicyVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{version}: published, {notified} tenant(s) notified.")
             except ServiceError as exc:
                 self.message_user(request, f"{version}: {exc.detail}", messages.ERROR)
+
+
+class AccessAttemptAdmin(AxesAccessAttemptAdmin):
+    """django-axes' lockouts, with its one action declaring a permission like every other
+    action of the console (axes declares none, so anyone who may see the list could run it)."""
+
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    def cleanup_expired_attempts(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        # axes measures the cool-off from the time of a login attempt, which only its login
+        # handling sets on the request; without it the action fails with a 500 (axes 8.3).
+        request.axes_attempt_time = timezone.now()  # type: ignore[attr-defined]
+        super().cleanup_expired_attempts(request, queryset)
+
+
+if admin.site.is_registered(AccessAttempt):  # unless AXES_ENABLE_ADMIN is off
+    admin.site.unregister(AccessAttempt)
+    admin.site.register(AccessAttempt, AccessAttemptAdmin)

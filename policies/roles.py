@@ -100,6 +100,9 @@ CONSOLE: dict[str, ConsoleEntry] = {
     "auth_user_password_change": ConsoleEntry(
         "Users: change a password (superusers only)", "auth.change_user"
     ),
+    "axes.accessattempt:cleanup_expired_attempts": ConsoleEntry(
+        "Access attempts: clean up expired ones (superusers only)", "axes.delete_accessattempt"
+    ),
 }
 
 

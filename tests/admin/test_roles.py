@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import ModelAdmin
@@ -25,8 +26,11 @@ from notifications.models import Notification
 from policies.models import (
     AuditEntry,
     AutoTopUp,
+    FeeSchedule,
     LimitRecommendation,
     PolicyVersion,
+    Restriction,
+    TopUpOffer,
     TopUpPack,
 )
 from policies.roles import ADMINISTRATORS, CONSOLE, ROLES, console_permission
@@ -153,6 +157,10 @@ def console(world: World) -> World:
         label="1.1-draft", text_de="x", text_en="x", effective_from=timezone.now()
     )
     issue(world.beta)
+    AccessAttempt.objects.create(
+        username="someone", ip_address="192.0.2.1", user_agent="x", http_accept="*/*",
+        path_info="/admin/login/", get_data="", post_data="", failures_since_start=1,
+    )  # fmt: skip
     return world
 
 
@@ -313,3 +321,49 @@ def test_api_keys_are_revoked_never_deleted(world: World):
     url = reverse("admin:tenants_apikey_delete", args=[api_key.pk])
     assert client.post(url, {"post": "yes"}).status_code == 403
     assert ApiKey.objects.filter(pk=api_key.pk).exists()
+
+
+@pytest.mark.parametrize("model", [Restriction, TopUpOffer], ids=lambda model: model.__name__)
+def test_restrictions_and_offers_are_history_never_deleted(console: World, model):
+    _, client = signed_in(SUPERUSER)
+    instance = one_of(model)
+    opts = model._meta
+    assert "delete_selected" not in offered(client, admin.site._registry[model])
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[instance.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert model.objects.filter(pk=instance.pk).exists()
+
+
+def test_a_published_policy_version_is_never_deleted_a_draft_may_be(draft: PolicyVersion):
+    published = PolicyVersion.objects.exclude(published_at=None).get()
+    _, client = signed_in(ADMINISTRATORS)
+    for version in (published, draft):
+        client.post(
+            reverse("admin:policies_policyversion_delete", args=[version.pk]), {"post": "yes"}
+        )
+    assert list(PolicyVersion.objects.all()) == [published]
+
+
+def test_a_notified_fee_schedule_is_never_deleted(console: World):
+    notified = FeeSchedule.objects.exclude(notices=None).get()
+    _, client = signed_in(ADMINISTRATORS)
+    url = reverse("admin:policies_feeschedule_delete", args=[notified.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert FeeSchedule.objects.filter(pk=notified.pk).exists()
+
+
+def test_superusers_clean_up_expired_login_attempts_without_a_500(db):
+    attempt = AccessAttempt.objects.create(
+        username="someone", ip_address="192.0.2.1", user_agent="x", http_accept="*/*",
+        path_info="/admin/login/", get_data="", post_data="", failures_since_start=5,
+    )  # fmt: skip
+    AccessAttempt.objects.filter(pk=attempt.pk).update(
+        attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(minutes=1)
+    )
+    _, client = signed_in(SUPERUSER)
+    response = client.post(
+        reverse("admin:axes_accessattempt_changelist"),
+        {"action": "cleanup_expired_attempts", "index": "0", "_selected_action": [attempt.pk]},
+    )
+    assert response.status_code == 302
+    assert not AccessAttempt.objects.exists()
