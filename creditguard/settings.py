@@ -21,8 +21,6 @@ from cryptography.fernet import Fernet
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-insecure-creditguard-secret-key-change-me"  # noqa: S105
 
-env = environ.Env()
-
 
 def refuse_to_start(reason: str) -> NoReturn:
     """End the process with one line on stderr instead of a traceback: manage.py,
@@ -31,6 +29,21 @@ def refuse_to_start(reason: str) -> NoReturn:
     print(f"CreditGuard will not start: {reason}", file=sys.stderr, flush=True)
     raise SystemExit(3)
 
+
+class StrictEnv(environ.Env):
+    """django-environ, except that a switch says yes or no: a typo ("ture") refuses to
+    start instead of quietly meaning off."""
+
+    SWITCH_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "n", "no", "0", ""}
+
+    def bool(self, var: str, default: bool | environ.NoValue = environ.Env.NOTSET) -> bool:
+        raw = self.ENVIRON.get(var)
+        if raw is not None and raw.strip().lower() not in self.SWITCH_WORDS:
+            refuse_to_start(f"{var} must be true or false, not {raw!r}.")
+        return super().bool(var, default=default)
+
+
+env = StrictEnv()
 
 ENVIRONMENT = env.str("CREDITGUARD_ENV", default="development")
 if ENVIRONMENT not in {"development", "test", "production"}:

@@ -56,6 +56,16 @@ WEBHOOK_KEYS = Fernet.generate_key().decode()
         ),
         ({"CREDITGUARD_ENV": "production", "SECRET_KEY": SECRET}, "REDIS_URL"),
         ({"CREDITGUARD_ENV": "staging"}, "CREDITGUARD_ENV"),
+        # A typo in a switch must not quietly mean "off".
+        (
+            {
+                "CREDITGUARD_ENV": "production",
+                "SECRET_KEY": SECRET,
+                "REDIS_URL": REDIS,
+                "SECURE_SSL_REDIRECT": "ture",
+            },
+            "SECURE_SSL_REDIRECT",
+        ),
     ],
 )
 def test_bad_production_configuration_refuses_to_start_in_one_line(env, named):
