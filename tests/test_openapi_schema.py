@@ -173,7 +173,8 @@ def test_webhook_endpoint_url_is_documented_as_an_http_uri(schema):
     assert url["maxLength"] == 500
     assert re.search(url["pattern"], "https://hooks.example.com/creditguard")
     assert not re.search(url["pattern"], "ftp://hooks.example.com/")
-    assert not re.search(url["pattern"], "https://user:secret@hooks.example.com/")
+    assert re.search(url["pattern"], "https://[2001:db8::1]:8443/creditguard?x=1#y")
+    assert not re.search(url["pattern"], "https://hooks.example.com/a b")
 
 
 def test_stateful_links_point_at_operations_that_exist(schema):
@@ -221,3 +222,42 @@ def test_usage_dates_are_rfc3339(world: World):
     assert len(stamps) > 2
     for stamp in stamps:
         assert RFC3339.match(stamp), stamp
+
+
+def test_page_size_is_documented_from_1(schema):
+    for path in PAGINATED_PATHS:
+        parameters = schema["paths"][path]["get"]["parameters"]
+        page_size = next(p for p in parameters if p["name"] == "page_size")
+        assert page_size["schema"] == {"type": "integer", "minimum": 1}
+
+
+@pytest.mark.parametrize("page_size", ["null", "0", "-1", "1.5", "²"])
+def test_a_page_size_that_is_not_a_whole_number_from_1_is_400(world: World, page_size):
+    # It was quietly replaced by the default, which the schema (an integer) did not say.
+    response = world.alice_api.get("/api/v1/notifications", {"page_size": page_size})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "page_size"
+
+
+def test_a_page_size_above_the_largest_page_gives_the_largest_page(world: World):
+    response = world.alice_api.get("/api/v1/notifications", {"page_size": "100000"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://Ăþ\u000e\u008a?¯n",
+        "https://hooks.example.com/a b",
+        "https://a%zz/",
+        " https://a/",
+        "http://[b2.584]/",
+    ],
+)
+def test_a_webhook_url_that_is_not_a_uri_is_400(world: World, url):
+    # The schema says format uri; such a URL was stored (201) and listed back as a non-URI.
+    response = world.alice_api.post("/api/v1/webhook-endpoints", {"url": url})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "url"

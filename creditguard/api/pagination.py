@@ -29,8 +29,25 @@ class NewestFirstCursorPagination(CursorPagination):
             raise ValidationError({self.cursor_query_param: ["invalid cursor"]}) from None
         return cursor
 
+    def get_page_size(self, request: Request) -> int:
+        """``page_size`` is a whole number from 1 (above ``max_page_size``, that many);
+        anything else is 400, not quietly the default, as the schema says."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise ValidationError({self.page_size_query_param: ["a whole number from 1"]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
+
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        # A page always carries both links (null at either end), as the schema now says.
-        paginated = super().get_paginated_response_schema(schema)
+        # A page always carries both links (null at either end), as the schema says.
+        paginated: dict[str, Any] = super().get_paginated_response_schema(schema)
         paginated["required"] = ["next", "previous", "results"]
         return paginated
