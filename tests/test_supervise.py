@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.workers import ROOT, wait_for
 
 SUPERVISE = str(ROOT / "scripts" / "supervise.sh")
@@ -92,3 +94,11 @@ def test_what_a_dead_command_leaves_behind_ends_before_it_starts_again(tmp_path)
         for orphan in (tmp_path / "orphans").read_text().split():
             if running(int(orphan)):
                 os.kill(int(orphan), signal.SIGKILL)
+
+
+def test_compose_restarts_every_long_running_service_and_health_checks_the_worker():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        if name != "migrate":
+            assert service["restart"] == "unless-stopped", name
+    assert "inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
