@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from django.http import HttpResponse
 
 from creditguard.api.problems import ApiProblemMiddleware, exception_handler
 from creditguard.api.throttling import clear_local_windows
-from creditguard.redis_guard import redis_breaker_reset
+from creditguard.redis_guard import REDIS_FAILURES, redis_breaker_reset
 from metering.models import Balance
 from notifications.models import Notification
 from policies.tasks import evaluate_pending_task
@@ -153,6 +154,30 @@ def test_an_outage_raised_outside_the_views_answers_503_too(rf):
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
     assert response["Retry-After"] == "5"
+
+
+def test_an_ingest_with_redis_hung_neither_waits_nor_fails_and_its_balance_stays_marked(
+    world: World, settings, django_capture_on_commit_callbacks
+):
+    # Accepts connections and never answers, as a paused Redis; gone after 3 s.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    threading.Timer(3, silent.close).start()
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    settings.REDIS_URL = url
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}
+    settings.API_RATE_LIMIT_PER_SECOND = 0  # the evaluation request alone meets Redis
+    failures_before = REDIS_FAILURES["evaluation_request"]
+
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = world.alice_api.ingest([event("while-hung", quantity=5)])
+    assert time.monotonic() - started < LATENCY_BOUND_SECONDS
+    assert response.status_code == 200
+    assert REDIS_FAILURES["evaluation_request"] == failures_before + 1
+    balance = Balance.objects.get(tenant=world.alpha, channel__code="sms")
+    assert balance.version > balance.evaluated_version
 
 
 # --- a real Redis that stops and hangs, under a real web server --------------------------
