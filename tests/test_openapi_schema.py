@@ -103,11 +103,12 @@ def test_every_error_is_documented_as_problem_json(schema):
             }
 
 
-def test_every_operation_documents_401_405_406_and_429(schema):
+def test_every_operation_documents_401_405_406_429_and_503(schema):
     for path, method, operation in operations(schema):
         assert operation["security"] == [{"ApiKey": []}], (method, path)
-        assert {"401", "405", "406", "429"} <= set(operation["responses"]), (method, path)
+        assert {"401", "405", "406", "429", "503"} <= set(operation["responses"]), (method, path)
         assert "Retry-After" in operation["responses"]["429"]["headers"]
+        assert "Retry-After" in operation["responses"]["503"]["headers"]
         assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
 
 

@@ -5,7 +5,7 @@ A view's ``@extend_schema`` names only the errors of its own logic (``problems(4
 :func:`document_problems`, a drf-spectacular postprocessing hook, adds the ones that follow
 from how a request is handled — 401 for every operation (a key is always needed), 403
 where a scope or a tenant key is, 404 on a path with an identifier, 400/413/415 where a
-body is read, 405/406/429 everywhere — and gives every error its real media type,
+body is read, 405/406/429/503 everywhere — and gives every error its real media type,
 ``application/problem+json``. Request serializers that refuse unknown fields
 (:class:`~creditguard.api.serializers.StrictInputSerializer`) are documented with
 ``additionalProperties: false``.
@@ -55,6 +55,7 @@ PROBLEM_DESCRIPTIONS = {
     415: "The body is not application/json",
     422: "Valid input that cannot be processed (a closed billing period)",
     429: "More than API_RATE_LIMIT_PER_SECOND requests of this key in a second",
+    503: "The database (or Redis, where the request needs it) is unavailable; try again",
 }
 
 
@@ -107,6 +108,12 @@ _HEADERS = {
             "description": "Seconds until the key may send again",
         }
     },
+    "503": {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Seconds after which to try again",
+        }
+    },
 }
 
 
@@ -118,7 +125,7 @@ def _view_classes(generator: Any) -> dict[tuple[str, str], Any]:
 
 
 def _codes_for(path: str, operation: dict[str, Any], view: Any) -> set[int]:
-    codes = {401, 405, 406, 429}
+    codes = {401, 405, 406, 429, 503}
     if view is None or view.required_scopes or getattr(view, "tenant_required", True):
         codes.add(403)
     if "{" in path:
