@@ -44,7 +44,7 @@ def test_revoking_twice_keeps_the_first_time_and_one_audit_row(world: World):
     assert AuditEntry.objects.get(action="api_key.revoke").actor_label == "system"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_revocations_write_one_audit_row():
     tenant = TenantFactory.create()
     api_key = issue(tenant).api_key
