@@ -5,6 +5,7 @@ staff out from elsewhere; the address is the one a trusted proxy forwards."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 import time_machine
@@ -23,7 +24,7 @@ def staff(db, settings) -> None:
     User.objects.create_superuser("kim", "kim@creditguard.example", PASSWORD)
 
 
-def log_in(username: str, password: str, address: str = ATTACKER, **headers: str):
+def log_in(username: str, password: str, address: str = ATTACKER, **headers: Any):
     """One attempt on the admin login form from `address`, in a fresh browser."""
     return Client().post(
         "/admin/login/",
@@ -37,7 +38,7 @@ def logged_in(response) -> bool:
     return response.status_code == 302 and response["Location"] == "/admin/"
 
 
-def fail(times: int, username: str = "sam", address: str = ATTACKER, **headers: str) -> None:
+def fail(times: int, username: str = "sam", address: str = ATTACKER, **headers: Any) -> None:
     for _ in range(times):
         assert not logged_in(log_in(username, "wrong password", address, **headers))
 
