@@ -66,9 +66,13 @@ def test_metadata_nested_255_levels_is_400(world: World):
     assert not UsageEvent.objects.exists()
 
 
-def test_metadata_nested_a_few_levels_is_recorded(world: World):
-    response = world.alice_api.ingest([event("e-1", metadata=nested(20))])
-    assert response.status_code == 200, response.content
+def test_a_body_may_nest_32_levels_and_not_33(world: World):
+    # The body, its events list and the event take three levels before the metadata.
+    accepted = world.alice_api.ingest([event("e-1", metadata=nested(29))])
+    assert accepted.status_code == 200, accepted.content
+    refused = world.alice_api.ingest([event("e-2", metadata=nested(30))])
+    assert pointers(refused) == ["/events/0/metadata" + "/a" * 29]
+    assert UsageEvent.objects.count() == 1
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,22 @@ def _pointer(path: list[str]) -> dict[str, Any]:
     return {"pointer": "/" + "/".join(escaped), "field": ".".join(path) or None}
 
 
+def _nests_too_deep(document: Any) -> bool:
+    """Whether a container lies deeper than ``MAX_JSON_DEPTH``: the fast walk a large
+    body takes (containers only, exact types as orjson makes them, no paths)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        for child in node.values() if type(node) is dict else node:
+            kind = type(child)
+            if kind is dict or kind is list:
+                if depth >= MAX_JSON_DEPTH:
+                    return True
+                push((child, depth + 1))
+    return False
+
+
 def _too_deep(document: Any) -> list[str] | None:
     """The path of a value nested deeper than ``MAX_JSON_DEPTH``, if there is one."""
     stack: list[tuple[Any, list[str]]] = [(document, [])]
@@ -79,7 +95,11 @@ def json_document_check(body: bytes, document: Any) -> None:
     deeper than the limit needs at least that many brackets, and a NUL in a JSON string
     is always written ``\\u0000``.
     """
-    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and isinstance(document, dict | list):
+    if (
+        body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
+        and isinstance(document, dict | list)
+        and _nests_too_deep(document)
+    ):
         path = _too_deep(document)
         if path is not None:
             raise InvalidInput(
