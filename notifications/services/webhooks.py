@@ -111,8 +111,12 @@ def validate_webhook_url(url: str) -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("A URL is required.", errors=[_url_error("required")])
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. a bracketed host that is not an IPv6 address
+        hostname = None
+    if not hostname or parts.scheme not in {"https", "http"}:
         raise InvalidInput(
             "The URL must be an absolute http(s) URL.", errors=[_url_error("not an http(s) URL")]
         )
@@ -126,12 +130,14 @@ def validate_webhook_url(url: str) -> str:
         raise InvalidInput("The URL is too long.", errors=[_url_error("at most 500 characters")])
     try:
         port = webhook_port(url)
+        if parts.port == 0:
+            raise ValueError("port 0")
     except ValueError:
         raise InvalidInput(
             "The port is out of range.", errors=[_url_error("port out of range")]
         ) from None
     try:
-        webhook_host_resolve(host=parts.hostname, port=port)
+        webhook_host_resolve(host=hostname, port=port)
     except AddressRefused as refused:
         raise InvalidInput(f"Refused: {refused}.", errors=[_url_error(str(refused))]) from None
     return url

@@ -104,9 +104,16 @@ def test_public_addresses_are_accepted(network: FakeNetwork, url):
     assert validate_webhook_url(url) == url
 
 
-def test_a_port_out_of_range_is_refused():
+@pytest.mark.parametrize("url", ["https://1.1.1.1:99999/", "https://1.1.1.1:0/"])
+def test_a_port_out_of_range_is_refused(url):
     with pytest.raises(InvalidInput, match="port"):
-        validate_webhook_url("https://1.1.1.1:99999/")
+        validate_webhook_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://[zz]/", "https://[::1/", "http://[v1.x]:80/"])
+def test_a_malformed_host_is_refused_not_a_crash(url):
+    with pytest.raises(InvalidInput):
+        validate_webhook_url(url)
 
 
 def test_the_connection_goes_to_the_vetted_address_not_to_a_rebound_one(
