@@ -350,6 +350,8 @@ else:
         "data_folder_in": str(CELERY_DIR / "queue"),
         "data_folder_out": str(CELERY_DIR / "queue"),
         "processed_folder": str(CELERY_DIR / "processed"),
+        # Without it kombu puts its control (pidbox) folder in the working directory.
+        "control_folder": str(CELERY_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }

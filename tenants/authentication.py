@@ -48,7 +48,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         """The valid, unrevoked key, or None and why not."""
         if scheme.lower() != "bearer" or not raw_key:
             return None, "Use 'Authorization: Bearer <api key>'."
-        if prefix is None:
+        if prefix is None or not _PREFIX.fullmatch(prefix):
+            # Only a prefix a key can have reaches the database (a NUL character in the
+            # header would otherwise fail inside PostgreSQL as a 500).
             return None, "The API key is malformed."
         api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
         if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_api_key(raw_key)):

@@ -26,6 +26,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _auth_failure_throttle_off(settings: Any) -> None:
+    """Every test client comes from 127.0.0.1 and the failure windows live in a Redis
+    shared by parallel test processes, so the throttle of failed authentications is off
+    unless a test turns it on (tests/tenants/test_authentication.py does)."""
+    settings.API_AUTH_FAILURES_PER_MINUTE = 0
+
+
 class Api:
     """An API client holding one key; JSON in, response out."""
 

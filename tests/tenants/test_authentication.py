@@ -52,6 +52,8 @@ def test_no_key_is_401_with_bearer_challenge(world: World, method, path):
         "Bearer not-a-key",
         "Bearer cg__x",
         "Token cg_abc_def",
+        "Bearer cg_\x00_x",
+        "Bearer cg_0123456789a\x00_secret",
     ],
 )
 def test_malformed_authorization_is_401(world: World, header):
