@@ -324,6 +324,22 @@ for _key in WEBHOOK_SECRET_KEYS:
 DELIVERY_RETRY_DELAYS = [5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000]
 # A claimed delivery not finished in this time is sent again (its worker died).
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=120)
+# One webhook send (connecting, TLS, sending, reading the answer) ends by this deadline,
+# whatever the per-step WEBHOOK_TIMEOUT_SECONDS: at most half the lease, so a send is over
+# long before another worker may claim the same delivery; the other half covers resolving
+# the name and recording the outcome.
+WEBHOOK_SEND_DEADLINE_SECONDS = env.float(
+    "WEBHOOK_SEND_DEADLINE_SECONDS", default=min(30.0, DELIVERY_LEASE_SECONDS / 2)
+)
+if not 0 < WEBHOOK_SEND_DEADLINE_SECONDS <= DELIVERY_LEASE_SECONDS / 2:
+    refuse_to_start(
+        "WEBHOOK_SEND_DEADLINE_SECONDS must be above 0 and at most half of "
+        f"DELIVERY_LEASE_SECONDS ({DELIVERY_LEASE_SECONDS / 2:g} s)."
+    )
+# A send tries at most this many of the name's vetted addresses, in order.
+WEBHOOK_CONNECT_ADDRESSES = env.int("WEBHOOK_CONNECT_ADDRESSES", default=3)
+if WEBHOOK_CONNECT_ADDRESSES < 1:
+    refuse_to_start("WEBHOOK_CONNECT_ADDRESSES must be at least 1.")
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # A material policy change takes effect at least this long after it is published.
 POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)

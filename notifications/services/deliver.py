@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from notifications.messages import render_message
 from notifications.models import Delivery, Notification
-from notifications.services.pinned import pinned_post
+from notifications.services.pinned import Deadline, pinned_post
 from notifications.services.webhooks import (
     AddressRefused,
     webhook_host_resolve,
@@ -150,6 +150,8 @@ def _send_webhook(delivery: Delivery) -> Outcome:
     if not endpoint.active:
         return Outcome(delivered=False, error="endpoint disabled", give_up=True)
     host = urlsplit(endpoint.url).hostname or ""
+    # The whole send, resolving included, ends well inside the claim's lease.
+    deadline = Deadline.after(settings.WEBHOOK_SEND_DEADLINE_SECONDS)
     try:
         # Resolved and vetted once; the connection goes to these addresses only.
         addresses = webhook_host_resolve(host=host, port=webhook_port(endpoint.url))
@@ -170,8 +172,9 @@ def _send_webhook(delivery: Delivery) -> Outcome:
     }
     try:
         status, answer_headers = pinned_post(
-            url=endpoint.url, addresses=addresses, body=body, headers=headers,
-            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            url=endpoint.url, addresses=addresses[: settings.WEBHOOK_CONNECT_ADDRESSES],
+            body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            deadline=deadline,
         )  # fmt: skip
     except (OSError, http.client.HTTPException) as exc:
         return Outcome(delivered=False, error=f"{exc.__class__.__name__}: {exc}")
