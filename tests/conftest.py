@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import time_machine
 from django.conf import settings
 from rest_framework.test import APIClient
 
@@ -15,6 +18,8 @@ from tenants.services import IssuedKey, api_key_create
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 ALL_SCOPES = list(Scope.values)
+# The instant ``frozen_clock`` stops at: the middle of a month in every tenant's time zone.
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,6 +37,15 @@ def _auth_failure_throttle_off(settings: Any) -> None:
     shared by parallel test processes, so the throttle of failed authentications is off
     unless a test turns it on (tests/tenants/test_authentication.py does)."""
     settings.API_AUTH_FAILURES_PER_MINUTE = 0
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[time_machine.Traveller]:
+    """The clock stopped at ``NOW`` for the test; the traveller moves it
+    (``frozen_clock.shift(timedelta(hours=1))``). A module whose every test needs it says
+    ``pytestmark = pytest.mark.usefixtures("frozen_clock")``."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
 
 
 class Api:

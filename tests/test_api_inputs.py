@@ -8,20 +8,13 @@ import json
 from typing import Any
 
 import pytest
-import time_machine
 
 from metering.models import Authorization, LedgerEntry, UsageEvent
 from notifications.models import WebhookEndpoint
 from policies.services.authorize import authorization_create
 from tests.conftest import World, event
 
-NOW = "2026-11-20T12:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def assert_problem(response: Any, status: int = 400) -> dict[str, Any]:

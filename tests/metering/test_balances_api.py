@@ -16,13 +16,7 @@ from metering.services.ledger import grant_create
 from metering.services.periods import period_bounds, period_get_or_open
 from tests.conftest import World, event
 
-NOW = "2026-11-20T12:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def by_channel(response) -> dict:

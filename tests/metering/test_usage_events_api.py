@@ -11,16 +11,10 @@ from django.utils import timezone
 
 from metering.models import Balance, BillingPeriod, LedgerEntry, UsageEvent
 from metering.services.periods import period_bounds, period_close, period_get_or_open
-from tests.conftest import World, event
+from tests.conftest import NOW, World, event
 
 PATH = "/api/v1/usage-events"
-NOW = "2026-11-20T12:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def assert_nothing_recorded() -> None:
@@ -127,7 +121,7 @@ def test_event_of_a_closed_period_row_is_refused(world: World):
 
 
 def ev(**overrides: Any) -> dict[str, Any]:
-    base = {"id": "e-1", "channel": "sms", "quantity": 1, "occurred_at": NOW}
+    base = {"id": "e-1", "channel": "sms", "quantity": 1, "occurred_at": NOW.isoformat()}
     base.update(overrides)
     return {key: value for key, value in base.items() if value is not MISSING}
 

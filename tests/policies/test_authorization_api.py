@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 
 from metering.models import Authorization, Channel, LedgerEntry, UsageEvent
 from policies.models import Restriction
@@ -15,13 +14,7 @@ from tenants.models import Tenant
 from tests.conftest import World, event
 from tests.policies.helpers import authorize, balance_of, set_rule
 
-NOW = "2026-11-20T12:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+pytestmark = pytest.mark.usefixtures("frozen_clock", "authorization_path")
 
 
 def test_allow_within_credits_reserves_the_units(world: World):

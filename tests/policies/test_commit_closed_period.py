@@ -27,6 +27,7 @@ from tests.metering.test_closed_period_races import (
 )
 
 racing = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.usefixtures("authorization_path")
 
 # A request whose clock still reads November while the closer's reads 1 Dec 01:30.
 LATE_NOVEMBER = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)

@@ -51,6 +51,7 @@ def tenant_and_key():
     return tenant, api_key_create(tenant=tenant, name="load", scopes=ALL_SCOPES).raw_key
 
 
+@pytest.mark.usefixtures("authorization_path")
 def test_32_threads_never_pass_the_hard_limit_and_reach_it():
     tenant, raw_key = tenant_and_key()
     set_rule(tenant, "sms", included_units=100, hard_limit=50)  # ceiling 150
@@ -77,6 +78,7 @@ def test_32_threads_never_pass_the_hard_limit_and_reach_it():
     assert holds == allowed
 
 
+@pytest.mark.usefixtures("authorization_path")
 def test_32_threads_never_pass_a_windowed_cap_and_reach_it():
     tenant, raw_key = tenant_and_key()
     restriction_apply(
@@ -101,6 +103,7 @@ def test_32_threads_never_pass_a_windowed_cap_and_reach_it():
     assert {a["reason"] for a in answers if a["decision"] == "deny"} == {"channel_restricted"}
 
 
+@pytest.mark.usefixtures("authorization_path")
 def test_10_concurrent_requests_with_one_idempotency_key_reserve_once():
     tenant, raw_key = tenant_and_key()
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.db import connection
 
 from metering.models import Balance, Channel
@@ -19,13 +18,7 @@ from tests.conftest import World, event
 from tests.factories import TenantFactory
 from tests.policies.helpers import balance_of, set_rule
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 USAGE_KINDS = ["threshold_warning", "limit_reached", "forecast_warning", "overage_fee_notice"]
