@@ -112,11 +112,12 @@ class AuthorizationsApi(APIView):
     @extend_schema(
         operation_id="authorizations_create",
         request=InputSerializer,
-        responses={200: AuthorizationOutputSerializer, **problems(400, 409)},
+        responses={200: AuthorizationOutputSerializer, **problems(400, 409, 422)},
         description=(
             "Decide whether the tenant may send `quantity` units on `channel` now and, if "
             "allowed, reserve them until committed, released or expired. The same "
-            "idempotency key answers the same; with another channel or quantity, 409."
+            "idempotency key answers the same; with another channel or quantity, 409; "
+            "422 `period_closed` when the current period closed meanwhile."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -44,7 +44,7 @@ REFUSED_THOUGH_VALID_BY_SCHEMA = {
     # a channel must exist and be active (channels are data, not code); occurred_at must
     # not lie in the future, and its period must still be open (else 422)
     "usage_events_create": [400, 422],
-    "authorizations_create": [400],
+    "authorizations_create": [400, 422],
     # a commit's quantity is at most the units reserved; a closed period is 422
     "authorizations_commit": [400, 422],
     # GET /usage: from before to, at most 5000 buckets, a known channel
