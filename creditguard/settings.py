@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["creditguard.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["creditguard.api.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "creditguard.api.problems.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["creditguard.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.authentication.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

@@ -10,10 +10,9 @@ from django.db.models import F, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth
 from django.utils import timezone
 
+from metering.hooks import rules_reader
 from metering.models import Balance, BillingPeriod, Channel, Grant, UsageEvent
 from metering.services.periods import PeriodBounds, month_bounds, period_bounds
-from policies.models import Restriction
-from policies.selectors import effective_rules, restrictions_in_force
 from tenants.models import Tenant
 
 NEAR_LIMIT_PERCENT = 80
@@ -116,13 +115,8 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
         ):
             grant_totals[(row["balance__channel_id"], row["kind"])] = row["units"]
     channels = [c for c in Channel.objects.all() if c.active or c.pk in balances]
-    rules = effective_rules(tenant=tenant, channels=channels, at=now)
-    restricted: dict[int | None, str] = {}
-    if tenant.status != Tenant.Status.ACTIVE:
-        for restriction in restrictions_in_force(tenant=tenant, at=now):
-            state = "suspended" if restriction.kind == Restriction.Kind.SUSPEND else "restricted"
-            if restricted.get(restriction.channel_id) != "suspended":
-                restricted[restriction.channel_id] = state
+    rules = rules_reader().effective_rules(tenant=tenant, channels=channels, at=now)
+    restricted = rules_reader().restriction_states(tenant=tenant, at=now)
 
     rows: list[ChannelBalance] = []
     for channel in channels:

@@ -9,9 +9,17 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Fair-use policies"
 
     def ready(self) -> None:
-        from policies.receivers import api_key_revoked_audit
+        # Imported here, not at the top: models may be imported only once the app
+        # registry is ready (Django's rule for AppConfig.ready).
+        from metering.hooks import rules_reader_register
+        from policies import selectors
+        from policies.receivers import api_key_revoked_audit, tenant_created_rules
         from policies.roles import roles_sync
-        from tenants.services import api_key_revoked
+        from tenants.services import api_key_revoked, tenant_created
 
         post_migrate.connect(roles_sync, sender=self)
+        # Metering opens balances and shows them under the rules in force through this
+        # reader, without importing policies.
+        rules_reader_register(selectors)
         api_key_revoked.connect(api_key_revoked_audit, dispatch_uid="policies.api_key_revoked")
+        tenant_created.connect(tenant_created_rules, dispatch_uid="policies.tenant_created")

@@ -9,7 +9,8 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from policies.services.audit import audit_record
-from tenants.models import ApiKey
+from policies.services.rules import limit_rules_initialize
+from tenants.models import ApiKey, Tenant
 
 
 def api_key_revoked_audit(
@@ -32,3 +33,9 @@ def api_key_revoked_audit(
         reason=reason,
         now=now,
     )
+
+
+def tenant_created_rules(sender: type[Tenant], *, tenant: Tenant, **kwargs: Any) -> None:
+    """Version 1 of the limit rules of a tenant ``tenants.services.tenant_create`` just
+    created, from its cohort's defaults, in its transaction."""
+    limit_rules_initialize(tenant=tenant)

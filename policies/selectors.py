@@ -142,6 +142,20 @@ def restrictions_in_force(
     return list(query.order_by("pk"))
 
 
+def restriction_states(*, tenant: Tenant, at: datetime) -> dict[int | None, str]:
+    """Staff restrictions in force at ``at``: "suspended" or "restricted" by channel id
+    (None: the whole tenant), a suspension winning over a restriction. No query for an
+    active tenant (a restriction in force always sets the tenant's status)."""
+    states: dict[int | None, str] = {}
+    if tenant.status == Tenant.Status.ACTIVE:
+        return states
+    for restriction in restrictions_in_force(tenant=tenant, at=at):
+        state = "suspended" if restriction.kind == Restriction.Kind.SUSPEND else "restricted"
+        if states.get(restriction.channel_id) != "suspended":
+            states[restriction.channel_id] = state
+    return states
+
+
 def applicable_fee_schedule(
     *, tenant: Tenant, channel: Channel, at: datetime
 ) -> FeeSchedule | None:

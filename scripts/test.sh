@@ -28,5 +28,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy .
+echo "== import-linter (the layer contracts in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== pytest"
 .venv/bin/pytest "$@"

@@ -12,6 +12,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
 
 from creditguard.api.throttling import limit_hit
 from creditguard.client_address import client_address
@@ -142,3 +143,24 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key `cg_<prefix>_<secret>` issued by `create_api_key`.",
         }
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """At most ``API_RATE_LIMIT_PER_SECOND`` requests per key in any second; past it, 429
+    with ``Retry-After`` (the problem handler adds the header). 0 turns it off."""
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        limit = settings.API_RATE_LIMIT_PER_SECOND
+        api_key = request.auth
+        if not limit or not isinstance(api_key, ApiKey):
+            return True
+        self.wait_seconds = limit_hit(
+            [f"creditguard:rate:{api_key.prefix}"], limit=limit, window=1.0, feature="rate_limit"
+        )
+        return self.wait_seconds is None
+
+    def wait(self) -> float | None:
+        return self.wait_seconds

@@ -36,6 +36,12 @@ class IssuedKey:
     raw_key: str  # shown once, never stored
 
 
+# Sent inside the transaction of ``tenant_create`` (``tenant``): the limit rules live in
+# policies, a layer above tenants, which gives the new tenant version 1 of its rules from
+# its cohort's defaults (policies/receivers.py), committed with the tenant or not at all.
+tenant_created = Signal()
+
+
 @transaction.atomic
 def tenant_create(
     *,
@@ -64,10 +70,7 @@ def tenant_create(
     )
     tenant.full_clean()
     tenant.save()
-    # Imported here: policies builds on tenants, not the other way round.
-    from policies.services.rules import limit_rules_initialize
-
-    limit_rules_initialize(tenant=tenant)
+    tenant_created.send(sender=Tenant, tenant=tenant)
     return tenant
 
 

@@ -16,7 +16,8 @@ from psycopg2 import errorcodes
 
 from creditguard.celery import WORKER_APPLICATION_NAME, app, worker_session_limit
 from metering.models import Balance
-from policies.tasks import EVALUATION_SCHEDULED_KEY, evaluate_pending_task
+from metering.services.evaluation_request import EVALUATION_SCHEDULED_KEY
+from policies.tasks import evaluate_pending_task
 from tenants.models import Tenant
 from tests.factories import TenantFactory
 from tests.workers import Worker, wait_for, worker_environment

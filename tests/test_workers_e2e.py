@@ -10,11 +10,12 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from creditguard.celery import app
+from metering.services.evaluation_request import EVALUATION_SCHEDULED_KEY
 from notifications.models import Delivery, Notification
 from notifications.services.notify import notify
 from notifications.services.webhooks import webhook_endpoint_create
 from notifications.tasks import retry_deliveries_task
-from policies.tasks import EVALUATION_SCHEDULED_KEY, evaluate_sweep_task
+from policies.tasks import evaluate_sweep_task
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, Api, event
 from tests.factories import TenantFactory

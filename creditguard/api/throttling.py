@@ -24,11 +24,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
 from creditguard.redis_guard import redis_available, redis_client, redis_failed
-from tenants.models import ApiKey
 
 # KEYS: the windows; ARGV: now (ms), window (ms), limit, a member unique to this request.
 # Returns 0 when every window had room (the request is counted in each), else the
@@ -136,24 +133,3 @@ _local = _LocalWindows()
 def clear_local_windows() -> None:
     """Forget this process's windows (tests)."""
     _local.clear()
-
-
-class ApiKeyRateThrottle(BaseThrottle):
-    """At most ``API_RATE_LIMIT_PER_SECOND`` requests per key in any second; past it, 429
-    with ``Retry-After`` (the problem handler adds the header). 0 turns it off."""
-
-    def __init__(self) -> None:
-        self.wait_seconds: float | None = None
-
-    def allow_request(self, request: Request, view: Any) -> bool:
-        limit = settings.API_RATE_LIMIT_PER_SECOND
-        api_key = request.auth
-        if not limit or not isinstance(api_key, ApiKey):
-            return True
-        self.wait_seconds = limit_hit(
-            [f"creditguard:rate:{api_key.prefix}"], limit=limit, window=1.0, feature="rate_limit"
-        )
-        return self.wait_seconds is None
-
-    def wait(self) -> float | None:
-        return self.wait_seconds

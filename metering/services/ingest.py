@@ -25,6 +25,7 @@ from django.utils import timezone
 from creditguard.api.fields import instant_parse
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
 from metering.models import BillingPeriod, Channel, UsageEvent
+from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balances_lock, usage_apply
 from metering.services.periods import (
     PeriodBounds,
@@ -372,16 +373,10 @@ def usage_record_batch(
         with transaction.atomic():
             result = _record(tenant=tenant, events=ordered, duplicates=duplicates, now=now)
             if result.touched:
-                _request_evaluation()
+                request_evaluation()
             return result
 
     return with_deadlock_retry(record)
-
-
-def _request_evaluation() -> None:
-    from policies.tasks import request_evaluation  # the workers build on metering
-
-    request_evaluation()
 
 
 def _raise_conflict(ids: set[str], *, within_batch: bool) -> None:

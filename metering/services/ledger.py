@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from metering.hooks import rules_reader
 from metering.models import Authorization, Balance, BillingPeriod, Channel, Grant, LedgerEntry
 from tenants.models import Tenant
 
@@ -31,12 +32,10 @@ def included_units_for(
 ) -> int:
     """Included credits a balance opens with: those of the limit rule in force when it
     opens (clipped into the period, for a past period's late events)."""
-    from policies.selectors import effective_rule  # policies builds on metering
-
     at = now or timezone.now()
     if period is not None:
         at = min(max(at, period.starts_at), period.ends_at - timedelta(microseconds=1))
-    return effective_rule(tenant=tenant, channel=channel, at=at).included_units
+    return rules_reader().effective_rule(tenant=tenant, channel=channel, at=at).included_units
 
 
 def draw_order_key(grant: Grant) -> tuple[bool, datetime, int, datetime, int]:

@@ -37,6 +37,7 @@ from metering.models import (
     UsageEvent,
     WindowCounter,
 )
+from metering.services.evaluation_request import request_evaluation
 from metering.services.ingest import RESERVED_ID_PREFIX, content_hash, with_deadlock_retry
 from metering.services.ledger import (
     balance_lock,
@@ -51,7 +52,6 @@ from metering.services.periods import (
 )
 from policies.models import Action, Restriction, Window
 from policies.selectors import EffectiveRule, effective_rule, restrictions_in_force
-from policies.tasks import request_evaluation
 from tenants.models import Tenant
 
 MAX_IDEMPOTENCY_KEY = 200

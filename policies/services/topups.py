@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from creditguard.errors import Conflict, InvalidInput, NotFound
 from metering.models import Channel, Grant
+from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balance_lock, grant_create
 from metering.services.periods import period_bounds, period_get_or_open
 from notifications.models import Notification
@@ -125,8 +126,6 @@ def topup_offer_accept(
                  "price": str(topup.price), "currency": topup.currency, "period": period.label},
         now=now,
     )  # fmt: skip
-    from policies.tasks import request_evaluation  # tasks import the services
-
     request_evaluation()
     return topup
 

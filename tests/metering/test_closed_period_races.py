@@ -18,9 +18,9 @@ from django.db import connection, transaction
 
 from creditguard.errors import Unprocessable
 from metering.models import Balance, BillingPeriod, Channel, UsageEvent
-from metering.services.close import periods_close_due
 from metering.services.ingest import usage_record_batch
 from policies.models import OverageCharge
+from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from tenants.models import Tenant
 from tests.conftest import event

@@ -10,9 +10,9 @@ import time_machine
 
 from creditguard.errors import Unprocessable
 from metering.models import Balance, BillingPeriod, Channel, Grant, LedgerEntry
-from metering.services.close import periods_close_due
 from metering.services.ingest import usage_record_batch
 from policies.models import OverageCharge
+from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from tests.conftest import event
 from tests.factories import TenantFactory

@@ -12,8 +12,8 @@ import time_machine
 
 from creditguard.errors import Unprocessable
 from metering.models import Authorization, UsageEvent
-from metering.services.close import periods_close_due
 from policies.services.authorize import authorization_commit, authorization_create
+from policies.services.close import periods_close_due
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, Api
 from tests.metering.test_closed_period_races import (

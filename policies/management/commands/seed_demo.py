@@ -21,6 +21,9 @@ from django.utils import timezone
 from metering.models import BillingPeriod, Channel, UsageEvent
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import month_bounds, period_bounds, period_close
+from policies.models import FeeSchedule, LimitRecommendation, TopUpPack
+from policies.services.fees import fee_schedule_create, fee_schedule_notify
+from policies.services.recommend import recommendations_compute
 from tenants.models import ApiKey, Membership, Scope, Tenant
 from tenants.services import api_key_create, tenant_create
 
@@ -86,9 +89,6 @@ class Command(BaseCommand):
             user=customer, tenant=first, defaults={"role": Membership.Role.OWNER}
         )
         key_line = self._demo_key(first, customer)
-        from policies.models import LimitRecommendation
-        from policies.services.recommend import recommendations_compute
-
         if not LimitRecommendation.objects.exists():
             recommendations_compute(now=now)
 
@@ -104,9 +104,6 @@ class Command(BaseCommand):
 
     def _offers_and_fees(self, now: datetime) -> None:
         """Top-up packs per channel and a notified overage fee schedule (once)."""
-        from policies.models import FeeSchedule, TopUpPack
-        from policies.services.fees import fee_schedule_create, fee_schedule_notify
-
         prices = {"email": (5000, "9.90", "0.002"), "sms": (500, "29.00", "0.065"),
                   "call": (200, "24.00", "0.13")}  # fmt: skip
         for code, (units, price, unit_price) in prices.items():

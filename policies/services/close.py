@@ -1,4 +1,8 @@
-"""Closing billing periods at each tenant's month end plus the grace window."""
+"""Closing billing periods at each tenant's month end plus the grace window.
+
+In policies, not metering: closing finalises the period's overage charges and opens the
+next period under the rules in force, which are policy (metering only marks a period
+closed, ``metering.services.periods.period_close``)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from django.utils import timezone
 from metering.models import Balance, BillingPeriod
 from metering.services.ledger import balance_lock, credits_reduce_locked
 from metering.services.periods import grace, month_bounds, period_close, period_get_or_open
+from policies.models import CarryOver, OverageCharge
+from policies.selectors import effective_rule
+from policies.services.overage import overage_charge_finalize, overage_charge_refresh
 
 
 def periods_close_due(*, now: datetime | None = None) -> int:
@@ -39,10 +46,6 @@ def periods_close_due(*, now: datetime | None = None) -> int:
 def _finish(*, period: BillingPeriod, now: datetime) -> None:
     """Finalise the period's overage charges, open the next period with grants from
     the rules in force, and carry overage into it where the rule says so."""
-    from policies.models import CarryOver, OverageCharge
-    from policies.selectors import effective_rule
-    from policies.services.overage import overage_charge_finalize, overage_charge_refresh
-
     tenant = period.tenant
     local_start = period.starts_at.astimezone(tenant.tzinfo)
     year, month = (local_start.year + 1, 1) if local_start.month == 12 else (
