@@ -11,11 +11,10 @@ from django.db.models.functions import TruncDay, TruncHour, TruncMonth
 from django.utils import timezone
 
 from metering.hooks import rules_reader
+from metering.levels import NEAR_LIMIT_PERCENT, usage_level
 from metering.models import Balance, BillingPeriod, Channel, Grant, UsageEvent
 from metering.services.periods import PeriodBounds, month_bounds, period_bounds
 from tenants.models import Tenant
-
-NEAR_LIMIT_PERCENT = 80
 
 
 @dataclass(frozen=True)
@@ -43,16 +42,12 @@ class ChannelBalance:
         return max(self.used - self.available, 0)
 
     @property
-    def used_percent(self) -> float | None:
-        if self.available <= 0:
-            return None if self.used == 0 else 100.0 * (self.used + 1)
-        return 100.0 * self.used / self.available
+    def used_percent(self) -> float:
+        return usage_level(used=self.used, available=self.available)
 
     @property
     def thresholds_crossed(self) -> list[int]:
         percent = self.used_percent
-        if percent is None:
-            return []
         return [threshold for threshold in self.thresholds if percent >= threshold]
 
     @property
@@ -62,8 +57,6 @@ class ChannelBalance:
         if self.overage_units > 0:
             return "over_limit"
         percent = self.used_percent
-        if percent is None:
-            return "ok"
         if percent >= 100:
             return "at_limit"
         if percent >= NEAR_LIMIT_PERCENT:

@@ -18,8 +18,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
 from metering.models import Balance, BillingPeriod
-from metering.selectors import NEAR_LIMIT_PERCENT, forecast
+from metering.selectors import forecast
 from metering.services.periods import PeriodBounds
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
@@ -67,7 +68,7 @@ def _rules(balances: list[Balance], now: datetime) -> dict[tuple[int, int], Effe
 
 
 def _figures(balance: Balance, bounds: PeriodBounds, now: datetime) -> dict[str, Any]:
-    percent = round(100 * balance.used / balance.available) if balance.available > 0 else None
+    percent = usage_percent(used=balance.used, available=balance.available)
     projected, reached_at = forecast(
         used=balance.used, available=balance.available, bounds=bounds, now=now
     )
@@ -117,10 +118,7 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
             label=period.label, starts_at=period.starts_at, ends_at=period.ends_at
         )
         figures = _figures(balance, bounds, now)
-        used_percent = (
-            100 * balance.used / balance.available if balance.available > 0
-            else (float("inf") if balance.used else 0.0)
-        )  # fmt: skip
+        used_percent = usage_level(used=balance.used, available=balance.available)
         for threshold in rule.warning_thresholds:
             if used_percent < threshold:
                 continue
@@ -162,7 +160,8 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
         ).values_list("dedupe_key", flat=True)
     )
     fresh = [(b, spec, t) for b, spec, t in candidates if spec.dedupe_key not in existing]
-    # A warning at or above 80 % carries a top-up offer, one per balance and evaluation.
+    # A warning near a limit (NEAR_LIMIT_PERCENT) carries a top-up offer, one per balance
+    # and evaluation.
     specs: list[NotificationSpec] = []
     offers: dict[int, TopUpOffer] = {}
     for warned, spec, level in fresh:
