@@ -33,6 +33,7 @@ from policies.forms import (
     ReasonForm,
     ReduceForm,
     RestrictForm,
+    TenantForm,
 )
 from policies.models import (
     AuditEntry,
@@ -59,6 +60,12 @@ from policies.services.rules import credits_reduce, limit_rule_set
 from policies.services.topups import topup_offer_create
 from tenants.admin import MembershipInline
 from tenants.models import Tenant
+from tenants.services import (
+    TENANT_EDITABLE,
+    TENANT_FIXED_ONCE_BILLED,
+    tenant_create,
+    tenant_update,
+)
 
 NEAR = 80
 
@@ -102,6 +109,14 @@ def action_page(
     )
 
 
+def adopt(obj: Any, saved: Any) -> None:
+    """Make the admin's instance the one a service saved, so the admin carries on with it
+    (its inlines, its log entry, its redirect)."""
+    for model_field in saved._meta.concrete_fields:
+        setattr(obj, model_field.attname, getattr(saved, model_field.attname))
+    obj._state.adding, obj._state.db = False, saved._state.db
+
+
 def restrict_from_form(tenant: Tenant, data: dict[str, Any], actor: User) -> Restriction:
     return restriction_apply(
         tenant=tenant,
@@ -113,6 +128,25 @@ def restrict_from_form(tenant: Tenant, data: dict[str, Any], actor: User) -> Res
         reason=data["reason"],
         actor=actor,
     )
+
+
+def usage_badges(tenant: Tenant, channels: list[Channel]) -> str:
+    """This period's usage of each channel as coloured badges (from the annotations of
+    ``TenantAdmin.get_queryset``)."""
+    badges = []
+    for channel in channels:
+        used = getattr(tenant, f"used_{channel.pk}", None)
+        available = getattr(tenant, f"available_{channel.pk}", None)
+        if used is None:
+            continue
+        percent = round(100 * used / available) if available else (100 if used else 0)
+        colour = (
+            "#c53030" if used > (available or 0) else "#b7791f" if percent >= NEAR else "#2f855a"
+        )
+        badges.append((colour, f"{channel.code} {percent} %"))
+    if not badges:
+        return "—"
+    return format_html_join(" ", '<span class="cg-badge" style="background:{}">{}</span>', badges)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -265,6 +299,7 @@ class TenantAdmin(admin.ModelAdmin):
     change_form_template = "admin/policies/tenant_change_form.html"
     list_per_page = 50
     actions = ["compute_recommendations", "send_offer", "restrict_bulk"]
+    form = TenantForm
 
     @admin.action(description="Restrict or suspend the selected tenants", permissions=["restrict"])
     def restrict_bulk(
@@ -344,9 +379,30 @@ class TenantAdmin(admin.ModelAdmin):
             )
         )
 
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        self._request = request
-        return super().changelist_view(request, extra_context)
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """The usage column reads the channels ``get_queryset`` annotated for this request:
+        a closure over the request, because one admin instance serves every thread."""
+
+        @admin.display(description="Usage this period")
+        def usage(tenant: Tenant) -> str:
+            return usage_badges(tenant, getattr(request, "console_channels", []))
+
+        return [usage if name == "usage" else name for name in super().get_list_display(request)]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fixed = list(TENANT_FIXED_ONCE_BILLED) if obj is not None and obj.periods.exists() else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        """Through ``tenant_create`` (limit rules, audit) or ``tenant_update`` (audit)."""
+        data = form.cleaned_data
+        if change:
+            changes = {f: data[f] for f in form.changed_data if f in TENANT_EDITABLE}
+            saved = tenant_update(tenant=obj, changes=changes, actor=staff_user(request))
+        else:
+            fields = {f: data[f] for f in TENANT_EDITABLE if f in data}
+            saved = tenant_create(**fields, actor=staff_user(request))
+        adopt(obj, saved)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, tenant: Tenant) -> str:
@@ -357,29 +413,6 @@ class TenantAdmin(admin.ModelAdmin):
             '<span class="cg-badge" style="background:{}">{}</span>',
             colour,
             tenant.get_status_display(),
-        )
-
-    @admin.display(description="Usage this period")
-    def usage(self, tenant: Tenant) -> str:
-        badges = []
-        for channel in getattr(self._request, "console_channels", []):
-            used = getattr(tenant, f"used_{channel.pk}", None)
-            available = getattr(tenant, f"available_{channel.pk}", None)
-            if used is None:
-                continue
-            percent = round(100 * used / available) if available else (100 if used else 0)
-            colour = (
-                "#c53030"
-                if used > (available or 0)
-                else "#b7791f"
-                if percent >= NEAR
-                else "#2f855a"
-            )
-            badges.append((colour, f"{channel.code} {percent} %"))
-        if not badges:
-            return "—"
-        return format_html_join(
-            " ", '<span class="cg-badge" style="background:{}">{}</span>', badges
         )
 
     @admin.display(description="Pending overage", ordering="pending_total")

@@ -8,6 +8,8 @@ from django import forms
 
 from metering.models import Channel
 from policies.models import Action, TopUpPack, Window
+from tenants.models import Tenant
+from tenants.services import TENANT_EDITABLE, TENANT_FIXED_ONCE_BILLED
 
 
 def _thresholds(text: str) -> list[int]:
@@ -15,6 +17,24 @@ def _thresholds(text: str) -> list[int]:
         return [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         raise forms.ValidationError("Percentages separated by commas, e.g. 50,80,90,100.") from None
+
+
+class TenantForm(forms.ModelForm):
+    """A tenant's page; saved by ``tenant_create`` or ``tenant_update``. The time zone and
+    the currency are read-only once the tenant has a billing period (the admin leaves them
+    out); a period opened while the page was open is caught here, not by the service."""
+
+    class Meta:
+        model = Tenant
+        fields = list(TENANT_EDITABLE)
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if self.instance.pk is not None and self.instance.periods.exists():
+            for name in TENANT_FIXED_ONCE_BILLED:
+                if name in self.changed_data:
+                    self.add_error(name, "Fixed once the tenant has a billing period.")
+        return data
 
 
 class LimitChangeForm(forms.Form):

@@ -35,6 +35,25 @@ def api_key_revoked_audit(
     )
 
 
+def tenant_changed_audit(
+    sender: type[Tenant],
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str,
+    now: datetime,
+    **kwargs: Any,
+) -> None:
+    """The audit row of ``tenants.services.tenant_create`` and ``tenant_update``."""
+    audit_record(
+        actor=actor, action=action, tenant=tenant, obj=tenant, before=before, after=after,
+        reason=reason, now=now,
+    )  # fmt: skip
+
+
 def tenant_created_rules(sender: type[Tenant], *, tenant: Tenant, **kwargs: Any) -> None:
     """Version 1 of the limit rules of a tenant ``tenants.services.tenant_create`` just
     created, from its cohort's defaults, in its transaction."""

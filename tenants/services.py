@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from creditguard.errors import InvalidInput
 from tenants.models import ApiKey, Scope, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex characters, public, used to find the key
@@ -36,6 +40,29 @@ class IssuedKey:
     raw_key: str  # shown once, never stored
 
 
+# What staff may change on a tenant (``tenant_update``). The status follows restrictions.
+TENANT_EDITABLE = (
+    "name",
+    "slug",
+    "industry",
+    "size_band",
+    "language",
+    "currency",
+    "time_zone",
+    "contact_name",
+    "contact_email",
+)
+# Fixed once the tenant has a billing period: periods are calendar months in its time zone
+# (found by their start, unique by their label) and its charges are in its currency, so a
+# change would leave them behind. Read-only rather than migrated: simple and safe.
+TENANT_FIXED_ONCE_BILLED = ("time_zone", "currency")
+
+# Sent inside the transaction of a tenant's creation or change (``tenant``, ``actor``,
+# ``action``, ``before``, ``after``, ``reason``, ``now``). Like ``api_key_revoked`` below:
+# the audit trail lives in a layer above tenants, which writes the row from it.
+tenant_changed = Signal()
+
+
 # Sent inside the transaction of ``tenant_create`` (``tenant``): the limit rules live in
 # policies, a layer above tenants, which gives the new tenant version 1 of its rules from
 # its cohort's defaults (policies/receivers.py), committed with the tenant or not at all.
@@ -54,9 +81,12 @@ def tenant_create(
     time_zone: str = "Europe/Berlin",
     contact_name: str = "",
     contact_email: str = "",
+    actor: User | None = None,
+    now: datetime | None = None,
 ) -> Tenant:
     """Create a tenant after validating every field (raises ``ValidationError``),
-    with version 1 of its limit rules from its cohort's defaults."""
+    with version 1 of its limit rules from its cohort's defaults; audited."""
+    now = now or timezone.now()
     tenant = Tenant(
         slug=slug,
         name=name,
@@ -71,7 +101,66 @@ def tenant_create(
     tenant.full_clean()
     tenant.save()
     tenant_created.send(sender=Tenant, tenant=tenant)
+    tenant_changed.send(
+        sender=Tenant, tenant=tenant, actor=actor, action="tenant.create", before=None,
+        after={field: getattr(tenant, field) for field in TENANT_EDITABLE}, reason="", now=now,
+    )  # fmt: skip
     return tenant
+
+
+@transaction.atomic
+def tenant_update(
+    *,
+    tenant: Tenant,
+    changes: Mapping[str, Any],
+    actor: User | None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Tenant:
+    """Change a tenant's editable fields (``TENANT_EDITABLE``), validated like a new one,
+    and audit what changed (before and after) in the same transaction; returns the tenant
+    as saved. Values equal to the current ones are no change, and no change writes no
+    audit row. The time zone and the currency are refused once the tenant has a billing
+    period. Concurrent changes of one tenant serialize on its row."""
+    now = now or timezone.now()
+    unknown = sorted(set(changes) - set(TENANT_EDITABLE))
+    if unknown:
+        raise InvalidInput(
+            f"Not editable here: {', '.join(unknown)}.",
+            errors=[{"pointer": f"/{f}", "field": f, "detail": "not editable"} for f in unknown],
+        )
+    current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    wanted = {**changes}
+    if isinstance(wanted.get("currency"), str):
+        wanted["currency"] = wanted["currency"].upper()
+    changed = {f: value for f, value in wanted.items() if getattr(current, f) != value}
+    fixed = [f for f in TENANT_FIXED_ONCE_BILLED if f in changed]
+    if fixed and current.periods.exists():
+        raise InvalidInput(
+            "The time zone and the currency are fixed once the tenant has a billing period.",
+            errors=[{"pointer": f"/{f}", "field": f, "detail": "fixed once billed"} for f in fixed],
+        )
+    if not changed:
+        return current
+    before = {f: getattr(current, f) for f in changed}
+    for f, value in changed.items():
+        setattr(current, f, value)
+    try:
+        current.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(
+            "The tenant is not valid.",
+            errors=[
+                {"pointer": f"/{f}", "field": f, "detail": " ".join(messages)}
+                for f, messages in exc.message_dict.items()
+            ],
+        ) from None
+    current.save(update_fields=list(changed))
+    tenant_changed.send(
+        sender=Tenant, tenant=current, actor=actor, action="tenant.update", before=before,
+        after=changed, reason=reason, now=now,
+    )  # fmt: skip
+    return current
 
 
 def api_key_create(

@@ -1,0 +1,171 @@
+"""One write path: every change made in the staff console goes through the service of its
+change, which validates it, writes its audit row and notifies; the admin saves nothing
+itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from creditguard.errors import InvalidInput
+from metering.models import BillingPeriod, Channel
+from policies.models import (
+    AuditEntry,
+    LimitRule,
+)
+from tenants.models import Tenant
+from tenants.services import tenant_update
+from tests.conftest import World, event
+from tests.policies.helpers import authorize, set_rule
+
+
+def superuser() -> tuple[User, Client]:
+    user = User.objects.create_user(
+        username="root-user", password="x", is_staff=True, is_superuser=True
+    )
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def form_data(response: Any) -> dict[str, Any]:
+    """What a browser would post back from an admin add or change page left as it is:
+    the main form's values and every inline's management form and rows."""
+    data: dict[str, Any] = {}
+
+    def add(form: Any) -> None:
+        for bound in form:
+            value = bound.value()
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                if value:
+                    data[bound.html_name] = "on"
+                continue
+            data[bound.html_name] = value
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        add(formset.management_form)
+        for form in formset.initial_forms:
+            add(form)
+    return data
+
+
+# Tenants
+
+
+def test_adding_a_tenant_in_the_admin_gives_it_limit_rules_and_an_audit_row(world: World):
+    user, client = superuser()
+    url = reverse("admin:tenants_tenant_add")
+    data = form_data(client.get(url))
+    data.update(
+        name="Delta", slug="delta", industry="retail", size_band="10-49", language="en",
+        currency="EUR", time_zone="Europe/Vienna",
+    )  # fmt: skip
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    delta = Tenant.objects.get(slug="delta")
+    active = Channel.objects.filter(active=True).count()
+    assert LimitRule.objects.filter(tenant=delta, version=1).count() == active > 0
+    entry = AuditEntry.objects.get(action="tenant.create", tenant=delta)
+    assert (entry.actor, entry.tenant, entry.after["time_zone"]) == (user, delta, "Europe/Vienna")
+
+
+def test_editing_a_tenant_in_the_admin_is_audited_with_what_changed(world: World):
+    user, client = superuser()
+    url = reverse("admin:tenants_tenant_change", args=[world.beta.pk])
+    data = form_data(client.get(url))
+    data["contact_name"] = "Bea Beta"
+    assert client.post(url, data).status_code == 302
+    world.beta.refresh_from_db()
+    assert world.beta.contact_name == "Bea Beta"
+    entry = AuditEntry.objects.get(action="tenant.update")
+    assert (entry.actor, entry.tenant) == (user, world.beta)
+    assert (entry.before, entry.after) == ({"contact_name": ""}, {"contact_name": "Bea Beta"})
+
+
+def test_saving_a_tenant_unchanged_writes_no_audit_row(world: World):
+    _, client = superuser()
+    url = reverse("admin:tenants_tenant_change", args=[world.beta.pk])
+    assert client.post(url, form_data(client.get(url))).status_code == 302
+    assert not AuditEntry.objects.filter(action="tenant.update").exists()
+
+
+@time_machine.travel(datetime(2030, 6, 15, 12, tzinfo=UTC), tick=True)
+def test_time_zone_and_currency_are_read_only_once_the_tenant_has_a_period(
+    world: World, settings: Any
+):
+    """A time zone changed under existing periods made the services that open the current
+    period (a limit change, a reduction, a top-up) fail with BillingPeriod.DoesNotExist:
+    periods are found by their start, while their label is unique."""
+    settings.AUTHORIZATION_FAST_PATH = False
+    world.beta_api.ingest([event("b1", quantity=1)])
+    assert BillingPeriod.objects.filter(tenant=world.beta).exists()
+    _, client = superuser()
+    url = reverse("admin:tenants_tenant_change", args=[world.beta.pk])
+    page = client.get(url)
+    assert {"time_zone", "currency"} <= set(page.context["adminform"].readonly_fields)
+    data = form_data(page)
+    data.update(time_zone="Asia/Tokyo", currency="USD", contact_name="Bea")
+    assert client.post(url, data).status_code == 302
+    world.beta.refresh_from_db()
+    assert (world.beta.time_zone, world.beta.currency) == ("America/New_York", "EUR")
+    assert world.beta.contact_name == "Bea"
+    response = authorize(world.beta_api, "sms", 1)
+    assert response.status_code == 200, response.content
+    assert response.json()["decision"] in {"allow", "allow_overage"}
+    assert set_rule(world.beta, "sms", included_units=5).included_delta_applied != 0
+
+
+def test_a_new_tenant_without_history_may_still_change_its_time_zone(world: World):
+    _, client = superuser()
+    url = reverse("admin:tenants_tenant_change", args=[world.gamma.pk])
+    page = client.get(url)
+    assert "time_zone" not in page.context["adminform"].readonly_fields
+    data = form_data(page)
+    data["time_zone"] = "Europe/Lisbon"
+    assert client.post(url, data).status_code == 302
+    world.gamma.refresh_from_db()
+    assert world.gamma.time_zone == "Europe/Lisbon"
+    entry = AuditEntry.objects.get(action="tenant.update")
+    assert (entry.before, entry.after) == ({"time_zone": "UTC"}, {"time_zone": "Europe/Lisbon"})
+
+
+def test_tenant_update_refuses_a_time_zone_change_once_the_tenant_has_a_period(world: World):
+    world.beta_api.ingest([event("b1", quantity=1)])
+    with pytest.raises(InvalidInput) as raised:
+        tenant_update(tenant=world.beta, changes={"time_zone": "Asia/Tokyo"}, actor=None)
+    assert raised.value.errors[0]["field"] == "time_zone"
+    world.beta.refresh_from_db()
+    assert world.beta.time_zone == "America/New_York"
+    assert not AuditEntry.objects.filter(action="tenant.update").exists()
+
+
+def test_tenant_update_validates_every_field(world: World):
+    with pytest.raises(InvalidInput):
+        tenant_update(tenant=world.gamma, changes={"time_zone": "Mars/Olympus"}, actor=None)
+    with pytest.raises(InvalidInput):
+        tenant_update(tenant=world.gamma, changes={"status": "closed"}, actor=None)
+    world.gamma.refresh_from_db()
+    assert (world.gamma.time_zone, world.gamma.status) == ("UTC", "active")
+
+
+def test_the_tenant_admin_keeps_no_request_on_the_shared_instance(world: World):
+    """One admin instance serves every thread: a request kept on it is another thread's."""
+    _, client = superuser()
+    model_admin = admin.site._registry[Tenant]
+    before = set(vars(model_admin))
+    set_rule(world.alpha, "sms", included_units=100)
+    world.alice_api.ingest([event("a", quantity=85)])
+    html = client.get(reverse("admin:tenants_tenant_changelist")).content.decode()
+    assert "sms 85 %" in html
+    assert set(vars(model_admin)) == before
