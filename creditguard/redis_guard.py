@@ -5,7 +5,7 @@ web process shares:
   ever by default, and a paused Redis accepts connections and never answers;
 * a per-process circuit breaker: after a failure, callers skip Redis for
   ``BREAKER_SECONDS`` instead of each paying the timeout, then one call tries again;
-* failure counts per feature in :data:`REDIS_FAILURES` (for the metrics endpoint to
+* failure counts per feature in :data:`REDIS_FAILURES` (shown by /healthz, for the metrics to
   export) and a warning per feature at most once every ``WARNING_INTERVAL_SECONDS``,
   not a line per request.
 

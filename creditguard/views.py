@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from creditguard.models import WorkerHeartbeat
-from creditguard.redis_guard import redis_client
+from creditguard.redis_guard import REDIS_FAILURES, REDIS_SKIPPED, redis_client
 from metering.models import Balance, Channel
 
 
@@ -30,8 +29,16 @@ def home(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 "ok" when the database and Redis answer; 200 "degraded" when only Redis does
     not — the API still serves (docs/ARCHITECTURE.md, "Without Redis"); 503
-    "unavailable" when the database does not."""
-    checks: dict[str, str] = {}
+    "unavailable" when the database does not. ``redis_failures`` counts, per feature, the
+    Redis calls of this process that failed and those skipped while its breaker was open."""
+    status, checks = _health_checks()
+    return JsonResponse(
+        {"status": status, "checks": checks}, status=503 if status == "unavailable" else 200
+    )
+
+
+def _health_checks() -> tuple[str, dict[str, Any]]:
+    checks: dict[str, Any] = {}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -44,17 +51,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
             checks["redis"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["redis"] = f"error: {exc.__class__.__name__}"
+        checks["redis_failures"] = {
+            "failed": dict(REDIS_FAILURES),
+            "skipped_while_open": dict(REDIS_SKIPPED),
+        }
     else:
         checks["redis"] = "not configured (embedded default)"
     if checks["database"].startswith("error"):
-        status = "unavailable"
-    elif checks["redis"].startswith("error"):
-        status = "degraded"
-    else:
-        status = "ok"
-    return JsonResponse(
-        {"status": status, "checks": checks}, status=503 if status == "unavailable" else 200
-    )
+        return "unavailable", checks
+    if checks["redis"].startswith("error"):
+        return "degraded", checks
+    return "ok", checks
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
@@ -63,9 +70,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
     than READYZ_HEARTBEAT_MAX_AGE_SECONDS (beat, the broker and a worker all work), and
     the evaluation lag. 503 when /healthz is unhealthy, a migration is pending or the
     heartbeat is stale or missing; the lag is reported, not judged."""
-    health = healthz(request)
-    checks: dict[str, Any] = json.loads(health.content)["checks"]
-    ready = health.status_code == 200
+    status, checks = _health_checks()
+    ready = status != "unavailable"
     if ready:
         checks["migrations"] = _migrations_check()
         checks["worker"] = _worker_check()
@@ -77,9 +83,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
     )
 
 
+_migrations_applied = False
+
+
 def _migrations_check() -> str:
+    """Loading the migration graph costs ~20 ms, so once every migration this process
+    knows is applied, later probes take that as settled (new migrations come with new
+    code, hence a new process)."""
+    global _migrations_applied
+    if _migrations_applied:
+        return "ok"
     executor = MigrationExecutor(connection)
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    _migrations_applied = not pending
     return "ok" if not pending else f"{len(pending)} pending"
 
 

@@ -11,6 +11,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
+from creditguard import views
 from creditguard.celery import app
 from creditguard.models import WorkerHeartbeat
 from creditguard.services import worker_heartbeat_record
@@ -50,7 +51,10 @@ def test_unavailable_when_the_newest_heartbeat_is_older_than_the_limit(db, clien
     assert 121 <= worker["heartbeat_age_seconds"] < 130
 
 
-def test_unavailable_while_a_migration_is_pending(db, client):
+def test_unavailable_while_a_migration_is_pending(db, client, monkeypatch):
+    # A process that has seen every migration applied takes it as settled: this one
+    # has not (as after a deploy whose migrations did not run).
+    monkeypatch.setattr(views, "_migrations_applied", False)
     worker_heartbeat_record(hostname="celery@a")
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM django_migrations WHERE app = 'creditguard'")

@@ -77,6 +77,14 @@ def test_healthz_with_redis_down_is_degraded_but_200(db, client, settings):
     assert time.monotonic() - started < LATENCY_BOUND_SECONDS
 
 
+def test_healthz_counts_the_redis_failures_of_the_process(world: World, client, settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    before = REDIS_FAILURES["rate_limit"]
+    assert world.alice_api.get("/api/v1/balances").status_code == 200  # limiter fails open
+    failures = client.get("/healthz").json()["checks"]["redis_failures"]
+    assert failures["failed"]["rate_limit"] == before + 1
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_healthz_with_the_database_down_is_503(client):
     with database_down():

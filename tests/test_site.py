@@ -8,7 +8,10 @@ from tests.conftest import Api, World
 def test_healthz_reports_database_and_redis(db, client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+    checks = response.json()["checks"]
+    assert (checks["database"], checks["redis"]) == ("ok", "ok")
+    # This process's Redis failures per feature (filled by tests/test_redis_outage.py).
+    assert set(checks["redis_failures"]) == {"failed", "skipped_while_open"}
 
 
 # Redis or the database unreachable: tests/test_redis_outage.py.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -105,8 +106,26 @@ OUTAGE_ERRORS = (
 OUTAGE_HEADERS = {"Retry-After": "5"}
 
 
+# One warning a minute during an outage, with the count of the requests it stopped,
+# not one line per request.
+OUTAGE_WARNING_INTERVAL_SECONDS = 60.0
+_outage_warned_at = -math.inf
+_outage_unwarned = 0
+
+
 def _outage_problem(request_path: str, exc: Exception) -> dict[str, Any]:
-    logger.warning("Service unavailable on %s: %s: %s", request_path, type(exc).__name__, exc)
+    global _outage_warned_at, _outage_unwarned
+    _outage_unwarned += 1
+    now = time.monotonic()
+    if now - _outage_warned_at >= OUTAGE_WARNING_INTERVAL_SECONDS:
+        logger.warning(
+            "Service unavailable on %s: %s: %s (%d request(s) answered 503 since the last warning)",
+            request_path,
+            type(exc).__name__,
+            exc,
+            _outage_unwarned,
+        )
+        _outage_warned_at, _outage_unwarned = now, 0
     return problem(
         503,
         "service-unavailable",
