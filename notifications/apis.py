@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from creditguard.api.pagination import NewestFirstCursorPagination
+from creditguard.api.pagination import CursorListApi
 from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from notifications.models import Notification, WebhookEndpoint
@@ -28,9 +28,8 @@ class NotificationOutputSerializer(serializers.Serializer):
     payload = serializers.JSONField(help_text="The figures of the notification")
 
 
-class NotificationsApi(APIView):
+class NotificationsApi(CursorListApi):
     required_scopes = [Scope.USAGE_READ]
-    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         operation_id="notifications_list",
@@ -39,9 +38,7 @@ class NotificationsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         notifications = Notification.objects.for_tenant(request_tenant(request))
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(notifications, request, view=self)
-        return paginator.get_paginated_response(NotificationOutputSerializer(page, many=True).data)
+        return self.page_of(request, notifications, NotificationOutputSerializer)
 
 
 class WebhookEndpointOutputSerializer(serializers.Serializer):
@@ -83,9 +80,8 @@ class WebhookUrlField(serializers.CharField):
         return value
 
 
-class WebhookEndpointsApi(APIView):
+class WebhookEndpointsApi(CursorListApi):
     required_scopes = [Scope.WEBHOOKS_MANAGE]
-    pagination_class = NewestFirstCursorPagination
 
     class InputSerializer(StrictInputSerializer):
         class Meta:
@@ -112,11 +108,7 @@ class WebhookEndpointsApi(APIView):
         endpoints = WebhookEndpoint.objects.for_tenant(request_tenant(request)).filter(
             deleted_at__isnull=True
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(endpoints, request, view=self)
-        return paginator.get_paginated_response(
-            WebhookEndpointOutputSerializer(page, many=True).data
-        )
+        return self.page_of(request, endpoints, WebhookEndpointOutputSerializer)
 
     @extend_schema(
         operation_id="webhook_endpoints_create",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -12,18 +13,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from creditguard.api.fields import StrictIntegerField
-from creditguard.api.pagination import NewestFirstCursorPagination
+from creditguard.api.pagination import CursorListApi
 from creditguard.api.parsers import optional_body
 from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from creditguard.errors import InvalidInput
 from metering.models import Authorization
-from policies.models import TopUpOffer
+from policies.models import PolicyAcknowledgement, TopUpOffer
 from policies.services.authorize import (
     authorization_commit,
     authorization_create,
     authorization_release,
 )
+from policies.services.policy import policy_acknowledge, policy_current, policy_upcoming
 from policies.services.topups import topup_offer_accept
 from tenants.authentication import request_tenant
 from tenants.models import Scope
@@ -184,9 +186,8 @@ class TopUpOfferOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class TopUpOffersApi(APIView):
+class TopUpOffersApi(CursorListApi):
     required_scopes = [Scope.USAGE_WRITE]
-    pagination_class = NewestFirstCursorPagination
 
     @extend_schema(
         operation_id="topup_offers_list",
@@ -199,9 +200,7 @@ class TopUpOffersApi(APIView):
             .filter(status=TopUpOffer.Status.OPEN, expires_at__gt=timezone.now())
             .select_related("channel")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(offers, request, view=self)
-        return paginator.get_paginated_response(TopUpOfferOutputSerializer(page, many=True).data)
+        return self.page_of(request, offers, TopUpOfferOutputSerializer)
 
 
 class TopUpOfferAcceptApi(APIView):
@@ -256,11 +255,6 @@ class PolicyApi(APIView):
         "published version if any, and whether the tenant acknowledged each.",
     )
     def get(self, request: Request) -> Response:
-        from django.conf import settings
-
-        from policies.models import PolicyAcknowledgement
-        from policies.services.policy import policy_current, policy_upcoming
-
         tenant = request_tenant(request)
         acknowledged = set(
             PolicyAcknowledgement.objects.for_tenant(tenant).values_list(
@@ -315,8 +309,6 @@ class PolicyAcknowledgeApi(APIView):
         description="Acknowledge a published policy version. Idempotent.",
     )
     def post(self, request: Request) -> Response:
-        from policies.services.policy import policy_acknowledge
-
         data = _strict(self.InputSerializer, optional_body(request))
         api_key = request.auth
         acknowledgement = policy_acknowledge(

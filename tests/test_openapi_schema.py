@@ -69,6 +69,13 @@ def test_schema_is_a_valid_openapi_document(schema):
 
 
 @pytest.mark.parametrize("path", sorted(PAGINATED_PATHS))
+def test_every_paginated_list_pages_through_the_one_list_view(path):
+    from creditguard.api.pagination import CursorListApi
+
+    assert issubclass(view_of(path), CursorListApi), path
+
+
+@pytest.mark.parametrize("path", sorted(PAGINATED_PATHS))
 def test_paginated_lists_are_documented_as_next_previous_results(schema, path):
     operation = schema["paths"][path]["get"]
     page = deref(schema, operation["responses"]["200"]["content"]["application/json"]["schema"])

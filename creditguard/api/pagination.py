@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from creditguard.api.fields import instant_parse
 
@@ -51,3 +55,18 @@ class NewestFirstCursorPagination(CursorPagination):
         paginated: dict[str, Any] = super().get_paginated_response_schema(schema)
         paginated["required"] = ["next", "previous", "results"]
         return paginated
+
+
+# A view whose GET is a list, newest first, a page at a time: every list endpoint answers
+# through ``page_of``, and the schema documents each as the same page shape. (A comment,
+# not a docstring: the schema would take a docstring as the description of every list.)
+class CursorListApi(APIView):
+    pagination_class = NewestFirstCursorPagination
+
+    def page_of(
+        self, request: Request, queryset: QuerySet[Any], serializer_class: type[BaseSerializer]
+    ) -> Response:
+        """The page the request's cursor asks for, rendered by ``serializer_class``."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
