@@ -28,7 +28,7 @@ def worker_session_limit(connection: Any) -> None:
     idle-in-transaction timeout, the client check that ends the session of a killed
     worker (PostgreSQL 14+), and an application name that tells worker sessions apart
     in ``pg_stat_activity``. Session-level, so they hold for the connection's life."""
-    from django.conf import settings
+    from django.conf import settings  # this module loads with the settings themselves
 
     if connection.vendor != "postgresql":
         return
@@ -57,7 +57,8 @@ def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
 def _limit_worker_sessions(**kwargs: Any) -> None:
     # Connected in the worker's main process before its pool starts, so every pool
     # process (forked) and every later reconnection carries the limits; the web server
-    # never runs this.
+    # never runs this. (Django imports here, like the others in this module: it is
+    # loaded with the settings, before Django is set up.)
     from django.db import connections
     from django.db.backends.signals import connection_created
 
@@ -67,6 +68,8 @@ def _limit_worker_sessions(**kwargs: Any) -> None:
 
 @worker_ready.connect
 def _record_start(sender: Any = None, **kwargs: Any) -> None:
+    # Imported when the worker is ready, not at the top: this module is loaded with the
+    # settings (creditguard/__init__.py), before Django's app registry can load models.
     from django.db import connections
 
     from creditguard.services import worker_heartbeat_record

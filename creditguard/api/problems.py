@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from django import db
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -143,8 +144,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
-        from django.conf import settings
-
         exc = PayloadTooLarge(settings.API_MAX_BODY_BYTES)
     if isinstance(exc, ServiceError):
         set_rollback()
@@ -213,8 +212,6 @@ class ApiProblemMiddleware:
         if not request.path.startswith("/api/"):
             return None
         if isinstance(exception, RequestDataTooBig):
-            from django.conf import settings
-
             return problem_response(
                 413,
                 "payload-too-large",

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db.models import Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from notifications.messages import render_message
 from notifications.models import Delivery, Notification
@@ -112,8 +112,6 @@ def _send_email(notification: Notification) -> Outcome:
     tenant = notification.tenant
     message = render_message(notification, language=tenant.language)
     context = {"tenant": tenant, "message": message, "language": tenant.language}
-    from django.utils import translation
-
     with translation.override(tenant.language):
         text = render_to_string("notifications/email.txt", context)
         html = render_to_string("notifications/email.html", context)

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import Delivery, Notification, WebhookEndpoint
+from notifications.tasks import enqueue_deliveries
 from tenants.models import Tenant
 
 
@@ -98,7 +99,5 @@ def deliveries_plan(*, notifications: list[Notification], now: datetime) -> list
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     ids = list(Delivery.objects.filter(notification__in=notifications).values_list("pk", flat=True))
     if ids:
-        from notifications.tasks import enqueue_deliveries
-
         transaction.on_commit(lambda: enqueue_deliveries(ids))
     return deliveries
