@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from creditguard.api.fields import instant_parse
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
+from metering import sql as metering_sql
 from metering.models import BillingPeriod, Channel, UsageEvent
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balances_lock, usage_apply
@@ -263,20 +264,6 @@ def with_deadlock_retry(work: Callable[[], _T]) -> _T:
     raise AssertionError("unreachable")
 
 
-_PG_INSERT = """
-INSERT INTO metering_usageevent
-    (tenant_id, channel_id, period_id, client_event_id, quantity, occurred_at,
-     metadata, content_hash, batch_id, received_at)
-SELECT %s, u.channel_id, u.period_id, u.client_event_id, u.quantity, u.occurred_at,
-       u.metadata::jsonb, u.content_hash, %s::uuid, %s
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[],
-            %s::text[], %s::text[])
-     AS u(channel_id, period_id, client_event_id, quantity, occurred_at, metadata, content_hash)
-ON CONFLICT (tenant_id, client_event_id) DO NOTHING
-RETURNING client_event_id
-"""
-
-
 def _insert_events(
     *,
     tenant: Tenant,
@@ -286,24 +273,19 @@ def _insert_events(
     now: datetime,
 ) -> set[str]:
     """Insert events that are new; return the client ids actually inserted."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _PG_INSERT,
-                [
-                    tenant.pk,
-                    str(batch_id),
-                    now,
-                    [e.channel.pk for e in events],
-                    [period_ids[e.period.label] for e in events],
-                    [e.client_event_id for e in events],
-                    [e.quantity for e in events],
-                    [e.occurred_at for e in events],
-                    [e.metadata_json for e in events],
-                    [e.content_hash for e in events],
-                ],
-            )
-            return {row[0] for row in cursor.fetchall()}
+    if metering_sql.native():
+        return metering_sql.usage_events_insert(
+            tenant_id=tenant.pk,
+            batch_id=batch_id,
+            received_at=now,
+            channel_ids=[e.channel.pk for e in events],
+            period_ids=[period_ids[e.period.label] for e in events],
+            client_event_ids=[e.client_event_id for e in events],
+            quantities=[e.quantity for e in events],
+            occurred_ats=[e.occurred_at for e in events],
+            metadata_json=[e.metadata_json for e in events],
+            content_hashes=[e.content_hash for e in events],
+        )
     # Portable path (the embedded SQLite default): insert, then see whose batch won.
     UsageEvent.objects.bulk_create(
         [

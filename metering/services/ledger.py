@@ -3,7 +3,10 @@
 Every change to a balance goes through here: it locks the balance row
 (``SELECT … FOR UPDATE``), appends ledger entries and moves the balance's totals
 by the same deltas in the same transaction, so that a balance always equals the
-sum of its entries. Callers hold a transaction (``@transaction.atomic``).
+sum of its entries. Callers hold a transaction (``@transaction.atomic``). The one
+exception in form, not in rule, is the one-statement authorization: its reservation and
+``hold`` entry are written by this app's SQL (``metering.sql.balance_reserve_cte`` and
+``hold_entry_insert_cte``), which move the balance and append the entry alike.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from metering import sql as metering_sql
 from metering.models import BillingPeriod
 from tenants.models import Tenant
 
@@ -76,22 +77,6 @@ def period_get_or_open(*, tenant: Tenant, bounds: PeriodBounds) -> BillingPeriod
         return BillingPeriod.objects.for_tenant(tenant).get(starts_at=bounds.starts_at)
 
 
-# Bookings take their period row FOR SHARE (see periods_lock_for_booking). Django's
-# select_for_update offers only the exclusive modes, which would serialize a tenant's
-# bookings with one another; shared locks do not block each other.
-_PERIODS_FOR_BOOKING = """
-SELECT * FROM metering_billingperiod
-WHERE tenant_id = %s AND label = ANY(%s)
-ORDER BY starts_at
-FOR SHARE
-"""
-_PERIOD_OF_BALANCE = """
-SELECT * FROM metering_billingperiod
-WHERE id = (SELECT period_id FROM metering_balance WHERE id = %s)
-FOR SHARE
-"""
-
-
 def periods_lock_for_booking(
     *, tenant: Tenant, bounds: Collection[PeriodBounds]
 ) -> dict[str, BillingPeriod]:
@@ -112,8 +97,8 @@ def periods_lock_for_booking(
 
     def lock() -> dict[str, BillingPeriod]:
         rows: Iterable[BillingPeriod]
-        if connection.vendor == "postgresql":
-            rows = BillingPeriod.objects.raw(_PERIODS_FOR_BOOKING, [tenant.pk, labels])
+        if metering_sql.native():
+            rows = metering_sql.periods_lock_shared(tenant_id=tenant.pk, labels=labels)
         else:  # SQLite (the embedded default) serializes writers: no row locks
             rows = BillingPeriod.objects.for_tenant(tenant).filter(label__in=labels)
         return {period.label: period for period in rows}
@@ -131,8 +116,8 @@ def period_lock_of_balance(*, balance_id: int) -> BillingPeriod:
     """The period of a balance, locked ``FOR SHARE`` as ``periods_lock_for_booking``
     does, in one indexed statement. Take it before the balance row's own lock: the
     close holds the period and then locks its balances."""
-    if connection.vendor == "postgresql":
-        return BillingPeriod.objects.raw(_PERIOD_OF_BALANCE, [balance_id])[0]
+    if metering_sql.native():
+        return metering_sql.period_of_balance_lock_shared(balance_id=balance_id)
     return BillingPeriod.objects.get(balances__id=balance_id)
 
 

@@ -16,7 +16,6 @@ handful of indexed statements (see docs/ARCHITECTURE.md and docs/BENCHMARKS.md).
 from __future__ import annotations
 
 import uuid
-import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from creditguard.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from metering import sql as metering_sql
 from metering.models import (
     Authorization,
     Balance,
@@ -50,6 +50,7 @@ from metering.services.periods import (
     period_lock_of_balance,
     periods_lock_for_booking,
 )
+from policies import sql as policies_sql
 from policies.models import Action, Restriction, Window
 from policies.selectors import EffectiveRule, effective_rule, restrictions_in_force
 from tenants.models import Tenant
@@ -200,133 +201,14 @@ def authorization_create(
 
 
 def fast_path_applies(tenant: Tenant) -> bool:
-    """The one-statement path serves active tenants on PostgreSQL; restrictions,
-    caps and every denial take the full path."""
+    """The one-statement path (``policies.sql.fast_authorize_sql``) serves active
+    tenants on PostgreSQL; restrictions, caps and every denial it does not word take
+    the full path."""
     return (
         settings.AUTHORIZATION_FAST_PATH
-        and connection.vendor == "postgresql"
+        and metering_sql.native()
         and tenant.status == Tenant.Status.ACTIVE
     )
-
-
-# The common case in one statement: an active tenant whose balance for the current
-# period exists and whose own rule is notify_only, charge_overage or suspend. The
-# conditional UPDATE takes the balance row lock and checks the room in one step (under
-# READ COMMITTED, PostgreSQL re-checks the condition on the newest row version after
-# waiting for the lock), so the units allowed never pass the ceiling; the authorization
-# and its hold entry are written in the same statement. When the UPDATE finds no room,
-# the rule words the denial: suspend → channel_suspended, else hard_limit_reached.
-# Anything else (no balance yet, no rule of the tenant's own, a restrict rule's cap,
-# staff restrictions) returns no row and takes the full path. tests/policies run every
-# case through both paths. The current period is locked FOR SHARE before the balance,
-# as every booking does (metering.services.periods.periods_lock_for_booking): a close
-# under way is waited for, and a period it closed no longer matches, so nothing is
-# reserved into it — the full path then answers 422 period_closed.
-_FAST_AUTHORIZE = """
-WITH ch AS (
-    SELECT id FROM metering_channel WHERE code = %(code)s AND active
-), per AS (
-    SELECT id FROM metering_billingperiod
-    WHERE tenant_id = %(tenant)s AND starts_at <= %(now)s AND ends_at > %(now)s
-      AND status = 'open'
-    FOR SHARE
-), lim AS (
-    SELECT action, hard_limit FROM policies_limitrule
-    WHERE tenant_id = %(tenant)s AND channel_id = (SELECT id FROM ch)
-      AND effective_from <= %(now)s
-    ORDER BY version DESC LIMIT 1
-), bal AS (
-    UPDATE metering_balance AS b
-    SET reserved = b.reserved + %(quantity)s, version = b.version + 1, updated_at = %(now)s
-    WHERE b.tenant_id = %(tenant)s
-      AND b.channel_id = (SELECT id FROM ch)
-      AND b.period_id = (SELECT id FROM per)
-      AND EXISTS (
-          SELECT 1 FROM lim WHERE lim.action IN ('notify_only', 'charge_overage', 'suspend')
-      )
-      AND (
-        b.used + b.reserved + %(quantity)s <= b.available
-        OR EXISTS (
-            SELECT 1 FROM lim
-            WHERE lim.action IN ('notify_only', 'charge_overage')
-              AND (lim.hard_limit IS NULL
-                   OR b.used + b.reserved + %(quantity)s <= b.available + lim.hard_limit)
-        )
-      )
-    RETURNING b.id, b.channel_id, b.available, b.used, b.reserved
-), cur AS (
-    SELECT b.id, b.channel_id, b.available, b.used, b.reserved
-    FROM metering_balance AS b
-    WHERE b.tenant_id = %(tenant)s
-      AND b.channel_id = (SELECT id FROM ch)
-      AND b.period_id = (SELECT id FROM per)
-), decided AS (
-    SELECT id, channel_id,
-           CASE WHEN overage > 0 THEN 'allow_overage' ELSE 'allow' END AS decision,
-           CASE WHEN overage > 0 THEN 'overage' ELSE '' END AS reason,
-           'held' AS status, remaining, overage, %(expires)s::timestamptz AS expires_at
-    FROM (
-        SELECT id, channel_id,
-               GREATEST(available - used - reserved, 0) AS remaining,
-               GREATEST(used + reserved - GREATEST(available, used + reserved - %(quantity)s), 0)
-                   AS overage
-        FROM bal
-    ) AS allowed
-    UNION ALL
-    SELECT cur.id, cur.channel_id, 'deny',
-           CASE WHEN lim.action = 'suspend' THEN 'channel_suspended'
-                ELSE 'hard_limit_reached' END,
-           'denied', GREATEST(cur.available - cur.used - cur.reserved, 0), 0, NULL
-    FROM cur, lim
-    WHERE NOT EXISTS (SELECT 1 FROM bal)
-      AND lim.action IN ('notify_only', 'charge_overage', 'suspend')
-), auth AS (
-    INSERT INTO metering_authorization
-        (public_id, tenant_id, channel_id, balance_id, quantity, decision, reason, status,
-         idempotency_key, window_counts, remaining_after, overage_after, created_at, expires_at)
-    SELECT %(public_id)s, %(tenant)s, channel_id, id, %(quantity)s, decision, reason, status,
-           %(key)s, '[]'::jsonb, remaining, overage, %(now)s, expires_at
-    FROM decided
-    RETURNING id, balance_id, status
-), hold AS (
-    INSERT INTO metering_ledgerentry
-        (tenant_id, balance_id, kind, available_delta, used_delta, reserved_delta, draws,
-         event_count, reason, created_at, authorization_id)
-    SELECT %(tenant)s, balance_id, 'hold', 0, 0, %(quantity)s, '[]'::jsonb, 0, '', %(now)s, id
-    FROM auth
-    WHERE status = 'held'
-)
-SELECT auth.id, decided.channel_id, decided.id, decided.decision, decided.reason,
-       decided.status, decided.remaining, decided.overage, decided.expires_at
-FROM auth, decided
-"""
-
-
-# Planning the statement costs three times running it, so each database connection
-# prepares it once (a server-side prepared statement) and then only executes it.
-_FAST_PARAMETERS = {
-    "code": "text",
-    "tenant": "bigint",
-    "now": "timestamptz",
-    "quantity": "bigint",
-    "public_id": "uuid",
-    "key": "text",
-    "expires": "timestamptz",
-}
-_FAST_EXECUTE = f"EXECUTE creditguard_authorize ({', '.join(['%s'] * len(_FAST_PARAMETERS))})"
-_prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
-def _prepare_once(cursor: Any) -> None:
-    raw = connection.connection
-    if raw in _prepared:
-        return
-    sql = _FAST_AUTHORIZE
-    for position, name in enumerate(_FAST_PARAMETERS, start=1):
-        sql = sql.replace(f"%({name})s", f"${position}")
-    types = ", ".join(_FAST_PARAMETERS.values())
-    cursor.execute(f"PREPARE creditguard_authorize ({types}) AS {sql}")
-    _prepared[raw] = True
 
 
 def _fast_authorize(
@@ -343,14 +225,15 @@ def _fast_authorize(
         "public_id": public_id,
         "key": key,
         "expires": expires_at,
+        "reason_overage": Reason.OVERAGE,
+        "reason_suspended": Reason.CHANNEL_SUSPENDED,
+        "reason_hard_limit": Reason.HARD_LIMIT_REACHED,
     }
     # One statement is atomic by itself; inside a caller's transaction a savepoint
     # keeps a failed statement (a taken idempotency key) from poisoning it.
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with savepoint, connection.cursor() as cursor:
-        _prepare_once(cursor)
-        cursor.execute(_FAST_EXECUTE, [params[name] for name in _FAST_PARAMETERS])
-        row = cursor.fetchone()
+    with savepoint:
+        row = policies_sql.fast_authorize(params)
     if row is None:
         return None
     (

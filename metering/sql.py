@@ -1,0 +1,263 @@
+"""Metering's raw SQL, in one place: the statements the ORM cannot say as cheaply.
+
+Metering owns the usage, balance, ledger, period and authorization tables, so every
+statement that writes them lives here — the ingestion insert, the period locks, marking
+balances evaluated, and the pieces of the one-statement authorization (a reservation on a
+balance, its authorization row and its ``hold`` ledger entry), which
+``policies.sql`` composes with the rule it reads. Table and column names come from the
+models' ``_meta``; values, enum members included, are bound parameters, never SQL text.
+``tests/metering/test_sql.py`` runs each statement on PostgreSQL.
+
+Only PostgreSQL runs these statements. ``native()`` is the one place that says so: on
+anything else — the embedded SQLite default — every caller takes its ORM path
+(SQLite serializes writers, so the row locks these statements take are not needed
+there). The tests force that path on PostgreSQL to cover it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cache
+
+from django.db import connection
+from django.db.models import Model
+
+from metering.models import Authorization, Balance, BillingPeriod, LedgerEntry, UsageEvent
+
+
+def native() -> bool:
+    """True where this module's statements run (PostgreSQL); False sends every caller
+    to its ORM path. The one vendor check of the write paths."""
+    return connection.vendor == "postgresql"
+
+
+class Names:
+    """A model's table (``db_table``) and its fields' columns as attributes:
+    ``Names(UsageEvent).tenant`` is ``tenant_id``."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.db_table = model._meta.db_table
+        self._model = model
+
+    def __getattr__(self, field: str) -> str:
+        return str(self._model._meta.get_field(field).column)  # type: ignore[union-attr]
+
+
+# Fixed values bound as parameters of the authorization statement's metering parts.
+CONSTANTS: dict[str, str] = {
+    "period_open": BillingPeriod.Status.OPEN,
+    "entry_hold": LedgerEntry.Kind.HOLD,
+    "status_held": Authorization.Status.HELD,
+}
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+@cache
+def _usage_events_insert() -> str:
+    e = Names(UsageEvent)
+    return f"""
+INSERT INTO {e.db_table}
+    ({e.tenant}, {e.channel}, {e.period}, {e.client_event_id}, {e.quantity}, {e.occurred_at},
+     {e.metadata}, {e.content_hash}, {e.batch_id}, {e.received_at})
+SELECT %s, u.channel_id, u.period_id, u.client_event_id, u.quantity, u.occurred_at,
+       u.metadata::jsonb, u.content_hash, %s::uuid, %s
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[],
+            %s::text[], %s::text[])
+     AS u(channel_id, period_id, client_event_id, quantity, occurred_at, metadata, content_hash)
+ON CONFLICT ({e.tenant}, {e.client_event_id}) DO NOTHING
+RETURNING {e.client_event_id}
+"""
+
+
+def usage_events_insert(
+    *,
+    tenant_id: int,
+    batch_id: uuid.UUID,
+    received_at: datetime,
+    channel_ids: Sequence[int],
+    period_ids: Sequence[int],
+    client_event_ids: Sequence[str],
+    quantities: Sequence[int],
+    occurred_ats: Sequence[datetime],
+    metadata_json: Sequence[str],
+    content_hashes: Sequence[str],
+) -> set[str]:
+    """Insert a batch of events (one row per index of the sequences) in one statement,
+    ``ON CONFLICT (tenant, client_event_id) DO NOTHING``; the client ids inserted.
+    A repeated id inserted by a concurrent transaction waits for it to end."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _usage_events_insert(),
+            [
+                tenant_id,
+                str(batch_id),
+                received_at,
+                list(channel_ids),
+                list(period_ids),
+                list(client_event_ids),
+                list(quantities),
+                list(occurred_ats),
+                list(metadata_json),
+                list(content_hashes),
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+# ---------------------------------------------------------------- period locks
+# Bookings take their period row FOR SHARE (metering.services.periods). Django's
+# select_for_update offers only the exclusive modes, which would serialize a tenant's
+# bookings with one another; shared locks do not block each other.
+
+
+@cache
+def _periods_for_booking() -> str:
+    p = Names(BillingPeriod)
+    return f"""
+SELECT * FROM {p.db_table}
+WHERE {p.tenant} = %s AND {p.label} = ANY(%s)
+ORDER BY {p.starts_at}
+FOR SHARE
+"""
+
+
+@cache
+def _period_of_balance() -> str:
+    p, b = Names(BillingPeriod), Names(Balance)
+    return f"""
+SELECT * FROM {p.db_table}
+WHERE {p.id} = (SELECT {b.period} FROM {b.db_table} WHERE {b.id} = %s)
+FOR SHARE
+"""
+
+
+def periods_lock_shared(*, tenant_id: int, labels: Sequence[str]) -> list[BillingPeriod]:
+    """The tenant's periods of these labels, in start order, each locked ``FOR SHARE``
+    until the transaction ends. One indexed statement."""
+    return list(BillingPeriod.objects.raw(_periods_for_booking(), [tenant_id, list(labels)]))
+
+
+def period_of_balance_lock_shared(*, balance_id: int) -> BillingPeriod:
+    """The period of a balance, locked ``FOR SHARE``. One indexed statement."""
+    return BillingPeriod.objects.raw(_period_of_balance(), [balance_id])[0]
+
+
+# ---------------------------------------------------------------- evaluation marks
+
+
+@cache
+def _balances_mark_evaluated() -> str:
+    b = Names(Balance)
+    return f"""
+UPDATE {b.db_table} AS b SET {b.evaluated_version} = v.version
+FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, version)
+WHERE b.{b.id} = v.id AND b.{b.evaluated_version} < v.version
+"""
+
+
+def balances_mark_evaluated(*, versions: dict[int, int]) -> int:
+    """Record for each balance id the version it was evaluated at, unless a later one
+    is recorded already; one statement. Returns how many balances it marked."""
+    if not versions:
+        return 0
+    ids = sorted(versions)  # id order: concurrent markers lock rows in the same order
+    with connection.cursor() as cursor:
+        cursor.execute(_balances_mark_evaluated(), [ids, [versions[pk] for pk in ids]])
+        return int(cursor.rowcount)
+
+
+# ---------------------------------------------------------------- authorization parts
+# Data-modifying CTE bodies for ``policies.sql``'s one-statement authorization: metering
+# owns the balance, authorization and ledger rows, so the writes are spelled here, moving
+# the balance as ``metering.services.ledger`` does (``version + 1``, ``updated_at``) and
+# appending the entry that explains the move. Named parameters: ``%(tenant)s``,
+# ``%(now)s``, ``%(quantity)s``, ``%(public_id)s``, ``%(key)s`` and the ``CONSTANTS``.
+
+
+@cache
+def current_period_locked_cte() -> str:
+    """The tenant's open period containing ``now``: ``id``, locked ``FOR SHARE`` as every
+    booking does. No row when it is closed."""
+    p = Names(BillingPeriod)
+    return f"""
+    SELECT {p.id} AS id FROM {p.db_table}
+    WHERE {p.tenant} = %(tenant)s AND {p.starts_at} <= %(now)s AND {p.ends_at} > %(now)s
+      AND {p.status} = %(period_open)s
+    FOR SHARE"""
+
+
+def balance_reserve_cte(*, channel_id: str, period_id: str, allowed: str) -> str:
+    """Reserve ``quantity`` on the tenant's balance of ``channel_id`` × ``period_id``
+    (SQL expressions) when ``allowed`` holds (a condition on the balance ``b``): a
+    conditional UPDATE, which takes the row lock and, after waiting for a holder,
+    re-checks the condition on the newest version. Returns ``id, channel_id, available,
+    used, reserved`` after the move; no row when not allowed."""
+    b = Names(Balance)
+    return f"""
+    UPDATE {b.db_table} AS b
+    SET {b.reserved} = b.{b.reserved} + %(quantity)s, {b.version} = b.{b.version} + 1,
+        {b.updated_at} = %(now)s
+    WHERE b.{b.tenant} = %(tenant)s
+      AND b.{b.channel} = {channel_id}
+      AND b.{b.period} = {period_id}
+      AND ({allowed})
+    RETURNING b.{b.id} AS id, b.{b.channel} AS channel_id, b.{b.available} AS available,
+              b.{b.used} AS used, b.{b.reserved} AS reserved"""
+
+
+def balance_read_cte(*, channel_id: str, period_id: str) -> str:
+    """The tenant's balance of ``channel_id`` × ``period_id``, as ``balance_reserve_cte``
+    returns it (the snapshot of the statement, unlocked)."""
+    b = Names(Balance)
+    return f"""
+    SELECT b.{b.id} AS id, b.{b.channel} AS channel_id, b.{b.available} AS available,
+           b.{b.used} AS used, b.{b.reserved} AS reserved
+    FROM {b.db_table} AS b
+    WHERE b.{b.tenant} = %(tenant)s
+      AND b.{b.channel} = {channel_id}
+      AND b.{b.period} = {period_id}"""
+
+
+@cache
+def _authorization_insert() -> str:
+    a = Names(Authorization)
+    return f"""
+    INSERT INTO {a.db_table}
+        ({a.public_id}, {a.tenant}, {a.channel}, {a.balance}, {a.quantity}, {a.decision},
+         {a.reason}, {a.status}, {a.idempotency_key}, {a.window_counts}, {a.remaining_after},
+         {a.overage_after}, {a.created_at}, {a.expires_at})
+    SELECT %(public_id)s, %(tenant)s, channel_id, id, %(quantity)s, decision, reason, status,
+           %(key)s, '[]'::jsonb, remaining, overage, %(now)s, expires_at
+    FROM {{source}}
+    RETURNING {a.id} AS id, {a.balance} AS balance_id, {a.status} AS status"""
+
+
+def authorization_insert_cte(*, source: str) -> str:
+    """Insert the authorization decided in ``source`` (columns ``id`` — the balance —,
+    ``channel_id, decision, reason, status, remaining, overage, expires_at``);
+    returns ``id, balance_id, status``."""
+    return _authorization_insert().replace("{source}", source)
+
+
+@cache
+def _hold_entry_insert() -> str:
+    entry = Names(LedgerEntry)
+    return f"""
+    INSERT INTO {entry.db_table}
+        ({entry.tenant}, {entry.balance}, {entry.kind}, {entry.available_delta},
+         {entry.used_delta}, {entry.reserved_delta}, {entry.draws}, {entry.event_count},
+         {entry.reason}, {entry.created_at}, {entry.authorization})
+    SELECT %(tenant)s, balance_id, %(entry_hold)s, 0, 0, %(quantity)s, '[]'::jsonb, 0, '',
+           %(now)s, id
+    FROM {{source}}
+    WHERE status = %(status_held)s"""
+
+
+def hold_entry_insert_cte(*, source: str) -> str:
+    """The ``hold`` ledger entry of each held authorization in ``source`` (columns
+    ``id, balance_id, status``), explaining the move of ``balance_reserve_cte``."""
+    return _hold_entry_insert().replace("{source}", source)
