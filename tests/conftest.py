@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from tenants.models import Scope, Tenant
 from tenants.services import IssuedKey, api_key_create
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.workers import broker  # noqa: F401 - a fixture: a Redis broker of the test's own
 
 ALL_SCOPES = list(Scope.values)
 # The instant ``frozen_clock`` stops at: the middle of a month in every tenant's time zone.

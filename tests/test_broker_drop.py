@@ -9,19 +9,16 @@ attribute 'hostname'"); pyproject.toml pins the versions that pass this test.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from creditguard.celery import app
 from notifications.models import Notification
 from policies.tasks import evaluate_pending_task
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, Api, event
 from tests.factories import TenantFactory
 from tests.policies.helpers import set_rule
-from tests.workers import RedisServer, Worker, wait_for, worker_environment
+from tests.workers import Worker, wait_for, worker_environment
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -31,34 +28,6 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 # a loaded machine.
 COUNTDOWN_SECONDS = 5.0
 BROKER_DOWN_SECONDS = 8.0
-
-
-@pytest.fixture
-def broker(settings) -> Iterator[RedisServer]:
-    """A Redis of the test's own, broker and cache of this process and of the worker."""
-    server = RedisServer().start()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": server.url,
-        }
-    }
-    settings.REDIS_URL = server.url
-    default_broker = app.conf.broker_url
-    publish_to(server.url)
-    yield server
-    publish_to(default_broker)
-    server.stop()
-
-
-def publish_to(url: str) -> None:
-    """Point this process's Celery producers at ``url``. Configured from Django settings,
-    the app keeps its keys under the CELERY_ namespace; its connection pool and the
-    producer pool on top of it are built once and must be dropped."""
-    celery_app: Any = app
-    celery_app.conf.update(CELERY_BROKER_URL=url)
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
 
 
 def test_a_worker_survives_the_broker_dropping_while_it_holds_an_unacknowledged_task(

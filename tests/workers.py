@@ -11,11 +11,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 from django.db import connection
+
+from creditguard.celery import app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,3 +163,31 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+
+@pytest.fixture
+def broker(settings: Any) -> Iterator[RedisServer]:
+    """A Redis of the test's own, broker and cache of this process and of the worker."""
+    server = RedisServer().start()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+        }
+    }
+    settings.REDIS_URL = server.url
+    default_broker = app.conf.broker_url
+    publish_to(server.url)
+    yield server
+    publish_to(default_broker)
+    server.stop()
+
+
+def publish_to(url: str) -> None:
+    """Point this process's Celery producers at ``url``. Configured from Django settings,
+    the app keeps its keys under the CELERY_ namespace; its connection pool and the
+    producer pool on top of it are built once and must be dropped."""
+    celery_app: Any = app
+    celery_app.conf.update(CELERY_BROKER_URL=url)
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
