@@ -54,7 +54,11 @@ PROBLEM_DESCRIPTIONS = {
     413: "Request body larger than API_MAX_BODY_BYTES",
     415: "The body is not application/json",
     422: "Valid input that cannot be processed (a closed billing period)",
-    429: "More than API_RATE_LIMIT_PER_SECOND requests of this key in a second",
+    429: (
+        "More than API_RATE_LIMIT_PER_SECOND requests of this key in a second, or more "
+        "than API_AUTH_FAILURES_PER_MINUTE failed authentications from this address or "
+        "for this key prefix in a minute"
+    ),
     503: "The database (or Redis, where the request needs it) is unavailable; try again",
 }
 

@@ -19,8 +19,7 @@ class StrictInputSerializer(serializers.Serializer):
         return super().run_validation(data)
 
     def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": [NOT_AN_OBJECT]})
+        # run_validation has refused anything but an object.
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
