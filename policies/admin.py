@@ -24,9 +24,12 @@ from django.utils.html import format_html, format_html_join
 
 from creditguard.errors import ServiceError
 from creditguard.money import round_money
+from metering.levels import usage_percent
 from metering.models import Balance, Channel, Grant
+from metering.selectors import balances_for_tenant
 from notifications.models import Notification
 from policies.forms import (
+    LIMIT_TERMS,
     DecisionForm,
     LimitChangeForm,
     OfferForm,
@@ -50,6 +53,7 @@ from policies.models import (
     TopUpOffer,
     TopUpPack,
 )
+from policies.selectors import effective_rule
 from policies.services.audit import audit_record, snapshot
 from policies.services.fees import fee_schedule_notify
 from policies.services.overage import overage_decide
@@ -441,12 +445,21 @@ class TenantAdmin(admin.ModelAdmin):
         ]
 
     def _form_page(
-        self, request: HttpRequest, tenant: Tenant, form: Any, *, title: str, submit: str
+        self,
+        request: HttpRequest,
+        tenant: Tenant,
+        form: Any,
+        *,
+        title: str,
+        submit: str,
+        template: str = "admin/policies/form.html",
+        **extra: Any,
     ) -> TemplateResponse:
         return TemplateResponse(
             request,
-            "admin/policies/form.html",
+            template,
             {
+                **extra,
                 **self.admin_site.each_context(request),
                 "title": title,
                 "form": form,
@@ -457,11 +470,25 @@ class TenantAdmin(admin.ModelAdmin):
         )
 
     def limit_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
-        """Change a limit: a new, audited rule version through ``limit_rule_set``."""
+        """Change a limit: a new, audited rule version through ``limit_rule_set``. The page
+        shows every channel's terms and this period's usage; the form is pre-filled with the
+        chosen channel's terms (``?channel=<id>``), and a term left as it was is unchanged."""
         if not request.user.has_perm("policies.add_limitrule"):
             raise PermissionDenied
         tenant = get_object_or_404(Tenant, pk=tenant_id)
-        form = LimitChangeForm(request.POST or None)
+        now = timezone.now()
+        balances = balances_for_tenant(tenant=tenant, now=now).channels
+        chosen = request.POST.get("channel") or request.GET.get("channel")
+        channel = next(
+            (b.channel for b in balances if str(b.channel.pk) == chosen and b.channel.active),
+            next((b.channel for b in balances if b.channel.active), None),
+        )
+        initial: dict[str, Any] = {}
+        if channel is not None:
+            rule = effective_rule(tenant=tenant, channel=channel, at=now)
+            initial = {"channel": channel.pk, **{t: getattr(rule, t) for t in LIMIT_TERMS}}
+            initial["warning_thresholds"] = list(rule.warning_thresholds)
+        form = LimitChangeForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             try:
                 change = limit_rule_set(
@@ -494,6 +521,8 @@ class TenantAdmin(admin.ModelAdmin):
             form,
             title=f"Change a limit of {tenant}",
             submit="Save the new version",
+            template="admin/policies/limit_form.html",
+            balances=[(b, usage_percent(used=b.used, available=b.available)) for b in balances],
         )
 
     def reduce_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from metering.models import Channel
-from policies.models import Action, TopUpPack, Window
+from policies.models import Action, CarryOver, TopUpPack, Window
 from tenants.models import Tenant
 from tenants.services import TENANT_EDITABLE, TENANT_FIXED_ONCE_BILLED
 
@@ -37,26 +37,70 @@ class TenantForm(forms.ModelForm):
         return data
 
 
+class ThresholdsField(forms.CharField):
+    """Warning thresholds as "70,95": a list of percentages, unchanged when the same list
+    is written differently ("70, 95")."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ",".join(str(part) for part in value)
+        return value
+
+    def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        return _thresholds(super().to_python(value) or "")
+
+
+# The terms a limit change may set, in the order of the form.
+LIMIT_TERMS = (
+    "included_units",
+    "hard_limit",
+    "action",
+    "restrict_units",
+    "restrict_window",
+    "warning_thresholds",
+    "carry_over",
+)
+
+
 class LimitChangeForm(forms.Form):
+    """A new version of one channel's rule, pre-filled with the terms in force. Each term
+    carries the value shown as a hidden initial: a term left as it was is "unchanged"
+    (``terms()`` leaves it out, so ``limit_rule_set`` keeps it), and an empty field is a
+    value only where it means one (no ceiling, no window)."""
+
     channel = forms.ModelChoiceField(queryset=Channel.objects.filter(active=True))
-    included_units = forms.IntegerField(min_value=0, label="Included credits per period")
+    included_units = forms.IntegerField(
+        min_value=0, label="Included credits per period", show_hidden_initial=True
+    )
     hard_limit = forms.IntegerField(
         min_value=0,
         required=False,
+        show_hidden_initial=True,
         help_text="Units beyond the credits still allowed; empty: no ceiling.",
     )
-    action = forms.ChoiceField(choices=Action.choices, label="Past the limit")
-    restrict_units = forms.IntegerField(min_value=0, required=False, help_text="For 'restrict'.")
-    restrict_window = forms.ChoiceField(choices=[("", "—"), *Window.choices], required=False)
-    warning_thresholds = forms.CharField(
-        initial="50,80,90,100", help_text="Percent, comma-separated."
+    action = forms.ChoiceField(
+        choices=Action.choices, label="Past the limit", show_hidden_initial=True
+    )
+    restrict_units = forms.IntegerField(
+        min_value=0, required=False, show_hidden_initial=True, help_text="For 'restrict'."
+    )
+    restrict_window = forms.ChoiceField(
+        choices=[("", "—"), *Window.choices], required=False, show_hidden_initial=True
+    )
+    warning_thresholds = ThresholdsField(
+        show_hidden_initial=True, help_text="Percent, comma-separated."
+    )
+    carry_over = forms.ChoiceField(
+        choices=CarryOver.choices,
+        label="Unused credits",
+        required=False,  # not posted: unchanged
+        show_hidden_initial=True,
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept in the audit trail."
     )
-
-    def clean_warning_thresholds(self) -> list[int]:
-        return _thresholds(self.cleaned_data["warning_thresholds"])
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()
@@ -64,16 +108,19 @@ class LimitChangeForm(forms.Form):
             raise forms.ValidationError("A limit change needs a reason.")
         return reason
 
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if not self.errors and not self.terms():
+            raise forms.ValidationError("Nothing changed: change at least one term.")
+        return data
+
     def terms(self) -> dict[str, Any]:
+        """The terms changed on the form; the others are left to the rule in force."""
         data = self.cleaned_data
-        return {
-            "included_units": data["included_units"],
-            "hard_limit": data["hard_limit"],
-            "action": data["action"],
-            "restrict_units": data["restrict_units"],
-            "restrict_window": data["restrict_window"] or "",
-            "warning_thresholds": data["warning_thresholds"],
-        }
+        changed = {name: data[name] for name in LIMIT_TERMS if name in self.changed_data}
+        if "restrict_window" in changed:
+            changed["restrict_window"] = changed["restrict_window"] or ""
+        return changed
 
 
 class ReasonForm(forms.Form):

@@ -169,3 +169,81 @@ def test_the_tenant_admin_keeps_no_request_on_the_shared_instance(world: World):
     html = client.get(reverse("admin:tenants_tenant_changelist")).content.decode()
     assert "sms 85 %" in html
     assert set(vars(model_admin)) == before
+
+
+# The limit form
+
+
+def limit_page(client: Client, tenant: Tenant, channel: str = "sms") -> Any:
+    url = reverse("admin:policies_tenant_limit", args=[tenant.pk])
+    return client.get(url, {"channel": Channel.objects.get(code=channel).pk})
+
+
+def as_posted(form: Any) -> dict[str, Any]:
+    """The form as a browser posts it back untouched: shown values and hidden initials."""
+    data: dict[str, Any] = {}
+    for bound in form:
+        value = bound.field.prepare_value(bound.value())
+        data[bound.html_name] = "" if value is None else value
+        if bound.field.show_hidden_initial:
+            data[bound.html_initial_name] = data[bound.html_name]
+    return data
+
+
+@pytest.fixture
+def capped(world: World) -> Tenant:
+    """Alpha's SMS rule: 100 included, a ceiling of 50 beyond, warnings at 70 and 95 %."""
+    set_rule(world.alpha, "sms", included_units=100, hard_limit=50, warning_thresholds=[70, 95])
+    world.alice_api.ingest([event("a", quantity=40)])
+    return world.alpha
+
+
+def latest_rule(tenant: Tenant) -> LimitRule:
+    return LimitRule.objects.filter(tenant=tenant, channel__code="sms").order_by("-version")[0]
+
+
+def test_the_limit_form_shows_the_current_terms_and_this_periods_usage(capped: Tenant):
+    _, client = superuser()
+    page = limit_page(client, capped)
+    data = as_posted(page.context["form"])
+    assert (data["included_units"], data["hard_limit"], data["warning_thresholds"]) == (
+        100, 50, "70,95"
+    )  # fmt: skip
+    html = page.content.decode()
+    assert 'value="70,95"' in html and "40 / 100" in html and "40 %" in html
+
+
+def test_changing_only_the_included_units_keeps_every_other_term(capped: Tenant):
+    """The form was not pre-filled and took its blanks as values: this change silently
+    produced hard_limit=None and thresholds=[50, 80, 90, 100]."""
+    _, client = superuser()
+    data = as_posted(limit_page(client, capped).context["form"])
+    data.update(included_units="300", reason="Campaign")
+    response = client.post(limit_page(client, capped).wsgi_request.get_full_path(), data)
+    assert response.status_code == 302
+    rule = latest_rule(capped)
+    assert (rule.version, rule.included_units, rule.hard_limit, rule.warning_thresholds) == (
+        3, 300, 50, [70, 95]
+    )  # fmt: skip
+    entry = AuditEntry.objects.filter(action="limit_rule.set").latest("id")
+    assert entry.after["hard_limit"] == 50 and entry.reason == "Campaign"
+
+
+def test_clearing_the_hard_limit_in_the_limit_form_removes_the_ceiling(capped: Tenant):
+    _, client = superuser()
+    data = as_posted(limit_page(client, capped).context["form"])
+    data.update(hard_limit="", reason="No ceiling for this customer")
+    url = reverse("admin:policies_tenant_limit", args=[capped.pk])
+    assert client.post(url, data).status_code == 302
+    rule = latest_rule(capped)
+    assert (rule.included_units, rule.hard_limit, rule.warning_thresholds) == (100, None, [70, 95])
+
+
+def test_a_limit_form_left_as_it_was_writes_no_version(capped: Tenant):
+    _, client = superuser()
+    data = as_posted(limit_page(client, capped).context["form"])
+    data.update(reason="Just looking")
+    url = reverse("admin:policies_tenant_limit", args=[capped.pk])
+    response = client.post(url, data)
+    assert response.status_code == 200 and "Nothing changed" in response.content.decode()
+    assert latest_rule(capped).version == 2
