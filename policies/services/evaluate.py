@@ -3,8 +3,10 @@
 Batch-oriented: a batch of balances costs a fixed number of queries for the
 warnings, whatever its size (SPEC §7: the sweep queries per batch, never per tenant);
 overage charges and automatic top-ups are refreshed only for the balances that
-need them. Idempotent: notifications have unique dedupe keys, so running an
-evaluation twice, or in two workers at once, notifies once.
+need them, each in a short transaction of its own after the batch has committed
+(``balances_evaluate``), so no batch holds hot balance rows. Idempotent:
+notifications have unique dedupe keys, so running an evaluation twice, or in two
+workers at once, notifies once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from metering import sql as metering_sql
 from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
 from metering.models import Balance, BillingPeriod
 from metering.selectors import forecast
@@ -99,10 +102,34 @@ def _past_limit_terms(rule: EffectiveRule) -> dict[str, Any]:
 
 
 def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -> EvaluationResult:
-    """Evaluate one batch of balances (with tenant, channel and period loaded)."""
+    """Evaluate one batch of balances (with tenant, channel and period loaded).
+
+    The batch decides, then the side effects follow: its warnings, notices and their
+    offers are decided and recorded in one transaction that locks no balance row; after
+    it commits, each balance's overage charge and automatic top-up run in short
+    transactions of their own (each service locks its one balance), and last one
+    statement marks the batch evaluated. So no batch holds hot balance rows: ingestion
+    and authorization into a balance being evaluated wait at most for that balance's own
+    side effect. Called inside a transaction, everything shares it (tests do).
+
+    A side effect that fails is logged and its balance is not marked evaluated, so the
+    next evaluation retries it; notifications are deduplicated, so a retry notifies
+    nothing twice. The same holds when the process dies before the marking.
+    """
     now = now or timezone.now()
     if not balances:
         return EvaluationResult()
+    with transaction.atomic():
+        notified = _decide_and_notify(balances, now)
+        effects = _side_effects_due(balances, now)
+    failed = _run_side_effects(effects, now)
+    _mark_evaluated([b for b in balances if b.pk not in failed])
+    return EvaluationResult(balances=len(balances), notifications=notified, batches=1)
+
+
+def _decide_and_notify(balances: list[Balance], now: datetime) -> int:
+    """Decide the batch's warnings, notices and offers and record them; how many
+    notifications it created. A fixed number of statements per batch, no row locks."""
     rules = _rules(balances, now)
     packs: dict[int, TopUpPack] = {}
     for candidate_pack in TopUpPack.objects.filter(active=True).order_by("units"):
@@ -181,50 +208,68 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
             }
         specs.append(spec)
     created = notifications_create(specs=specs, now=now)
-
-    _refresh_charges_and_topups(balances, rules, now)
-    _mark_evaluated(balances)
-    return EvaluationResult(balances=len(balances), notifications=len(created), batches=1)
+    return len(created)
 
 
-def _refresh_charges_and_topups(
-    balances: list[Balance], rules: dict[tuple[int, int], EffectiveRule], now: datetime
-) -> None:
+@dataclass(frozen=True)
+class SideEffects:
+    """What a balance needs after its batch has decided."""
+
+    balance: Balance
+    refresh_charge: bool
+    auto_topup: bool
+
+
+def _side_effects_due(balances: list[Balance], now: datetime) -> list[SideEffects]:
     """Overage charges of balances that moved since their last evaluation and are over;
-    automatic top-ups where configured and the remaining credits are low."""
-    moved_over = [b for b in balances if b.version > b.evaluated_version and b.overage_units > 0]
-    for balance in moved_over:
-        overage_charge_refresh(
-            tenant=balance.tenant, channel=balance.channel, period=balance.period, now=now
-        )
+    automatic top-ups where configured and the remaining credits are low. One query."""
     settings_by_pair = {
         (a.tenant_id, a.channel_id): a
         for a in AutoTopUp.objects.filter(
             tenant_id__in={b.tenant_id for b in balances}, enabled=True
         )
     }
+    due = []
     for balance in balances:
         auto = settings_by_pair.get((balance.tenant_id, balance.channel_id))
-        if (
-            auto is not None
+        effects = SideEffects(
+            balance=balance,
+            refresh_charge=balance.version > balance.evaluated_version
+            and balance.overage_units > 0,
+            auto_topup=auto is not None
             and balance.remaining <= auto.threshold_units
-            and (balance.period.starts_at <= now < balance.period.ends_at)
-        ):
-            auto_topup_run(tenant=balance.tenant, channel=balance.channel, now=now)
+            and balance.period.starts_at <= now < balance.period.ends_at,
+        )
+        if effects.refresh_charge or effects.auto_topup:
+            due.append(effects)
+    return due
+
+
+def _run_side_effects(due: list[SideEffects], now: datetime) -> set[int]:
+    """Each balance's side effects, in balance order, each service in its own transaction
+    under its balance's row lock; the ids of the balances whose side effects failed."""
+    failed: set[int] = set()
+    for effects in due:
+        balance = effects.balance
+        try:
+            if effects.refresh_charge:
+                overage_charge_refresh(
+                    tenant=balance.tenant, channel=balance.channel, period=balance.period, now=now
+                )
+            if effects.auto_topup:
+                auto_topup_run(tenant=balance.tenant, channel=balance.channel, now=now)
+        except Exception:
+            # The balance stays unevaluated: the next evaluation (at most 15 s later, by
+            # beat) tries again; the other balances need not wait for it.
+            logger.exception("evaluation side effects failed for balance %s", balance.pk)
+            failed.add(balance.pk)
+    return failed
 
 
 def _mark_evaluated(balances: list[Balance]) -> None:
     """Record the version each balance was evaluated at (a later move keeps it dirty)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE metering_balance AS b SET evaluated_version = v.version
-                FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, version)
-                WHERE b.id = v.id AND b.evaluated_version < v.version
-                """,
-                [[b.pk for b in balances], [b.version for b in balances]],
-            )
+    if metering_sql.native():
+        metering_sql.balances_mark_evaluated(versions={b.pk: b.version for b in balances})
         return
     for balance in balances:
         Balance.objects.filter(pk=balance.pk, evaluated_version__lt=balance.version).update(
@@ -255,8 +300,7 @@ def evaluate_pending(*, now: datetime | None = None, max_batches: int = 50) -> E
     for count, batch in enumerate(_batches(dirty)):
         if count >= max_batches:
             break
-        with transaction.atomic():
-            result.add(balances_evaluate(balances=batch, now=now))
+        result.add(balances_evaluate(balances=batch, now=now))
     return result
 
 
@@ -271,6 +315,5 @@ def evaluate_sweep(*, now: datetime | None = None) -> EvaluationResult:
         period__ends_at__gt=now,
     )
     for batch in _batches(current):
-        with transaction.atomic():
-            result.add(balances_evaluate(balances=batch, now=now))
+        result.add(balances_evaluate(balances=batch, now=now))
     return result
