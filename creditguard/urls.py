@@ -8,6 +8,8 @@ from notifications import apis as notifications_apis
 from policies import apis as policies_apis
 from tenants import apis as tenants_apis
 
+# Public ids in paths are matched by the ``uuid`` converter: a view gets a UUID, and
+# anything else is not routed (a 404 problem, as for an unknown id).
 api_v1 = [
     path("key", tenants_apis.ApiKeyApi.as_view(), name="api-key"),
     path("usage-events", metering_apis.UsageEventsApi.as_view(), name="usage-events"),
@@ -15,12 +17,12 @@ api_v1 = [
     path("usage", metering_apis.UsageApi.as_view(), name="usage"),
     path("authorizations", policies_apis.AuthorizationsApi.as_view(), name="authorizations"),
     path(
-        "authorizations/<str:authorization_id>/commit",
+        "authorizations/<uuid:authorization_id>/commit",
         policies_apis.AuthorizationCommitApi.as_view(),
         name="authorization-commit",
     ),
     path(
-        "authorizations/<str:authorization_id>/release",
+        "authorizations/<uuid:authorization_id>/release",
         policies_apis.AuthorizationReleaseApi.as_view(),
         name="authorization-release",
     ),
@@ -31,7 +33,7 @@ api_v1 = [
         name="webhook-endpoints",
     ),
     path(
-        "webhook-endpoints/<str:endpoint_id>",
+        "webhook-endpoints/<uuid:endpoint_id>",
         notifications_apis.WebhookEndpointApi.as_view(),
         name="webhook-endpoint",
     ),
@@ -43,7 +45,7 @@ api_v1 = [
         name="policy-acknowledge",
     ),
     path(
-        "topup-offers/<str:offer_id>/accept",
+        "topup-offers/<uuid:offer_id>/accept",
         policies_apis.TopUpOfferAcceptApi.as_view(),
         name="topup-offer-accept",
     ),

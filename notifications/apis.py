@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -135,6 +136,6 @@ class WebhookEndpointApi(APIView):
         responses={204: None},
         description="Stop sending to an endpoint; its pending deliveries are cancelled.",
     )
-    def delete(self, request: Request, endpoint_id: str) -> Response:
+    def delete(self, request: Request, endpoint_id: UUID) -> Response:
         webhook_endpoint_delete(tenant=request_tenant(request), public_id=endpoint_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

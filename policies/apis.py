@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.utils import timezone
@@ -149,7 +150,7 @@ class AuthorizationCommitApi(APIView):
         description="Turn the reservation into usage (all of it, or `quantity` ≤ reserved). "
         "Idempotent.",
     )
-    def post(self, request: Request, authorization_id: str) -> Response:
+    def post(self, request: Request, authorization_id: UUID) -> Response:
         data = _strict(self.InputSerializer, optional_body(request))
         authorization = authorization_commit(
             tenant=request_tenant(request),
@@ -168,7 +169,7 @@ class AuthorizationReleaseApi(APIView):
         responses={200: AuthorizationOutputSerializer, **problems(409)},
         description="Give the reservation back. Idempotent.",
     )
-    def post(self, request: Request, authorization_id: str) -> Response:
+    def post(self, request: Request, authorization_id: UUID) -> Response:
         authorization = authorization_release(
             tenant=request_tenant(request), public_id=authorization_id
         )
@@ -225,7 +226,7 @@ class TopUpOfferAcceptApi(APIView):
         description="Accept an open offer: its credits are booked at once, and its fee; "
         "accepting again answers the same, booking nothing more.",
     )
-    def post(self, request: Request, offer_id: str) -> Response:
+    def post(self, request: Request, offer_id: UUID) -> Response:
         topup = topup_offer_accept(tenant=request_tenant(request), public_id=offer_id)
         return Response(self.OutputSerializer(topup).data)
 

@@ -175,15 +175,13 @@ def webhook_endpoint_create(
 
 
 @transaction.atomic
-def webhook_endpoint_delete(*, tenant: Tenant, public_id: str, now: datetime | None = None) -> None:
+def webhook_endpoint_delete(
+    *, tenant: Tenant, public_id: uuid.UUID, now: datetime | None = None
+) -> None:
     """Stop sending to an endpoint; its pending deliveries are cancelled."""
-    try:
-        key = uuid.UUID(str(public_id))
-    except ValueError:
-        raise NotFound("No such webhook endpoint.") from None
     endpoint = (
         WebhookEndpoint.objects.for_tenant(tenant)
-        .filter(public_id=key, deleted_at__isnull=True)
+        .filter(public_id=public_id, deleted_at__isnull=True)
         .first()
     )
     if endpoint is None:

@@ -357,11 +357,7 @@ def _save(authorization: Authorization, key: str | None) -> None:
         raise _KeyTaken from exc
 
 
-def _locked(tenant: Tenant, public_id: uuid.UUID | str) -> Authorization:
-    try:
-        public_id = uuid.UUID(str(public_id))
-    except ValueError:
-        raise NotFound("No such authorization.") from None
+def _locked(tenant: Tenant, public_id: uuid.UUID) -> Authorization:
     authorization = (
         Authorization.objects.for_tenant(tenant)
         .select_for_update()
@@ -376,7 +372,7 @@ def _locked(tenant: Tenant, public_id: uuid.UUID | str) -> Authorization:
 def authorization_commit(
     *,
     tenant: Tenant,
-    public_id: uuid.UUID | str,
+    public_id: uuid.UUID,
     quantity: int | None = None,
     now: datetime | None = None,
 ) -> Authorization:
@@ -405,7 +401,7 @@ def authorization_commit(
 
 @transaction.atomic
 def _commit(
-    *, tenant: Tenant, public_id: uuid.UUID | str, quantity: int | None, now: datetime
+    *, tenant: Tenant, public_id: uuid.UUID, quantity: int | None, now: datetime
 ) -> tuple[Authorization, BillingPeriod | None]:
     """The commit, or the release of a reservation whose period closed (with that period)."""
     authorization = _locked(tenant, public_id)
@@ -472,7 +468,7 @@ def _commit(
 
 @transaction.atomic
 def authorization_release(
-    *, tenant: Tenant, public_id: uuid.UUID | str, now: datetime | None = None
+    *, tenant: Tenant, public_id: uuid.UUID, now: datetime | None = None
 ) -> Authorization:
     """Give a reservation back. Idempotent: releasing a released (or expired) one
     answers the same; a committed or denied one is a conflict."""

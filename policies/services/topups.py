@@ -76,7 +76,7 @@ def offer_payload(offer: TopUpOffer) -> dict[str, object]:
 def topup_offer_accept(
     *,
     tenant: Tenant,
-    public_id: uuid.UUID | str,
+    public_id: uuid.UUID,
     automatic: bool = False,
     now: datetime | None = None,
 ) -> TopUp:
@@ -84,10 +84,6 @@ def topup_offer_accept(
     its fee, exactly once. The offer row is locked, so a second acceptance — even at
     the same moment — waits and answers with the first's top-up."""
     now = now or timezone.now()
-    try:
-        public_id = uuid.UUID(str(public_id))
-    except ValueError:
-        raise NotFound("No such top-up offer.") from None
     offer = (
         TopUpOffer.objects.for_tenant(tenant).select_for_update()
         .filter(public_id=public_id).first()

@@ -3,6 +3,7 @@ each balance equals the sum of its entries and usage draws grants in SPEC §1's 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -170,7 +171,7 @@ def test_reservations_keep_the_ledger_whole_and_never_pass_the_ceiling(db, hard_
         period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=START))
         balance_lock(tenant=tenant, channel=channel, period=period, now=START)
         now = START
-        held: list[str] = []
+        held: list[uuid.UUID] = []
         for op in ops:
             balance = Balance.objects.get(tenant=tenant, channel=channel, period=period)
             if op[0] == "grant":
@@ -193,7 +194,7 @@ def test_reservations_keep_the_ledger_whole_and_never_pass_the_ceiling(db, hard_
                 )
                 in_use = balance.used + balance.reserved
                 if answer.decision != "deny":
-                    held.append(str(answer.public_id))
+                    held.append(answer.public_id)
                     if hard_limit is not None:
                         assert in_use + op[1] <= balance.available + hard_limit  # never past it
                 elif hard_limit is not None and answer.reason == "hard_limit_reached":
