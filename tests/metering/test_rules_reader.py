@@ -19,7 +19,7 @@ def test_policies_registers_its_selectors_as_the_rules_reader():
 
 @pytest.mark.django_db
 def test_a_balance_opens_with_the_included_units_of_the_rule_in_force():
-    tenant = TenantFactory()
+    tenant = TenantFactory.create()
     channel = Channel.objects.get(code="email")
     expected = selectors.effective_rule(tenant=tenant, channel=channel, at=tenant.created_at)
     assert (
