@@ -13,8 +13,9 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,7 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from creditguard.errors import ServiceError
+from creditguard.errors import InvalidInput, ServiceError
 from creditguard.money import round_money
 from metering.levels import usage_percent
 from metering.models import Balance, Channel, Grant
@@ -54,8 +55,14 @@ from policies.models import (
     TopUpPack,
 )
 from policies.selectors import effective_rule
-from policies.services.audit import audit_record, snapshot
-from policies.services.fees import fee_schedule_notify
+from policies.services.fees import (
+    TierSpec,
+    fee_schedule_create,
+    fee_schedule_delete,
+    fee_schedule_notify,
+    fee_schedule_update,
+    fee_tiers_validate,
+)
 from policies.services.overage import overage_decide
 from policies.services.policy import policy_version_publish
 from policies.services.recommend import recommendation_apply, recommendations_compute
@@ -786,8 +793,32 @@ class RestrictionAdmin(admin.ModelAdmin):
         return action_page(self, request, queryset, form, title="Lift restrictions", action="lift")
 
 
+class FeeTierFormSet(BaseInlineFormSet):
+    """A schedule's tiers, checked together by the fee service's own rules."""
+
+    def tier_specs(self) -> list[TierSpec]:
+        rows = [
+            (form.cleaned_data.get("up_to"), form.cleaned_data["unit_price"])
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("unit_price") is not None
+        ]
+        return sorted(rows, key=lambda row: (row[0] is None, row[0] or 0))
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        try:
+            fee_tiers_validate(self.tier_specs())
+        except InvalidInput as exc:
+            raise ValidationError(exc.detail) from None
+
+
 class FeeTierInline(admin.TabularInline):
     model = FeeTier
+    formset = FeeTierFormSet
     extra = 1
 
 
@@ -795,12 +826,15 @@ class FeeTierInline(admin.TabularInline):
 class FeeScheduleAdmin(admin.ModelAdmin):
     """Fee schedules with their tiers inline. A schedule applies to a tenant only once
     notified ("Notify the tenants concerned"); once notified it can no longer change —
-    publish a new schedule instead, which is notified before it applies."""
+    publish a new schedule instead, which is notified before it applies. A schedule and
+    its tiers are saved together by ``fee_schedule_create`` / ``fee_schedule_update``,
+    which audit them; a draft is deleted by ``fee_schedule_delete``."""
 
     list_display = ["name", "channel", "tenant", "mode", "currency", "effective_from", "notified"]
     list_filter = ["channel", "mode"]
     inlines = [FeeTierInline]
     actions = ["notify"]
+    readonly_fields = ["author", "created_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FeeSchedule]:
         return super().get_queryset(request).annotate(notified_count=Count("notices"))
@@ -820,20 +854,31 @@ class FeeScheduleAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: FeeSchedule, form: Any, change: bool) -> None:
-        obj.author = staff_user(request)
-        if not obj.created_at:
-            obj.created_at = timezone.now()
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=staff_user(request),
-            action="fee_schedule.edit" if change else "fee_schedule.create",
-            tenant=obj.tenant,
-            obj=obj,
-            before=None,
-            after=snapshot(obj),
-            reason=obj.reason,
-            now=timezone.now(),
-        )
+        """Nothing yet: the schedule is saved with its tiers, in ``save_related``."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        (tiers,) = [f for f in formsets if isinstance(f, FeeTierFormSet)]
+        data = form.cleaned_data
+        fields = {
+            "channel": data["channel"], "name": data["name"], "tiers": tiers.tier_specs(),
+            "currency": data["currency"], "mode": data["mode"], "tenant": data["tenant"],
+            "effective_from": data["effective_from"], "reason": data["reason"],
+            "actor": staff_user(request),
+        }  # fmt: skip
+        if change:
+            saved = fee_schedule_update(schedule=form.instance, **fields)
+        else:
+            saved = fee_schedule_create(**fields)
+        adopt(form.instance, saved)
+        for formset in formsets:  # what the admin's change message reads
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def delete_model(self, request: HttpRequest, obj: FeeSchedule) -> None:
+        fee_schedule_delete(schedule=obj, actor=staff_user(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[FeeSchedule]) -> None:
+        for schedule in queryset:
+            fee_schedule_delete(schedule=schedule, actor=staff_user(request))
 
     @admin.action(
         description="Notify the tenants concerned (the schedule then applies)",

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from creditguard.errors import InvalidInput
+from creditguard.errors import Conflict, InvalidInput
 from creditguard.money import round_money, unit_price_text
 from metering.models import Channel
 from notifications.models import Notification
@@ -105,6 +105,85 @@ def fee_schedule_create(
         reason=reason, now=now,
     )  # fmt: skip
     return schedule
+
+
+def fee_tiers_validate(tiers: Iterable[TierSpec]) -> list[tuple[int | None, Decimal]]:
+    """The tiers parsed, or ``InvalidInput`` saying what is wrong with them: rising edges,
+    the last one (only) open, prices of 0 or more. For forms that check before saving."""
+    return _validate_tiers(tiers)
+
+
+def _schedule_state(schedule: FeeSchedule, tiers: Iterable[TierSpec]) -> dict[str, object]:
+    return {
+        "name": schedule.name, "channel": schedule.channel_id, "tenant": schedule.tenant_id,
+        "mode": schedule.mode, "currency": schedule.currency,
+        "effective_from": schedule.effective_from,
+        "tiers": [[up_to, str(price)] for up_to, price in tiers],
+    }  # fmt: skip
+
+
+def _refuse_if_notified(schedule: FeeSchedule) -> None:
+    if FeeScheduleNotice.objects.filter(schedule=schedule).exists():
+        raise Conflict(
+            "Tenants were notified of this schedule: it no longer changes. Publish a new one."
+        )
+
+
+@transaction.atomic
+def fee_schedule_update(
+    *,
+    schedule: FeeSchedule,
+    channel: Channel,
+    name: str,
+    tiers: Iterable[TierSpec],
+    currency: str,
+    mode: str,
+    tenant: Tenant | None,
+    effective_from: datetime,
+    reason: str = "",
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> FeeSchedule:
+    """Change a schedule nobody was notified of yet, with its tiers (replaced as a whole),
+    audited with the schedule and tiers before and after. A notified schedule is refused
+    (``Conflict``). The schedule row is locked, so a notification under way is waited for."""
+    now = now or timezone.now()
+    if mode not in FeeSchedule.Mode.values:
+        raise InvalidInput(f"Unknown tier mode {mode!r}.")
+    parsed = _validate_tiers(tiers)
+    current = FeeSchedule.objects.select_for_update().get(pk=schedule.pk)
+    _refuse_if_notified(current)
+    before = _schedule_state(current, current.tiers.values_list("up_to", "unit_price"))
+    current.channel, current.tenant, current.name, current.mode = channel, tenant, name, mode
+    current.currency, current.effective_from = currency.upper(), effective_from
+    current.reason, current.author = reason, actor
+    current.save()
+    current.tiers.all().delete()
+    FeeTier.objects.bulk_create(
+        [FeeTier(schedule=current, up_to=up_to, unit_price=price) for up_to, price in parsed]
+    )
+    audit_record(
+        actor=actor, action="fee_schedule.edit", tenant=current.tenant, obj=current,
+        before=before, after=_schedule_state(current, parsed), reason=reason, now=now,
+    )  # fmt: skip
+    return current
+
+
+@transaction.atomic
+def fee_schedule_delete(
+    *, schedule: FeeSchedule, actor: User | None = None, now: datetime | None = None
+) -> None:
+    """Delete a schedule nobody was notified of (a draft), audited; a notified one is
+    refused (``Conflict``): tenants were told of it and charges may refer to it."""
+    now = now or timezone.now()
+    current = FeeSchedule.objects.select_for_update().get(pk=schedule.pk)
+    _refuse_if_notified(current)
+    before = _schedule_state(current, current.tiers.values_list("up_to", "unit_price"))
+    audit_record(
+        actor=actor, action="fee_schedule.delete", tenant=current.tenant, obj=current,
+        before=before, after=None, reason="", now=now,
+    )  # fmt: skip
+    current.delete()
 
 
 @transaction.atomic

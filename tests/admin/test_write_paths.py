@@ -10,15 +10,19 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+from django.forms import MultiWidget
 from django.test import Client
 from django.urls import reverse
 
-from creditguard.errors import InvalidInput
+from creditguard.errors import Conflict, InvalidInput
 from metering.models import BillingPeriod, Channel
-from policies.models import (
-    AuditEntry,
-    LimitRule,
+from policies.models import AuditEntry, FeeSchedule, LimitRule
+from policies.services.fees import (
+    fee_schedule_create,
+    fee_schedule_delete,
+    fee_schedule_notify,
+    fee_schedule_update,
 )
 from tenants.models import Tenant
 from tenants.services import tenant_update
@@ -48,6 +52,11 @@ def form_data(response: Any) -> dict[str, Any]:
             if isinstance(value, bool):
                 if value:
                     data[bound.html_name] = "on"
+                continue
+            widget = bound.field.widget
+            if isinstance(widget, MultiWidget):  # a date and a time
+                for index, part in enumerate(widget.decompress(value) or []):
+                    data[f"{bound.html_name}_{index}"] = part
                 continue
             data[bound.html_name] = value
 
@@ -247,3 +256,109 @@ def test_a_limit_form_left_as_it_was_writes_no_version(capped: Tenant):
     response = client.post(url, data)
     assert response.status_code == 200 and "Nothing changed" in response.content.decode()
     assert latest_rule(capped).version == 2
+
+
+# Fee schedules and their tiers
+
+
+def billing() -> tuple[User, Client]:
+    user = User.objects.create_user(username="billing-user", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name="Billing"))
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def with_tiers(data: dict[str, Any], tiers: list[tuple[str, str]], kept: int = 0) -> dict:
+    """The page's data with its tier rows replaced: ``kept`` existing rows stay as they
+    were posted, then ``tiers`` as (up to, unit price), written over the next rows."""
+    start = kept
+    for index, (up_to, price) in enumerate(tiers, start=start):
+        data[f"tiers-{index}-up_to"] = up_to
+        data[f"tiers-{index}-unit_price"] = price
+    data["tiers-TOTAL_FORMS"] = str(start + len(tiers))
+    return data
+
+
+def test_a_fee_schedule_added_in_the_admin_is_created_and_audited_by_the_service(world: World):
+    user, client = billing()
+    url = reverse("admin:policies_feeschedule_add")
+    data = form_data(client.get(url))
+    data.update(
+        channel=Channel.objects.get(code="sms").pk, name="SMS 2031", mode="graduated",
+        currency="EUR", effective_from_0="2031-01-01", effective_from_1="00:00:00",
+        reason="New year prices",
+    )  # fmt: skip
+    response = client.post(url, with_tiers(data, [("1000", "0.10"), ("", "0.08")]))
+    assert response.status_code == 302, response.context and response.context["errors"]
+    schedule = FeeSchedule.objects.get(name="SMS 2031")
+    assert schedule.author == user
+    assert [(t.up_to, str(t.unit_price)) for t in schedule.tiers.all()] == [
+        (1000, "0.100000"), (None, "0.080000")
+    ]  # fmt: skip
+    entry = AuditEntry.objects.get(action="fee_schedule.create", object_id=str(schedule.pk))
+    assert entry.actor == user and entry.reason == "New year prices"
+    assert entry.after["tiers"] == [[1000, "0.10"], [None, "0.08"]]
+
+
+def test_editing_fee_tiers_in_the_admin_is_audited_with_the_tiers_before_and_after(
+    world: World,
+):
+    schedule = fee_schedule_create(
+        channel=Channel.objects.get(code="sms"), name="SMS", tiers=[(None, "0.10")]
+    )
+    user, client = billing()
+    url = reverse("admin:policies_feeschedule_change", args=[schedule.pk])
+    data = form_data(client.get(url))
+    tier = schedule.tiers.get()
+    data.update({"tiers-0-up_to": "500", "tiers-0-unit_price": "0.12", "tiers-0-id": tier.pk})
+    response = client.post(url, with_tiers(data, [("", "0.09")], kept=1))
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert [(t.up_to, str(t.unit_price)) for t in schedule.tiers.all()] == [
+        (500, "0.120000"), (None, "0.090000")
+    ]  # fmt: skip
+    entry = AuditEntry.objects.get(action="fee_schedule.edit")
+    assert entry.actor == user
+    assert (entry.before["tiers"], entry.after["tiers"]) == (
+        [[None, "0.100000"]], [[500, "0.12"], [None, "0.09"]]
+    )  # fmt: skip
+
+
+def test_tiers_that_make_no_schedule_are_a_form_error_and_save_nothing(world: World):
+    schedule = fee_schedule_create(
+        channel=Channel.objects.get(code="sms"), name="SMS", tiers=[(None, "0.10")]
+    )
+    _, client = billing()
+    url = reverse("admin:policies_feeschedule_change", args=[schedule.pk])
+    data = with_tiers(form_data(client.get(url)), [("", "0.20")], kept=1)  # two open tiers
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "Only the last tier is open-ended" in response.content.decode()
+    assert [str(t.unit_price) for t in schedule.tiers.all()] == ["0.100000"]
+    assert not AuditEntry.objects.filter(action="fee_schedule.edit").exists()
+
+
+def test_deleting_a_draft_fee_schedule_is_audited(world: World):
+    schedule = fee_schedule_create(
+        channel=Channel.objects.get(code="sms"), name="Draft", tiers=[(None, "0.10")]
+    )
+    _, client = superuser()
+    url = reverse("admin:policies_feeschedule_delete", args=[schedule.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not FeeSchedule.objects.filter(pk=schedule.pk).exists()
+    entry = AuditEntry.objects.get(action="fee_schedule.delete")
+    assert entry.object_id == str(schedule.pk) and entry.before["name"] == "Draft"
+
+
+def test_the_fee_services_refuse_to_change_or_delete_a_notified_schedule(world: World):
+    sms = Channel.objects.get(code="sms")
+    schedule = fee_schedule_create(channel=sms, name="SMS", tiers=[(None, "0.10")])
+    fee_schedule_notify(schedule=schedule)
+    with pytest.raises(Conflict):
+        fee_schedule_update(
+            schedule=schedule, channel=sms, name="SMS", tiers=[(None, "0.50")], currency="EUR",
+            mode="graduated", tenant=None, effective_from=schedule.effective_from,
+        )  # fmt: skip
+    with pytest.raises(Conflict):
+        fee_schedule_delete(schedule=schedule)
+    assert [str(t.unit_price) for t in schedule.tiers.all()] == ["0.100000"]
