@@ -22,7 +22,8 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 ADMIN_URL = os.environ.get(
     "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
-BENCH_DB = "creditguard_bench"
+# BENCH_DATABASE_NAME: a scratch database of your own where several people share a server.
+BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "creditguard_bench")
 
 
 def bench_database_url() -> str:
