@@ -84,7 +84,7 @@ def periods_lock_for_booking(
     ``FOR SHARE`` (in start order) until the caller's transaction ends.
 
     Everything that books usage takes its period this way and checks ``status``
-    under the lock; ``period_close`` updates the same row, which waits for shared
+    under the lock; ``period_mark_closed`` updates the same row, which waits for shared
     holders and makes them wait. So a booking and the close of its period serialize:
     a booking holding the period is counted by the close, a booking that waited for
     the close sees the period closed. Shared locks do not block one another.
@@ -121,8 +121,10 @@ def period_lock_of_balance(*, balance_id: int) -> BillingPeriod:
     return BillingPeriod.objects.get(balances__id=balance_id)
 
 
-def period_close(*, period: BillingPeriod, now: datetime | None = None) -> bool:
-    """Close a period once its grace window has passed.
+def period_mark_closed(*, period: BillingPeriod, now: datetime | None = None) -> bool:
+    """Mark a period closed once its grace window has passed: its status only. Closing a
+    period for good (final charges, the next period) is ``periods_close_due``'s, which calls
+    this first.
 
     Returns True if this call closed it; False if it was closed already or is
     still inside its window. A conditional update makes concurrent calls safe:

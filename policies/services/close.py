@@ -2,7 +2,7 @@
 
 In policies, not metering: closing finalises the period's overage charges and opens the
 next period under the rules in force, which are policy (metering only marks a period
-closed, ``metering.services.periods.period_close``)."""
+closed, ``metering.services.periods.period_mark_closed``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from django.utils import timezone
 
 from metering.models import Balance, BillingPeriod
 from metering.services.ledger import balance_lock, credits_reduce_locked
-from metering.services.periods import grace, month_bounds, period_close, period_get_or_open
+from metering.services.periods import (
+    grace,
+    month_bounds,
+    period_get_or_open,
+    period_mark_closed,
+)
 from policies.models import CarryOver, OverageCharge
 from policies.selectors import effective_rule
 from policies.services.overage import overage_charge_finalize, overage_charge_refresh
@@ -32,12 +37,17 @@ def periods_close_due(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     closed = 0
-    due = BillingPeriod.objects.filter(
-        status=BillingPeriod.Status.OPEN, ends_at__lte=now - grace()
-    ).select_related("tenant")
+    # Oldest first: a period's close opens the next one and carries overage into it, so
+    # when several of a tenant's periods are due (workers down for a month, the demo's
+    # history) each must close before the one after it.
+    due = (
+        BillingPeriod.objects.filter(status=BillingPeriod.Status.OPEN, ends_at__lte=now - grace())
+        .select_related("tenant")
+        .order_by("starts_at", "pk")
+    )
     for period in due:
         with transaction.atomic():
-            if period_close(period=period, now=now):
+            if period_mark_closed(period=period, now=now):
                 _finish(period=period, now=now)
                 closed += 1
     return closed

@@ -11,8 +11,8 @@ from metering.services.periods import (
     period_accepts_events,
     period_bounds,
     period_bounds_for_label,
-    period_close,
     period_get_or_open,
+    period_mark_closed,
 )
 from tests.factories import TenantFactory
 
@@ -74,17 +74,17 @@ def test_grace_window_after_period_end(db, settings):
     assert not period_accepts_events(bounds=bounds, now=bounds.ends_at + timedelta(minutes=60))
 
 
-def test_period_close_waits_for_the_grace_window_and_closes_once(db):
+def test_period_mark_closed_waits_for_the_grace_window_and_closes_once(db):
     tenant = TenantFactory.create(time_zone="UTC")
     period = period_get_or_open(
         tenant=tenant, bounds=period_bounds_for_label(tenant=tenant, label="2026-10")
     )
-    assert not period_close(period=period, now=period.ends_at + timedelta(minutes=30))
+    assert not period_mark_closed(period=period, now=period.ends_at + timedelta(minutes=30))
     assert period.status == BillingPeriod.Status.OPEN
-    assert period_close(period=period, now=period.ends_at + timedelta(hours=2))
+    assert period_mark_closed(period=period, now=period.ends_at + timedelta(hours=2))
     assert period.status == BillingPeriod.Status.CLOSED
     closed_at = period.closed_at
-    assert not period_close(period=period, now=period.ends_at + timedelta(hours=3))
+    assert not period_mark_closed(period=period, now=period.ends_at + timedelta(hours=3))
     assert period.closed_at == closed_at
 
 

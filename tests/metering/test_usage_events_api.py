@@ -10,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from metering.models import Balance, BillingPeriod, LedgerEntry, UsageEvent
-from metering.services.periods import period_bounds, period_close, period_get_or_open
+from metering.services.periods import period_bounds, period_get_or_open, period_mark_closed
 from tests.conftest import NOW, World, event
 
 PATH = "/api/v1/usage-events"
@@ -112,7 +112,7 @@ def test_event_of_a_closed_period_row_is_refused(world: World):
     now = timezone.now()
     previous = period_bounds(tenant=world.alpha, at=now - timedelta(days=40))
     period = period_get_or_open(tenant=world.alpha, bounds=previous)
-    assert period_close(period=period, now=now)
+    assert period_mark_closed(period=period, now=now)
     response = world.alice_api.ingest(
         [event("old", occurred_at=(previous.ends_at - timedelta(hours=1)).isoformat())]
     )

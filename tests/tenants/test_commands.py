@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
-from metering.models import Balance, LedgerEntry, UsageEvent
+from metering.models import Balance, BillingPeriod, LedgerEntry, UsageEvent
+from metering.services.ingest import usage_record_batch
+from metering.services.periods import grace, period_bounds
+from policies.models import OverageCharge
 from tenants.models import ApiKey, Tenant
-from tests.conftest import Api
+from tenants.services import tenant_create
+from tests.conftest import Api, event
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -106,3 +112,24 @@ def test_seed_demo_is_safe_to_run_twice(db):
         LedgerEntry.objects.count(),
         Balance.objects.count(),
     )
+
+
+def test_seed_demo_finalises_the_charges_of_the_periods_it_closes(db):
+    """The demo closes past months as the worker does (``periods_close_due``), not only
+    their status: a demo tenant over its credits last month has that charge final."""
+    tenant = tenant_create(slug="brightcart", name="BrightCart Ltd")
+    last_month = period_bounds(tenant=tenant, at=timezone.now()).starts_at - timedelta(days=20)
+    usage_record_batch(
+        tenant=tenant,
+        payload={"events": [event("past-1", quantity=99999, occurred_at=last_month.isoformat())]},
+        now=last_month + timedelta(minutes=1),
+    )
+    over = Balance.objects.get(tenant=tenant, channel__code="sms").overage_units
+    assert over > 0
+    run("seed_demo")
+    charge = OverageCharge.objects.get(tenant=tenant)
+    assert (charge.units, charge.period.status) == (over, "closed")
+    assert charge.finalized_at is not None
+    assert not BillingPeriod.objects.filter(
+        status="open", ends_at__lte=timezone.now() - grace()
+    ).exists()

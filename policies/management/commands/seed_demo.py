@@ -18,10 +18,11 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from metering.models import BillingPeriod, Channel, UsageEvent
+from metering.models import Channel, UsageEvent
 from metering.services.ingest import usage_record_batch
-from metering.services.periods import month_bounds, period_bounds, period_close
+from metering.services.periods import month_bounds, period_bounds
 from policies.models import FeeSchedule, LimitRecommendation, TopUpPack
+from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.recommend import recommendations_compute
 from tenants.models import ApiKey, Membership, Scope, Tenant
@@ -78,8 +79,8 @@ class Command(BaseCommand):
             created_tenants += created
             if not UsageEvent.objects.for_tenant(tenant).exists():
                 recorded += self._history(tenant, row, channels, now, seed=index)
-            for period in BillingPeriod.objects.for_tenant(tenant).filter(ends_at__lt=now):
-                period_close(period=period, now=now)
+        # Past months close as the worker closes them: charges final, overage carried.
+        periods_close_due(now=now)
 
         self._offers_and_fees(now)
         first = Tenant.objects.get(slug=TENANTS[0][0])
