@@ -55,6 +55,14 @@ from policies.models import (
     TopUpPack,
 )
 from policies.selectors import effective_rule
+from policies.services.catalog import (
+    auto_topup_delete,
+    auto_topup_save,
+    cohort_default_delete,
+    cohort_default_save,
+    topup_pack_delete,
+    topup_pack_save,
+)
 from policies.services.fees import (
     TierSpec,
     fee_schedule_create,
@@ -910,7 +918,60 @@ class AuditAdmin(admin.ModelAdmin):
 
 
 admin.site.register(AuditEntry, AuditAdmin)
-admin.site.register([CohortDefault, TopUpPack, AutoTopUp])
+
+
+class ServiceSavedAdmin(admin.ModelAdmin):
+    """A setting saved and deleted by its service (validated, audited), never by the admin."""
+
+    def save_with_service(self, obj: Any, actor: User) -> None:
+        raise NotImplementedError
+
+    def delete_with_service(self, obj: Any, actor: User) -> None:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.save_with_service(obj, staff_user(request))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.delete_with_service(obj, staff_user(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_with_service(obj, staff_user(request))
+
+
+@admin.register(CohortDefault)
+class CohortDefaultAdmin(ServiceSavedAdmin):
+    list_display = ["__str__", "channel", "included_units", "hard_limit", "action"]
+
+    def save_with_service(self, obj: CohortDefault, actor: User) -> None:
+        cohort_default_save(cohort_default=obj, actor=actor)
+
+    def delete_with_service(self, obj: CohortDefault, actor: User) -> None:
+        cohort_default_delete(cohort_default=obj, actor=actor)
+
+
+@admin.register(TopUpPack)
+class TopUpPackAdmin(ServiceSavedAdmin):
+    list_display = ["__str__", "channel", "units", "price", "currency", "active"]
+
+    def save_with_service(self, obj: TopUpPack, actor: User) -> None:
+        topup_pack_save(pack=obj, actor=actor)
+
+    def delete_with_service(self, obj: TopUpPack, actor: User) -> None:
+        topup_pack_delete(pack=obj, actor=actor)
+
+
+@admin.register(AutoTopUp)
+class AutoTopUpAdmin(ServiceSavedAdmin):
+    list_display = ["__str__", "tenant", "channel", "pack", "threshold_units", "enabled"]
+    list_select_related = ["tenant", "channel", "pack"]
+
+    def save_with_service(self, obj: AutoTopUp, actor: User) -> None:
+        auto_topup_save(auto_topup=obj, actor=actor)
+
+    def delete_with_service(self, obj: AutoTopUp, actor: User) -> None:
+        auto_topup_delete(auto_topup=obj, actor=actor)
 
 
 @admin.register(TopUpOffer)

@@ -12,9 +12,11 @@ class PoliciesConfig(AppConfig):
         # Imported here, not at the top: models may be imported only once the app
         # registry is ready (Django's rule for AppConfig.ready).
         from metering.hooks import rules_reader_register
+        from metering.services.channels import channel_changed
         from policies import selectors
         from policies.receivers import (
             api_key_revoked_audit,
+            channel_changed_audit,
             tenant_changed_audit,
             tenant_created_rules,
         )
@@ -27,4 +29,5 @@ class PoliciesConfig(AppConfig):
         rules_reader_register(selectors)
         api_key_revoked.connect(api_key_revoked_audit, dispatch_uid="policies.api_key_revoked")
         tenant_changed.connect(tenant_changed_audit, dispatch_uid="policies.tenant_changed")
+        channel_changed.connect(channel_changed_audit, dispatch_uid="policies.channel_changed")
         tenant_created.connect(tenant_created_rules, dispatch_uid="policies.tenant_created")

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from metering.models import Channel
 from policies.services.audit import audit_record
 from policies.services.rules import limit_rules_initialize
 from tenants.models import ApiKey, Tenant
@@ -58,3 +59,21 @@ def tenant_created_rules(sender: type[Tenant], *, tenant: Tenant, **kwargs: Any)
     """Version 1 of the limit rules of a tenant ``tenants.services.tenant_create`` just
     created, from its cohort's defaults, in its transaction."""
     limit_rules_initialize(tenant=tenant)
+
+
+def channel_changed_audit(
+    sender: type[Channel],
+    *,
+    channel: Channel,
+    actor: User | None,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    now: datetime,
+    **kwargs: Any,
+) -> None:
+    """The audit row of ``metering.services.channels.channel_save`` and ``channel_delete``."""
+    audit_record(
+        actor=actor, action=action, tenant=None, obj=channel, before=before, after=after,
+        reason="", now=now,
+    )  # fmt: skip

@@ -5,19 +5,28 @@ itself."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import time_machine
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
+from django.db.models import Model
 from django.forms import MultiWidget
 from django.test import Client
 from django.urls import reverse
 
 from creditguard.errors import Conflict, InvalidInput
 from metering.models import BillingPeriod, Channel
-from policies.models import AuditEntry, FeeSchedule, LimitRule
+from policies.models import (
+    AuditEntry,
+    AutoTopUp,
+    CohortDefault,
+    FeeSchedule,
+    LimitRule,
+    TopUpPack,
+)
 from policies.services.fees import (
     fee_schedule_create,
     fee_schedule_delete,
@@ -362,3 +371,59 @@ def test_the_fee_services_refuse_to_change_or_delete_a_notified_schedule(world: 
     with pytest.raises(Conflict):
         fee_schedule_delete(schedule=schedule)
     assert [str(t.unit_price) for t in schedule.tiers.all()] == ["0.100000"]
+
+
+# Cohort defaults, top-up packs, automatic top-ups, channels
+
+
+def setting_fields(model: type[Model], world: World) -> dict[str, Any]:
+    sms = Channel.objects.get(code="sms")
+    if model is CohortDefault:
+        return {"industry": "retail", "channel": sms.pk, "included_units": "500",
+                "warning_thresholds": "[50, 80, 90, 100]", "action": "notify_only",
+                "carry_over": "forgive"}  # fmt: skip
+    if model is TopUpPack:
+        return {"channel": sms.pk, "units": "500", "price": "29.00", "currency": "EUR"}
+    if model is AutoTopUp:
+        pack = TopUpPack.objects.create(channel=sms, units=100, price=Decimal("9.00"))
+        return {"tenant": world.alpha.pk, "channel": sms.pk, "pack": pack.pk,
+                "threshold_units": "10", "max_per_period": "1", "enabled": "on"}  # fmt: skip
+    return {"code": "fax", "name": "Fax", "unit": "page", "active": "on",
+            "default_included_units": "0", "sort_order": "100"}  # fmt: skip
+
+
+CHANGED = {CohortDefault: "included_units", TopUpPack: "units", AutoTopUp: "threshold_units",
+           Channel: "default_included_units"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "action"),
+    [(CohortDefault, "cohort_default"), (TopUpPack, "topup_pack"), (AutoTopUp, "auto_topup"),
+     (Channel, "channel")],
+    ids=lambda value: value if isinstance(value, str) else value.__name__,
+)  # fmt: skip
+def test_settings_added_changed_and_deleted_in_the_admin_are_audited(
+    world: World, model: type[Model], action: str
+):
+    user, client = superuser()
+    opts = model._meta
+    add_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    data = {**form_data(client.get(add_url)), **setting_fields(model, world)}
+    response = client.post(add_url, data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    instance = model._default_manager.latest("pk")
+    created = AuditEntry.objects.get(action=f"{action}.create")
+    assert (created.actor, created.object_id) == (user, str(instance.pk))
+
+    change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[instance.pk])
+    data = form_data(client.get(change_url))
+    data[CHANGED[model]] = "700"
+    assert client.post(change_url, data).status_code == 302
+    updated = AuditEntry.objects.get(action=f"{action}.update")
+    assert updated.after[CHANGED[model]] == 700 and updated.before[CHANGED[model]] != 700
+
+    delete_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[instance.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert not model._default_manager.filter(pk=instance.pk).exists()
+    deleted = AuditEntry.objects.get(action=f"{action}.delete")
+    assert (deleted.actor, deleted.before[CHANGED[model]], deleted.after) == (user, 700, None)

@@ -1,0 +1,64 @@
+"""Channels: staff add one and it works everywhere (metering/models.py). Each change is
+validated and audited in its transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from creditguard.errors import InvalidInput
+from metering.models import Channel
+
+# Sent inside the transaction of a channel's change (``channel``, ``actor``, ``action``,
+# ``before``, ``after``, ``now``). The audit trail lives in a layer above metering, which
+# writes the row from it (like ``tenants.services.tenant_changed``).
+channel_changed = Signal()
+
+
+def _state(channel: Channel) -> dict[str, Any]:
+    return {f.attname: getattr(channel, f.attname) for f in Channel._meta.concrete_fields}
+
+
+@transaction.atomic
+def channel_save(*, channel: Channel, actor: User | None, now: datetime | None = None) -> Channel:
+    """Create or change a channel, validated, audited (before and after) when it changed.
+    Tenants' rule versions keep their terms; a new channel's balances open with the
+    channel's default until a tenant has a rule for it."""
+    now = now or timezone.now()
+    current = Channel.objects.select_for_update().filter(pk=channel.pk).first()
+    before = _state(current) if channel.pk is not None and current is not None else None
+    try:
+        channel.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(
+            "The channel is not valid.",
+            errors=[
+                {"pointer": f"/{f}", "field": f, "detail": " ".join(messages)}
+                for f, messages in exc.message_dict.items()
+            ],
+        ) from None
+    channel.save()
+    after = _state(channel)
+    if after != before:
+        channel_changed.send(
+            sender=Channel, channel=channel, actor=actor,
+            action=f"channel.{'update' if before else 'create'}", before=before, after=after,
+            now=now,
+        )  # fmt: skip
+    return channel
+
+
+@transaction.atomic
+def channel_delete(*, channel: Channel, actor: User | None, now: datetime | None = None) -> None:
+    """Delete a channel nothing refers to yet (balances, rules and events protect it)."""
+    channel_changed.send(
+        sender=Channel, channel=channel, actor=actor, action="channel.delete",
+        before=_state(channel), after=None, now=now or timezone.now(),
+    )  # fmt: skip
+    channel.delete()
