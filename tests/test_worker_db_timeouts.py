@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 import psycopg2
 import pytest
-from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import OperationalError, connection, connections
 from psycopg2 import errorcodes
@@ -111,17 +110,13 @@ def test_the_web_s_sessions_carry_no_worker_limits():
 
 
 @pytest.fixture
-def start_worker(tmp_path, settings):
+def start_worker(tmp_path, settings, broker):
     app.control.purge()
     cache.delete(EVALUATION_SCHEDULED_KEY)
     started: list[Worker] = []
 
     def start(**env: str) -> Worker:
-        worker = Worker(
-            worker_environment(
-                redis_url=django_settings.REDIS_URL, mail_dir=tmp_path / "mail", **env
-            )
-        )
+        worker = Worker(worker_environment(redis_url=broker.url, mail_dir=tmp_path / "mail", **env))
         started.append(worker)
         return worker
 

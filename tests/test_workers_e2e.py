@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from creditguard.celery import app
@@ -27,10 +26,11 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
-def worker_env(tmp_path, settings) -> dict[str, str]:
+def worker_env(tmp_path, settings, broker) -> dict[str, str]:
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     settings.EVALUATION_COALESCE_SECONDS = 0.2
-    env = worker_environment(redis_url=django_settings.REDIS_URL, mail_dir=tmp_path / "mail")
+    # A Redis of the test's own, so no other test run on the machine shares its queue.
+    env = worker_environment(redis_url=broker.url, mail_dir=tmp_path / "mail")
     app.control.purge()
     # An earlier test may have opened a coalescing window moments ago.
     cache.delete(EVALUATION_SCHEDULED_KEY)
