@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class NotificationsConfig(AppConfig):
-    """Notifications and their deliveries by e-mail, webhook and in-app (issue 4)."""
+    """Notifications and their deliveries by e-mail, webhook and in-app."""
 
     name = "notifications"
     verbose_name = "Notifications"

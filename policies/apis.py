@@ -60,7 +60,7 @@ class AuthorizationOutputSerializer(serializers.Serializer):
 
 def authorization_body(authorization: Authorization) -> dict[str, Any]:
     """What AuthorizationOutputSerializer documents, built directly: the authorization
-    path is hot (SPEC §7), and a serializer instance costs as much as the decision."""
+    path is hot, and a serializer instance costs as much as the decision."""
     expires_at = authorization.expires_at
     return {
         "id": str(authorization.public_id),

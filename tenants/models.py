@@ -131,7 +131,3 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         owner = self.tenant.slug if self.tenant_id and self.tenant else "platform"
         return f"{self.name} ({owner}, cg_{self.prefix}_…)"
-
-    @property
-    def is_platform(self) -> bool:
-        return self.tenant_id is None

@@ -5,7 +5,6 @@ from typing import Any
 import factory
 from django.contrib.auth.models import User
 
-from metering.models import Channel
 from tenants.models import Membership, Tenant
 from tenants.services import tenant_create
 
@@ -44,15 +43,3 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     user = factory.SubFactory(UserFactory)
     tenant = factory.SubFactory(TenantFactory)
     role = Membership.Role.ADMIN
-
-
-class ChannelFactory(factory.django.DjangoModelFactory[Channel]):
-    class Meta:
-        model = Channel
-        django_get_or_create = ("code",)
-
-    code = factory.Sequence(lambda n: f"channel{n}")
-    name = factory.LazyAttribute(lambda c: c.code.title())
-    unit = "message"
-    active = True
-    default_included_units = 100

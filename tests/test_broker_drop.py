@@ -1,5 +1,4 @@
-"""A worker survives its broker dropping while it holds an unacknowledged message (issue 8,
-item 6).
+"""A worker survives its broker dropping while it holds an unacknowledged message.
 
 With celery / kombu 5.7.0 and redis-py 7.4 or 8.1 the worker died for good right after
 "Restoring 1 unacknowledged message(s)" with AttributeError("'NoneType' object has no

@@ -1,5 +1,4 @@
-"""GET /readyz: a dead worker, a stale beat or a pending migration is visible (issue 8,
-item 6)."""
+"""GET /readyz: a dead worker, a stale beat or a pending migration is visible."""
 
 from __future__ import annotations
 

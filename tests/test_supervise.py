@@ -1,4 +1,4 @@
-"""scripts/supervise.sh: the run command's worker comes back when it dies (issue 8, item 6)."""
+"""scripts/supervise.sh: the run command's worker comes back when it dies."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Usage ingestion: validate a batch of events and record it atomically.
 
-This is a hot path (SPEC §7: ≥ 20,000 events/s over HTTP). The batch is
+This is a hot path (tens of thousands of events a second over HTTP). The batch is
 validated by lean code rather than a serializer per event, written with one
 multi-row ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` on
 PostgreSQL, and each affected balance row is locked and moved once per batch.

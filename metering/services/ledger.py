@@ -42,7 +42,7 @@ def included_units_for(
 
 
 def draw_order_key(grant: Grant) -> tuple[bool, datetime, int, datetime, int]:
-    """SPEC §1: soonest expiry first (never last), then lowest priority, then oldest."""
+    """The draw order: soonest expiry first (never last), then lowest priority, then oldest."""
     return (
         grant.expires_at is None,
         grant.expires_at or _NEVER,

@@ -38,18 +38,6 @@ def period_bounds(*, tenant: Tenant, at: datetime) -> PeriodBounds:
     return month_bounds(local.year, local.month, tenant.tzinfo)
 
 
-def period_bounds_for_label(*, tenant: Tenant, label: str) -> PeriodBounds:
-    """Bounds of a ``YYYY-MM`` label; raises ValueError on a malformed one."""
-    try:
-        year_text, month_text = label.split("-")
-        year, month = int(year_text), int(month_text)
-    except ValueError:
-        raise ValueError(f"{label!r} is not a period of the form YYYY-MM") from None
-    if len(year_text) != 4 or not 1 <= month <= 12:
-        raise ValueError(f"{label!r} is not a period of the form YYYY-MM")
-    return month_bounds(year, month, tenant.tzinfo)
-
-
 def grace() -> timedelta:
     return timedelta(seconds=settings.PERIOD_GRACE_SECONDS)
 

@@ -1,7 +1,7 @@
-"""Evaluation: turn balances into warnings, overage charges and top-ups (policy § 6).
+"""Evaluation: turn balances into warnings, overage charges and top-ups.
 
 Batch-oriented: a batch of balances costs a fixed number of queries for the
-warnings, whatever its size (SPEC §7: the sweep queries per batch, never per tenant);
+warnings, whatever its size (the sweep queries per batch, never per tenant);
 overage charges and automatic top-ups are refreshed only for the balances that
 need them, each in a short transaction of its own after the batch has committed
 (``balances_evaluate``), so no batch holds hot balance rows. Idempotent:

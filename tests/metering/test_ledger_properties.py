@@ -1,5 +1,6 @@
 """Property tests of the ledger: whatever sequence of grants and usage,
-each balance equals the sum of its entries and usage draws grants in SPEC §1's order."""
+each balance equals the sum of its entries and usage draws grants in their order
+(soonest expiry first, then lowest priority, then oldest)."""
 
 from __future__ import annotations
 

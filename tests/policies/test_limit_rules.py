@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from creditguard.errors import InvalidInput
 from metering.models import Channel, Grant, LedgerEntry
+from notifications.models import Notification
 from policies.models import AuditEntry, CohortDefault, LimitRule
 from policies.services.rules import credits_reduce, limit_rule_set
 from tests.conftest import World, event
@@ -176,7 +177,10 @@ def test_set_limit_command_goes_through_the_same_service(world: World):
         rule.action,
         rule.warning_thresholds,
     ) == (2, 900, 100, "charge_overage", [60, 90])
-    assert "version 2" in out.getvalue() and "worse terms" in out.getvalue()
+    assert "version 2" in out.getvalue()
+    # The service has notified the tenant already: the command says so, not "must be".
+    assert "worse terms: the tenant has been notified" in out.getvalue()
+    assert Notification.objects.filter(tenant=world.alpha, kind="limit_changed").exists()
     assert AuditEntry.objects.filter(action="limit_rule.set", reason="Support ticket 4711").exists()
     assert balance_of(world.alpha).available == 900
 

@@ -87,5 +87,5 @@ class Command(BaseCommand):
             f"{tenant.slug}/{channel.code}: version {rule.version}, "
             f"{rule.included_units} included, {ceiling}, {rule.action}, "
             f"thresholds {rule.warning_thresholds}"
-            + (" — worse terms: the tenant must be notified." if change.worsens else "")
+            + (" — worse terms: the tenant has been notified." if change.worsens else "")
         )
