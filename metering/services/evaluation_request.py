@@ -7,12 +7,18 @@ task by its name, ``policies.evaluate_pending``, so it never imports policies.
 
 from __future__ import annotations
 
+import logging
+
+import kombu.exceptions
+import redis
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from creditguard.redis_guard import redis_available, redis_failed
+
+logger = logging.getLogger(__name__)
 
 EVALUATE_PENDING_TASK = "policies.evaluate_pending"
 EVALUATION_SCHEDULED_KEY = "creditguard:evaluation-scheduled"
@@ -46,7 +52,11 @@ def request_evaluation() -> None:
                     countdown=delay,
                     retry_policy=EVALUATION_PUBLISH_RETRY_POLICY,
                 )
-        except Exception as exc:  # noqa: BLE001 - the caller's commit stands; beat catches up
-            redis_failed("evaluation_request", exc)
+        except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+            redis_failed("evaluation_request", exc)  # the caller's commit stands
+        except Exception:
+            # Not an outage: a bug to see with its traceback. The commit stands all the
+            # same, and beat's evaluate_pending catches up.
+            logger.exception("could not ask for an evaluation")
 
     transaction.on_commit(send)
