@@ -4,6 +4,7 @@ one, anything else is logged as the bug it is."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ from metering.services.evaluation_request import EVALUATION_SCHEDULED_KEY, reque
 
 
 @pytest.fixture(autouse=True)
-def _fresh() -> None:
+def _fresh() -> Iterator[None]:
     cache.delete(EVALUATION_SCHEDULED_KEY)
     yield
     redis_breaker_reset()
