@@ -109,6 +109,24 @@ class Held:
         assert self.holder.error is None, self.holder.error
 
 
+@pytest.fixture(autouse=True)
+def _release_held_locks(monkeypatch) -> Any:
+    """A test that fails before it releases its locks must not leave them held while the
+    database is flushed for the next test."""
+    held: list[Held] = []
+    original = Held.__init__
+
+    def remember(self: Held, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        held.append(self)
+
+    monkeypatch.setattr(Held, "__init__", remember)
+    yield
+    for each in held:
+        each._release.set()
+        each.holder.thread.join(WAIT_SECONDS)
+
+
 def november_with_overage(slug: str) -> Tenant:
     """A tenant 30 SMS over its 100 included in November 2026, at 1.00 a unit."""
     sms = Channel.objects.get(code="sms")
@@ -199,3 +217,36 @@ def test_ingestion_that_took_the_period_first_is_counted_in_the_final_charge():
     assert close.join() == 1, close.error
     assert november_sms(tenant).used == 230
     assert charge_of(tenant) == (130, Decimal("130.00"), True)
+
+
+def test_a_period_whose_lock_cannot_be_had_is_left_for_the_next_run_the_others_close():
+    busy = november_with_overage("busy")
+    free = november_with_overage("free")
+    busy_november = BillingPeriod.objects.get(tenant=busy, label="2026-11")
+
+    # A booking holds the busy tenant's period, as ingestion does, longer than a worker's
+    # lock_timeout.
+    def share_the_period() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {BillingPeriod._meta.db_table} WHERE id = %s FOR SHARE",
+                [busy_november.pk],
+            )
+
+    blocker = Held(share_the_period)
+
+    def close_as_a_worker() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        return periods_close_due(now=CLOSING_TIME)
+
+    try:
+        close = InThread(close_as_a_worker)
+        assert close.join() == 1, close.error
+    finally:
+        blocker.release()
+    assert BillingPeriod.objects.get(pk=busy_november.pk).status == BillingPeriod.Status.OPEN
+    assert charge_of(free) == (30, Decimal("30.00"), True)
+    # The next run closes it.
+    assert periods_close_due(now=CLOSING_TIME) == 1
+    assert charge_of(busy) == (30, Decimal("30.00"), True)
