@@ -97,8 +97,9 @@ def test_ingestion_into_a_balance_being_evaluated_does_not_wait_for_the_batchs_s
         assert held.wait(WAIT_SECONDS)
         evaluation = InThread(evaluate_pending)
         # The batch has decided and reached the other tenant's charge, which waits.
-        assert evaluation.pid is not None
-        until(lambda: waits_on_a_lock(evaluation.pid), "the evaluation to wait on the lock")
+        pid = evaluation.pid
+        assert pid is not None
+        until(lambda: waits_on_a_lock(pid), "the evaluation to wait on the lock")
         ingestion = InThread(
             lambda: usage_record_batch(tenant=hot, payload={"events": [event("b", quantity=5)]})
         )
