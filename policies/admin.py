@@ -25,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 
 from creditguard.errors import InvalidInput, ServiceError
 from creditguard.money import round_money
-from metering.levels import usage_percent
+from metering.levels import NEAR_LIMIT_PERCENT, usage_percent
 from metering.models import Balance, Channel, Grant
 from metering.selectors import balances_for_tenant
 from notifications.models import Notification
@@ -86,7 +86,6 @@ from tenants.services import (
     tenant_update,
 )
 
-NEAR = 80
 
 
 def staff_user(request: HttpRequest) -> User:
@@ -160,7 +159,7 @@ def usage_badges(tenant: Tenant, channels: list[Channel]) -> str:
             continue
         percent = round(100 * used / available) if available else (100 if used else 0)
         colour = (
-            "#c53030" if used > (available or 0) else "#b7791f" if percent >= NEAR else "#2f855a"
+            "#c53030" if used > (available or 0) else "#b7791f" if percent >= NEAR_LIMIT_PERCENT else "#2f855a"
         )
         badges.append((colour, f"{channel.code} {percent} %"))
     if not badges:
@@ -270,13 +269,13 @@ class UsageFilter(admin.SimpleListFilter):
     parameter_name = "usage"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("near", f"Near a limit (≥ {NEAR} %)"), ("over", "Over a limit")]
+        return [("near", f"Near a limit (≥ {NEAR_LIMIT_PERCENT} %)"), ("over", "Over a limit")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
         balances = current_balances().filter(tenant=OuterRef("pk"))
         if self.value() == "near":
             near = balances.filter(
-                available__gt=0, used__lte=F("available"), used__gte=F("available") * NEAR / 100
+                available__gt=0, used__lte=F("available"), used__gte=F("available") * NEAR_LIMIT_PERCENT / 100
             )
             return queryset.filter(Exists(near))
         if self.value() == "over":
