@@ -25,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 
 from creditguard.errors import InvalidInput, ServiceError
 from creditguard.money import round_money
-from metering.levels import NEAR_LIMIT_PERCENT, usage_percent
+from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
 from metering.models import Balance, Channel, Grant
 from metering.selectors import balances_for_tenant
 from notifications.models import Notification
@@ -85,7 +85,6 @@ from tenants.services import (
     tenant_create,
     tenant_update,
 )
-
 
 
 def staff_user(request: HttpRequest) -> User:
@@ -157,10 +156,16 @@ def usage_badges(tenant: Tenant, channels: list[Channel]) -> str:
         available = getattr(tenant, f"available_{channel.pk}", None)
         if used is None:
             continue
-        percent = round(100 * used / available) if available else (100 if used else 0)
-        colour = (
-            "#c53030" if used > (available or 0) else "#b7791f" if percent >= NEAR_LIMIT_PERCENT else "#2f855a"
-        )
+        available = available or 0
+        percent = usage_percent(used=used, available=available)
+        if percent is None:  # nothing available: the badge shows 100 % once anything is used
+            percent = 100 if used else 0
+        if used > available:
+            colour = "#c53030"
+        elif usage_level(used=used, available=available) >= NEAR_LIMIT_PERCENT:
+            colour = "#b7791f"
+        else:
+            colour = "#2f855a"
         badges.append((colour, f"{channel.code} {percent} %"))
     if not badges:
         return "—"
@@ -275,7 +280,9 @@ class UsageFilter(admin.SimpleListFilter):
         balances = current_balances().filter(tenant=OuterRef("pk"))
         if self.value() == "near":
             near = balances.filter(
-                available__gt=0, used__lte=F("available"), used__gte=F("available") * NEAR_LIMIT_PERCENT / 100
+                available__gt=0,
+                used__lte=F("available"),
+                used__gte=F("available") * NEAR_LIMIT_PERCENT / 100,
             )
             return queryset.filter(Exists(near))
         if self.value() == "over":
