@@ -305,26 +305,6 @@ def usage_apply(
 
 
 @transaction.atomic
-def usage_book(
-    *,
-    tenant: Tenant,
-    channel: Channel,
-    period: BillingPeriod,
-    units: int,
-    now: datetime | None = None,
-) -> LedgerEntry:
-    """Book ``units`` of usage on one balance (commits of authorizations, corrections)."""
-    if units <= 0:
-        raise ValueError("Usage needs a positive number of units.")
-    now = now or timezone.now()
-    balances = balances_lock(tenant=tenant, pairs=[(channel, period)], now=now)
-    key = (channel.pk, period.pk)
-    entries = usage_apply(
-        balances=balances, units_by_balance={key: (units, 0)}, batch_id=None, now=now
-    )
-    return entries[-1]
-
-
 def grants_expire_due(*, now: datetime | None = None) -> int:
     """Expire every grant past its expiry (beat runs this): its undrawn units leave
     ``available`` with an ``expiry`` entry, balance by balance under the row lock. Usage
