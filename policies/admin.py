@@ -29,6 +29,7 @@ from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
 from metering.models import Balance, Channel, Grant
 from metering.selectors import balances_for_tenant
 from notifications.models import Notification
+from policies.console_actions import form_action
 from policies.forms import (
     LIMIT_TERMS,
     DecisionForm,
@@ -100,30 +101,12 @@ def current_balances() -> QuerySet[Balance]:
     )
 
 
-def action_page(
-    model_admin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet[Any],
-    form: Any,
-    *,
-    title: str,
-    action: str,
-    **extra: Any,
-) -> TemplateResponse:
-    """The intermediate page of an admin action that needs a form (a reason, a pack)."""
-    return TemplateResponse(
-        request,
-        "admin/policies/action_form.html",
-        {
-            **model_admin.admin_site.each_context(request),
-            "title": title,
-            "form": form,
-            "objects": queryset,
-            "action": action,
-            "opts": model_admin.model._meta,
-            **extra,
-        },
-    )
+def recommendation_reason(queryset: QuerySet[LimitRecommendation]) -> dict[str, Any]:
+    """The first selected recommendation's explanation, offered as the reason."""
+    first = queryset.first()
+    if first is None:
+        return {}
+    return {"reason": f"Recommendation of {first.computed_at:%Y-%m-%d}: {first.explanation}"}
 
 
 def adopt(obj: Any, saved: Any) -> None:
@@ -326,41 +309,27 @@ class TenantAdmin(admin.ModelAdmin):
     actions = ["compute_recommendations", "send_offer", "restrict_bulk"]
     form = TenantForm
 
-    @admin.action(description="Restrict or suspend the selected tenants", permissions=["restrict"])
-    def restrict_bulk(
-        self, request: HttpRequest, queryset: QuerySet[Tenant]
-    ) -> HttpResponse | None:
-        form = RestrictForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            data = form.cleaned_data
-            for tenant in queryset:
-                try:
-                    restrict_from_form(tenant, data, staff_user(request))
-                except ServiceError as exc:
-                    self.message_user(request, f"{tenant}: {exc.detail}", messages.ERROR)
-            return None
-        return action_page(
-            self, request, queryset, form, title="Restrict or suspend", action="restrict_bulk"
-        )
+    @form_action(
+        form_class=RestrictForm,
+        title="Restrict or suspend",
+        description="Restrict or suspend the selected tenants",
+        permissions=["restrict"],
+    )
+    def restrict_bulk(self, request: HttpRequest, tenant: Tenant, data: dict[str, Any]) -> None:
+        restrict_from_form(tenant, data, staff_user(request))
 
     def has_restrict_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("policies.add_restriction")
 
-    @admin.action(description="Send a top-up offer to the selected tenants", permissions=["offer"])
-    def send_offer(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
-        form = OfferForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            for tenant in queryset:
-                topup_offer_create(
-                    tenant=tenant, pack=form.cleaned_data["pack"], actor=staff_user(request)
-                )
-            self.message_user(
-                request, f"Offer sent to {queryset.count()} tenant(s); they were notified."
-            )
-            return None
-        return action_page(
-            self, request, queryset, form, title="Send a top-up offer", action="send_offer"
-        )
+    @form_action(
+        form_class=OfferForm,
+        title="Send a top-up offer",
+        description="Send a top-up offer to the selected tenants",
+        permissions=["offer"],
+        success="Offer sent to {count} tenant(s); they were notified.",
+    )
+    def send_offer(self, request: HttpRequest, tenant: Tenant, data: dict[str, Any]) -> None:
+        topup_offer_create(tenant=tenant, pack=data["pack"], actor=staff_user(request))
 
     def has_offer_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("policies.add_topupoffer")
@@ -623,30 +592,18 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Apply the selected recommendations", permissions=["apply"])
+    @form_action(
+        form_class=ReasonForm,
+        title="Apply recommendations",
+        description="Apply the selected recommendations",
+        permissions=["apply"],
+        initial=recommendation_reason,
+    )
     def apply(
-        self, request: HttpRequest, queryset: QuerySet[LimitRecommendation]
-    ) -> HttpResponse | None:
-        first = queryset.first()
-        initial = (
-            {"reason": f"Recommendation of {first.computed_at:%Y-%m-%d}: {first.explanation}"}
-            if first
-            else {}
-        )
-        form = ReasonForm(request.POST if "apply" in request.POST else None, initial=initial)
-        if "apply" in request.POST and form.is_valid():
-            for recommendation in queryset:
-                try:
-                    recommendation_apply(
-                        recommendation=recommendation,
-                        reason=form.cleaned_data["reason"],
-                        actor=staff_user(request),
-                    )
-                except ServiceError as exc:
-                    self.message_user(request, f"{recommendation}: {exc.detail}", messages.ERROR)
-            return None
-        return action_page(
-            self, request, queryset, form, title="Apply recommendations", action="apply"
+        self, request: HttpRequest, recommendation: LimitRecommendation, data: dict[str, Any]
+    ) -> None:
+        recommendation_apply(
+            recommendation=recommendation, reason=data["reason"], actor=staff_user(request)
         )
 
     @admin.display(description="Why")
@@ -734,41 +691,22 @@ class OverageChargeAdmin(admin.ModelAdmin):
             "—" if share is None else f"{100 * share:.3f} %",
         )
 
-    @admin.action(
+    @form_action(
+        form_class=DecisionForm,
+        title="Decide overage charges",
         description="Decide the selected charges (bill / waive / waive partly)",
         permissions=["change"],
+        success="{count} charge(s) decided.",
+        success_level=messages.SUCCESS,
+        context=lambda: {"auto_bill_below": settings.OVERAGE_AUTO_BILL_BELOW},
     )
-    def decide(
-        self, request: HttpRequest, queryset: QuerySet[OverageCharge]
-    ) -> HttpResponse | None:
-        form = DecisionForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            done, refused = 0, []
-            for charge in queryset:
-                try:
-                    overage_decide(
-                        charge=charge,
-                        decision=form.cleaned_data["decision"],
-                        waived_amount=form.cleaned_data["waived_amount"],
-                        reason=form.cleaned_data["reason"],
-                        actor=staff_user(request),
-                    )
-                    done += 1
-                except ServiceError as exc:
-                    refused.append(f"{charge}: {exc.detail}")
-            if done:
-                self.message_user(request, f"{done} charge(s) decided.", messages.SUCCESS)
-            for message in refused:
-                self.message_user(request, message, messages.ERROR)
-            return None
-        return action_page(
-            self,
-            request,
-            queryset,
-            form,
-            title="Decide overage charges",
-            action="decide",
-            auto_bill_below=settings.OVERAGE_AUTO_BILL_BELOW,
+    def decide(self, request: HttpRequest, charge: OverageCharge, data: dict[str, Any]) -> None:
+        overage_decide(
+            charge=charge,
+            decision=data["decision"],
+            waived_amount=data["waived_amount"],
+            reason=data["reason"],
+            actor=staff_user(request),
         )
 
 
@@ -796,21 +734,14 @@ class RestrictionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # lifted with a reason, never deleted: they are the tenant's history
 
-    @admin.action(description="Lift the selected restrictions", permissions=["change"])
-    def lift(self, request: HttpRequest, queryset: QuerySet[Restriction]) -> HttpResponse | None:
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            for restriction in queryset:
-                try:
-                    restriction_lift(
-                        restriction=restriction,
-                        reason=form.cleaned_data["reason"],
-                        actor=staff_user(request),
-                    )
-                except ServiceError as exc:
-                    self.message_user(request, f"{restriction}: {exc.detail}", messages.ERROR)
-            return None
-        return action_page(self, request, queryset, form, title="Lift restrictions", action="lift")
+    @form_action(
+        form_class=ReasonForm,
+        title="Lift restrictions",
+        description="Lift the selected restrictions",
+        permissions=["change"],
+    )
+    def lift(self, request: HttpRequest, restriction: Restriction, data: dict[str, Any]) -> None:
+        restriction_lift(restriction=restriction, reason=data["reason"], actor=staff_user(request))
 
 
 class FeeTierFormSet(BaseInlineFormSet):
