@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.db.models import Model
+
 
 class ServiceError(Exception):
     status = 400
@@ -28,6 +31,21 @@ class InvalidInput(ServiceError):
     status = 400
     problem_type = "validation-error"
     title = "The request is not valid"
+
+
+def full_clean_or_refuse(instance: Model, *, detail: str) -> None:
+    """Run the model's own validation; its errors become one ``InvalidInput`` naming each
+    field, so a service that saves a model from a form never lets a ValidationError out."""
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(
+            detail,
+            errors=[
+                {"pointer": f"/{field}", "field": field, "detail": " ".join(messages)}
+                for field, messages in exc.message_dict.items()
+            ],
+        ) from None
 
 
 class Unprocessable(ServiceError):

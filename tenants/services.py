@@ -10,12 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from creditguard.errors import InvalidInput
+from creditguard.errors import InvalidInput, full_clean_or_refuse
 from tenants.models import ApiKey, Scope, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex characters, public, used to find the key
@@ -145,16 +144,7 @@ def tenant_update(
     before = {f: getattr(current, f) for f in changed}
     for f, value in changed.items():
         setattr(current, f, value)
-    try:
-        current.full_clean()
-    except ValidationError as exc:
-        raise InvalidInput(
-            "The tenant is not valid.",
-            errors=[
-                {"pointer": f"/{f}", "field": f, "detail": " ".join(messages)}
-                for f, messages in exc.message_dict.items()
-            ],
-        ) from None
+    full_clean_or_refuse(current, detail="The tenant is not valid.")
     current.save(update_fields=list(changed))
     tenant_changed.send(
         sender=Tenant, tenant=current, actor=actor, action="tenant.update", before=before,

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from creditguard.errors import InvalidInput
+from creditguard.errors import full_clean_or_refuse
 from metering.models import Channel
 
 # Sent inside the transaction of a channel's change (``channel``, ``actor``, ``action``,
@@ -33,16 +32,7 @@ def channel_save(*, channel: Channel, actor: User | None, now: datetime | None =
     now = now or timezone.now()
     current = Channel.objects.select_for_update().filter(pk=channel.pk).first()
     before = _state(current) if channel.pk is not None and current is not None else None
-    try:
-        channel.full_clean()
-    except ValidationError as exc:
-        raise InvalidInput(
-            "The channel is not valid.",
-            errors=[
-                {"pointer": f"/{f}", "field": f, "detail": " ".join(messages)}
-                for f, messages in exc.message_dict.items()
-            ],
-        ) from None
+    full_clean_or_refuse(channel, detail="The channel is not valid.")
     channel.save()
     after = _state(channel)
     if after != before:

@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import TypeVar
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from creditguard.errors import InvalidInput
+from creditguard.errors import full_clean_or_refuse
 from policies.models import AutoTopUp, CohortDefault, TopUpPack
 from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
@@ -30,16 +29,7 @@ def _save(
     model = type(instance)
     current = model._default_manager.select_for_update().filter(pk=instance.pk).first()
     before = snapshot(current) if instance.pk is not None and current is not None else None
-    try:
-        instance.full_clean()
-    except ValidationError as exc:
-        raise InvalidInput(
-            "The setting is not valid.",
-            errors=[
-                {"pointer": f"/{f}", "field": f, "detail": " ".join(messages)}
-                for f, messages in exc.message_dict.items()
-            ],
-        ) from None
+    full_clean_or_refuse(instance, detail="The setting is not valid.")
     instance.save()
     after = snapshot(instance)
     if after != before:
