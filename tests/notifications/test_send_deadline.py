@@ -90,14 +90,6 @@ class TricklingReceiver:
 
 
 @pytest.fixture
-def network(monkeypatch) -> FakeNetwork:
-    network = FakeNetwork()
-    monkeypatch.setattr(socket, "getaddrinfo", network.getaddrinfo)
-    monkeypatch.setattr(socket, "socket", network.socket_class())
-    return network
-
-
-@pytest.fixture
 def trickling() -> Iterator[TricklingReceiver]:
     receiver = TricklingReceiver().start()
     yield receiver

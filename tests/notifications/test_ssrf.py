@@ -22,14 +22,6 @@ PUBLIC_TOO = "93.184.215.15"
 
 
 @pytest.fixture
-def network(monkeypatch) -> FakeNetwork:
-    network = FakeNetwork()
-    monkeypatch.setattr(socket, "getaddrinfo", network.getaddrinfo)
-    monkeypatch.setattr(socket, "socket", network.socket_class())
-    return network
-
-
-@pytest.fixture
 def receiver():
     receiver = Receiver().start()
     yield receiver
