@@ -6,15 +6,16 @@ by the same deltas in the same transaction, so that a balance always equals the
 sum of its entries. Callers hold a transaction (``@transaction.atomic``). The one
 exception in form, not in rule, is the one-statement authorization: its reservation and
 ``hold`` entry are written by this app's SQL (``metering.sql.balance_reserve_cte`` and
-``hold_entry_insert_cte``), which move the balance and append the entry alike.
+``hold_entry_insert_cte``), which move the balance and append the entry alike. Which
+grants a usage draws from, or a reduction takes from, is planned without the database in
+``metering.services.draws``; the writes stay here.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -23,11 +24,10 @@ from django.utils import timezone
 
 from metering.hooks import rules_reader
 from metering.models import Authorization, Balance, BillingPeriod, Channel, Grant, LedgerEntry
+from metering.services.draws import draw_plan, reduction_plan
 from tenants.models import Tenant
 
 BalanceKey = tuple[int, int]  # (channel_id, period_id)
-
-_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def included_units_for(
@@ -39,46 +39,6 @@ def included_units_for(
     if period is not None:
         at = min(max(at, period.starts_at), period.ends_at - timedelta(microseconds=1))
     return rules_reader().effective_rule(tenant=tenant, channel=channel, at=at).included_units
-
-
-def draw_order_key(grant: Grant) -> tuple[bool, datetime, int, datetime, int]:
-    """The draw order: soonest expiry first (never last), then lowest priority, then oldest."""
-    return (
-        grant.expires_at is None,
-        grant.expires_at or _NEVER,
-        grant.priority,
-        grant.created_at,
-        grant.pk,
-    )
-
-
-def grant_is_drawable(grant: Grant, now: datetime) -> bool:
-    return (
-        grant.expired_at is None
-        and (grant.expires_at is None or grant.expires_at > now)
-        and grant.undrawn_units > 0
-    )
-
-
-@dataclass(frozen=True)
-class Draw:
-    grant: Grant | None  # None: beyond every grant (overage)
-    units: int
-
-
-def draw_plan(grants: Iterable[Grant], units: int, now: datetime) -> list[Draw]:
-    """Which grants ``units`` of usage draw from, in draw order. Pure."""
-    plan: list[Draw] = []
-    left = units
-    for grant in sorted((g for g in grants if grant_is_drawable(g, now)), key=draw_order_key):
-        if left == 0:
-            break
-        take = min(left, grant.undrawn_units)
-        plan.append(Draw(grant=grant, units=take))
-        left -= take
-    if left:
-        plan.append(Draw(grant=None, units=left))
-    return plan
 
 
 def _move(balance: Balance, *, available: int = 0, used: int = 0, reserved: int = 0) -> None:
@@ -358,27 +318,6 @@ def reservation_release(
     )
     _move(balance, reserved=-units)
     return entry
-
-
-def reduction_plan(grants: Iterable[Grant], units: int, now: datetime) -> list[Draw]:
-    """Which grants a reduction takes undrawn units from: included credits first,
-    then the others in reverse draw order (what would be used last goes first)."""
-    drawable = [g for g in grants if grant_is_drawable(g, now)]
-    included = sorted(
-        (g for g in drawable if g.kind == Grant.Kind.INCLUDED), key=draw_order_key, reverse=True
-    )
-    others = sorted(
-        (g for g in drawable if g.kind != Grant.Kind.INCLUDED), key=draw_order_key, reverse=True
-    )
-    plan: list[Draw] = []
-    left = units
-    for grant in included + others:
-        if left == 0:
-            break
-        take = min(left, grant.undrawn_units)
-        plan.append(Draw(grant=grant, units=take))
-        left -= take
-    return plan
 
 
 def credits_reduce_locked(
