@@ -48,7 +48,7 @@ class UsageEventsApi(APIView):
 
     class EventSerializer(StrictInputSerializer):
         # Documents the contract; the hot path validates with lean code
-        # (metering.services.ingest.usage_batch_validate) instead of a serializer per event.
+        # (metering.services.usage_validation.usage_batch_validate), not a serializer per event.
         id = serializers.CharField(max_length=200, help_text="Client event id, unique per tenant")
         channel = serializers.CharField(help_text="Channel code, e.g. sms")
         quantity = serializers.IntegerField(min_value=1, max_value=settings.USAGE_MAX_QUANTITY)
