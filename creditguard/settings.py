@@ -1,47 +1,26 @@
 """CreditGuard settings: the one place that reads the environment.
 
 Every variable has a safe development default, except that production
-(``CREDITGUARD_ENV=production``) refuses to start without a real ``SECRET_KEY``.
+(``CREDITGUARD_ENV=production``) refuses to start without a real ``SECRET_KEY``. How a
+value is read (a switch is true or false, a bad value ends the process with one line) is
+``creditguard/env.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn
 
-import environ
 from celery.schedules import crontab
 from cryptography.fernet import Fernet
 
+from creditguard.env import StrictEnv, refuse_to_start
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-insecure-creditguard-secret-key-change-me"  # noqa: S105
-
-
-def refuse_to_start(reason: str) -> NoReturn:
-    """End the process with one line on stderr instead of a traceback: manage.py,
-    gunicorn and Celery all import these settings first. Exit status 3 is gunicorn's
-    "worker failed to boot", on which its master stops instead of respawning workers."""
-    print(f"CreditGuard will not start: {reason}", file=sys.stderr, flush=True)
-    raise SystemExit(3)
-
-
-class StrictEnv(environ.Env):
-    """django-environ, except that a switch says yes or no: a typo ("ture") refuses to
-    start instead of quietly meaning off."""
-
-    SWITCH_WORDS = {*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "n", "no", "0", ""}
-
-    def bool(self, var: str, default: bool | environ.NoValue = environ.Env.NOTSET) -> bool:
-        raw = self.ENVIRON.get(var)
-        if raw is not None and raw.strip().lower() not in self.SWITCH_WORDS:
-            refuse_to_start(f"{var} must be true or false, not {raw!r}.")
-        return super().bool(var, default=default)
-
 
 env = StrictEnv()
 
