@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from creditguard.errors import InvalidInput, ServiceError
+from creditguard.models import AuditEntry
 from creditguard.money import round_money
 from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
 from metering.models import Balance, Channel, Grant
@@ -41,7 +42,6 @@ from policies.forms import (
     TenantForm,
 )
 from policies.models import (
-    AuditEntry,
     AutoTopUp,
     CohortDefault,
     FeeSchedule,

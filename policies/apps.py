@@ -12,22 +12,13 @@ class PoliciesConfig(AppConfig):
         # Imported here, not at the top: models may be imported only once the app
         # registry is ready (Django's rule for AppConfig.ready).
         from metering.hooks import rules_reader_register
-        from metering.services.channels import channel_changed
         from policies import selectors
-        from policies.receivers import (
-            api_key_revoked_audit,
-            channel_changed_audit,
-            tenant_changed_audit,
-            tenant_created_rules,
-        )
+        from policies.receivers import tenant_created_rules
         from policies.roles import roles_sync
-        from tenants.services import api_key_revoked, tenant_changed, tenant_created
+        from tenants.services import tenant_created
 
         post_migrate.connect(roles_sync, sender=self)
         # Metering opens balances and shows them under the rules in force through this
         # reader, without importing policies.
         rules_reader_register(selectors)
-        api_key_revoked.connect(api_key_revoked_audit, dispatch_uid="policies.api_key_revoked")
-        tenant_changed.connect(tenant_changed_audit, dispatch_uid="policies.tenant_changed")
-        channel_changed.connect(channel_changed_audit, dispatch_uid="policies.channel_changed")
         tenant_created.connect(tenant_created_rules, dispatch_uid="policies.tenant_created")

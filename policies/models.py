@@ -1,5 +1,5 @@
 """The fair-use rules: limit rules, restrictions, fee schedules, overage charges,
-top-ups, and the audit trail of every staff and system action on them."""
+top-ups, recommendations and policy versions."""
 
 from __future__ import annotations
 
@@ -361,36 +361,6 @@ class AutoTopUp(models.Model):
 
     def __str__(self) -> str:
         return f"auto top-up {self.tenant_id}/{self.channel_id}"
-
-
-class AuditEntry(models.Model):
-    """One immutable row per staff or system action (who, what, before, after, why, when),
-    written in the same transaction as the change."""
-
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_label = models.CharField(max_length=150, help_text="username, 'system' or an API key")
-    action = models.CharField(max_length=64)
-    tenant = models.ForeignKey(
-        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
-    )
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    reason = models.TextField(blank=True)
-    created_at = models.DateTimeField()
-
-    objects = TenantScopedManager["AuditEntry"]()
-
-    class Meta:
-        verbose_name_plural = "audit entries"
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["tenant", "created_at"], name="audit_tenant_time")]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
 
 
 class LimitRecommendation(models.Model):

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from django.contrib.auth.models import Group, Permission
 
-APPS = ["tenants", "metering", "policies", "notifications"]
+APPS = ["creditguard", "tenants", "metering", "policies", "notifications"]
 
 ROLES: dict[str, list[str]] = {
     "Support": [

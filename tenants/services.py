@@ -14,6 +14,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from creditguard.audit import audit_record
 from creditguard.errors import InvalidInput, full_clean_or_refuse
 from tenants.models import ApiKey, Scope, Tenant
 
@@ -56,12 +57,6 @@ TENANT_EDITABLE = (
 # change would leave them behind. Read-only rather than migrated: simple and safe.
 TENANT_FIXED_ONCE_BILLED = ("time_zone", "currency")
 
-# Sent inside the transaction of a tenant's creation or change (``tenant``, ``actor``,
-# ``action``, ``before``, ``after``, ``reason``, ``now``). Like ``api_key_revoked`` below:
-# the audit trail lives in a layer above tenants, which writes the row from it.
-tenant_changed = Signal()
-
-
 # Sent inside the transaction of ``tenant_create`` (``tenant``): the limit rules live in
 # policies, a layer above tenants, which gives the new tenant version 1 of its rules from
 # its cohort's defaults (policies/receivers.py), committed with the tenant or not at all.
@@ -100,8 +95,8 @@ def tenant_create(
     tenant.full_clean()
     tenant.save()
     tenant_created.send(sender=Tenant, tenant=tenant)
-    tenant_changed.send(
-        sender=Tenant, tenant=tenant, actor=actor, action="tenant.create", before=None,
+    audit_record(
+        actor=actor, action="tenant.create", tenant=tenant, obj=tenant, before=None,
         after={field: getattr(tenant, field) for field in TENANT_EDITABLE}, reason="", now=now,
     )  # fmt: skip
     return tenant
@@ -146,8 +141,8 @@ def tenant_update(
         setattr(current, f, value)
     full_clean_or_refuse(current, detail="The tenant is not valid.")
     current.save(update_fields=list(changed))
-    tenant_changed.send(
-        sender=Tenant, tenant=current, actor=actor, action="tenant.update", before=before,
+    audit_record(
+        actor=actor, action="tenant.update", tenant=current, obj=current, before=before,
         after=changed, reason=reason, now=now,
     )  # fmt: skip
     return current
@@ -178,13 +173,6 @@ def api_key_create(
     return IssuedKey(api_key=api_key, raw_key=raw_key)
 
 
-# Sent inside the transaction of a revocation (``api_key``, ``actor``, ``reason``, ``now``).
-# The audit trail lives in policies, a layer above tenants: it writes its row from this
-# signal (policies/receivers.py), so a key and its audit row are committed together or not
-# at all, without tenants importing policies.
-api_key_revoked = Signal()
-
-
 @transaction.atomic
 def api_key_revoke(
     *,
@@ -201,5 +189,14 @@ def api_key_revoke(
     if not revoked:
         return False
     api_key.revoked_at = now
-    api_key_revoked.send(sender=ApiKey, api_key=api_key, actor=actor, reason=reason, now=now)
+    audit_record(
+        actor=actor,
+        action="api_key.revoke",
+        tenant=api_key.tenant,
+        obj=api_key,
+        before={"revoked_at": None},
+        after={"revoked_at": now, "prefix": api_key.prefix, "name": api_key.name},
+        reason=reason,
+        now=now,
+    )
     return True

@@ -8,16 +8,11 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
+from creditguard.audit import audit_record
 from creditguard.errors import full_clean_or_refuse
 from metering.models import Channel
-
-# Sent inside the transaction of a channel's change (``channel``, ``actor``, ``action``,
-# ``before``, ``after``, ``now``). The audit trail lives in a layer above metering, which
-# writes the row from it (like ``tenants.services.tenant_changed``).
-channel_changed = Signal()
 
 
 def _state(channel: Channel) -> dict[str, Any]:
@@ -36,10 +31,9 @@ def channel_save(*, channel: Channel, actor: User | None, now: datetime | None =
     channel.save()
     after = _state(channel)
     if after != before:
-        channel_changed.send(
-            sender=Channel, channel=channel, actor=actor,
-            action=f"channel.{'update' if before else 'create'}", before=before, after=after,
-            now=now,
+        audit_record(
+            actor=actor, action=f"channel.{'update' if before else 'create'}", tenant=None,
+            obj=channel, before=before, after=after, reason="", now=now,
         )  # fmt: skip
     return channel
 
@@ -47,8 +41,8 @@ def channel_save(*, channel: Channel, actor: User | None, now: datetime | None =
 @transaction.atomic
 def channel_delete(*, channel: Channel, actor: User | None, now: datetime | None = None) -> None:
     """Delete a channel nothing refers to yet (balances, rules and events protect it)."""
-    channel_changed.send(
-        sender=Channel, channel=channel, actor=actor, action="channel.delete",
-        before=_state(channel), after=None, now=now or timezone.now(),
+    audit_record(
+        actor=actor, action="channel.delete", tenant=None, obj=channel, before=_state(channel),
+        after=None, reason="", now=now or timezone.now(),
     )  # fmt: skip
     channel.delete()

@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
+from creditguard.audit import audit_record, snapshot
 from creditguard.errors import full_clean_or_refuse
 from policies.models import AutoTopUp, CohortDefault, TopUpPack
-from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
 
 Setting = TypeVar("Setting", CohortDefault, TopUpPack, AutoTopUp)

@@ -10,13 +10,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from creditguard.audit import audit_record
 from creditguard.errors import Conflict, InvalidInput
 from creditguard.money import round_money, unit_price_text
 from metering.models import Channel
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import FeeSchedule, FeeScheduleNotice, FeeTier
-from policies.services.audit import audit_record
 from tenants.models import Tenant
 
 TierSpec = tuple[int | None, Decimal | str]  # (up to units beyond included, unit price)

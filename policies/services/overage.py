@@ -13,12 +13,12 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from creditguard.audit import audit_record, snapshot
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Channel
 from policies.models import Action, OverageCharge
 from policies.selectors import applicable_fee_schedule, effective_rule
-from policies.services.audit import audit_record, snapshot
 from policies.services.fees import fee_for_units
 from tenants.models import Tenant
 

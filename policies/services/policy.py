@@ -9,11 +9,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from creditguard.audit import audit_record
 from creditguard.errors import Conflict, InvalidInput, NotFound
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import PolicyAcknowledgement, PolicyVersion
-from policies.services.audit import audit_record
 from tenants.models import Tenant
 
 

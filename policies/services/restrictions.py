@@ -10,12 +10,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from creditguard.audit import audit_record, snapshot
 from creditguard.errors import Conflict, InvalidInput
 from metering.models import Channel
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create, notify
 from policies.models import Restriction, Window
-from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
 
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
+from creditguard.audit import audit_record
 from creditguard.errors import InvalidInput
 from metering.models import Channel, Grant
 from metering.services.ledger import balance_lock, credits_reduce_locked, grant_create
@@ -19,7 +20,6 @@ from notifications.models import Notification
 from notifications.services.notify import notify
 from policies.models import Action, CarryOver, LimitRule, Window
 from policies.selectors import EffectiveRule, effective_rule
-from policies.services.audit import audit_record
 from tenants.models import Tenant
 
 UNCHANGED: Any = object()

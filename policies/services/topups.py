@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from creditguard.audit import audit_record, snapshot
 from creditguard.errors import Conflict, InvalidInput, NotFound
 from metering.models import Channel, Grant
 from metering.services.evaluation_request import request_evaluation
@@ -18,7 +19,6 @@ from metering.services.periods import period_bounds, period_get_or_open
 from notifications.models import Notification
 from notifications.services.notify import notify
 from policies.models import AutoTopUp, TopUp, TopUpOffer, TopUpPack
-from policies.services.audit import audit_record, snapshot
 from tenants.models import Tenant
 
 # Purchased credits are drawn after included and promotional ones that expire with them.

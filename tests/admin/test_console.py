@@ -11,9 +11,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from creditguard.models import AuditEntry
 from metering.models import BillingPeriod, Channel
 from notifications.models import Notification
-from policies.models import AuditEntry, LimitRule, OverageCharge, Restriction
+from policies.models import LimitRule, OverageCharge, Restriction
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.overage import overage_charge_finalize, overage_charge_refresh
 from policies.services.restrictions import restriction_apply
@@ -227,7 +228,7 @@ def test_roles_exist_with_their_permissions(db):
 
 def test_ledger_and_audit_are_read_only_in_the_admin(world: World):
     client = staff(superuser=True)
-    for name in ("metering_ledgerentry", "metering_balance", "policies_auditentry"):
+    for name in ("metering_ledgerentry", "metering_balance", "creditguard_auditentry"):
         assert client.get(reverse(f"admin:{name}_add")).status_code == 403
 
 

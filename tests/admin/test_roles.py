@@ -21,10 +21,10 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
+from creditguard.models import AuditEntry
 from metering.models import BillingPeriod, Channel
 from notifications.models import Notification
 from policies.models import (
-    AuditEntry,
     AutoTopUp,
     FeeSchedule,
     LimitRecommendation,

@@ -18,15 +18,9 @@ from django.test import Client
 from django.urls import reverse
 
 from creditguard.errors import Conflict, InvalidInput
+from creditguard.models import AuditEntry
 from metering.models import BillingPeriod, Channel
-from policies.models import (
-    AuditEntry,
-    AutoTopUp,
-    CohortDefault,
-    FeeSchedule,
-    LimitRule,
-    TopUpPack,
-)
+from policies.models import AutoTopUp, CohortDefault, FeeSchedule, LimitRule, TopUpPack
 from policies.services.fees import (
     fee_schedule_create,
     fee_schedule_delete,

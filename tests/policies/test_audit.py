@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from policies.models import AuditEntry
+from creditguard.models import AuditEntry
 from tests.conftest import World
 from tests.policies.helpers import set_rule
 

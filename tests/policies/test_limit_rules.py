@@ -9,9 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from creditguard.errors import InvalidInput
+from creditguard.models import AuditEntry
 from metering.models import Channel, Grant, LedgerEntry
 from notifications.models import Notification
-from policies.models import AuditEntry, CohortDefault, LimitRule
+from policies.models import CohortDefault, LimitRule
 from policies.services.rules import credits_reduce, limit_rule_set
 from tests.conftest import World, event
 from tests.factories import TenantFactory, UserFactory

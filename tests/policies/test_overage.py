@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
+from creditguard.models import AuditEntry
 from metering.models import BillingPeriod, Channel
-from policies.models import AuditEntry, OverageCharge
+from policies.models import OverageCharge
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.overage import (
     overage_charge_finalize,

@@ -9,8 +9,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from creditguard.models import AuditEntry
 from metering.models import Channel, Grant
-from policies.models import AuditEntry, AutoTopUp, TopUp, TopUpOffer, TopUpPack
+from policies.models import AutoTopUp, TopUp, TopUpOffer, TopUpPack
 from policies.services.topups import auto_topup_run, topup_offer_create
 from tests.conftest import World, event
 from tests.policies.helpers import balance_of, set_rule

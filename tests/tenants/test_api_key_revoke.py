@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from policies.models import AuditEntry
+from creditguard.models import AuditEntry
 from tenants.models import ApiKey
 from tenants.services import api_key_revoke
 from tests.conftest import World, issue

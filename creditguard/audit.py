@@ -1,17 +1,20 @@
-"""The audit trail: one immutable row per staff or system action."""
+"""The audit trail: one immutable row per staff or system action, written by any app in
+the transaction of its change (the kernel, so that every layer can write it)."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from policies.models import AuditEntry
-from tenants.models import Tenant
+from creditguard.models import AuditEntry
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 
 def snapshot(
