@@ -16,9 +16,12 @@ class ChannelAdmin(admin.ModelAdmin):
     """Channels are saved and deleted by their services (validated, audited), from the
     change page and from the list's "active" column alike."""
 
-    list_display = ["code", "name", "unit", "active", "capacity_per_day", "default_included_units"]
+    list_display = [
+        "code", "name", "name_de", "unit", "unit_de", "active", "capacity_per_day",
+        "default_included_units",
+    ]  # fmt: skip
     list_editable = ["active"]
-    search_fields = ["code", "name"]
+    search_fields = ["code", "name", "name_de"]
 
     def save_model(self, request: HttpRequest, obj: Channel, form: Any, change: bool) -> None:
         channel_save(channel=obj, actor=staff_user(request))

@@ -12,6 +12,8 @@ updated in the same transaction as the entry:
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -30,6 +32,19 @@ class Channel(models.Model):
     )
     name = models.CharField(max_length=100)
     unit = models.CharField(max_length=32, default="message", help_text="message, segment, minute…")
+    # What German tenants read: one field per language, as Tenant.Language has two.
+    name_de = models.CharField(
+        "name (German)",
+        max_length=100,
+        blank=True,
+        help_text="E-Mail, Telefonate… Empty: the name.",
+    )
+    unit_de = models.CharField(
+        "unit (German)",
+        max_length=32,
+        blank=True,
+        help_text="Nachricht, Segment, Minute… Empty: the unit.",
+    )
     active = models.BooleanField(default=True)
     capacity_per_day = models.BigIntegerField(
         null=True, blank=True, help_text="Units the platform can carry per day (system load)."
@@ -44,6 +59,19 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Name and unit per language (``Tenant.Language``), as customer texts show them; a
+        German label left empty falls back to the English one."""
+        return {
+            "en": {"name": self.name, "unit": self.unit},
+            "de": {"name": self.name_de or self.name, "unit": self.unit_de or self.unit},
+        }
+
+    @classmethod
+    def labels_by_code(cls, codes: Collection[str]) -> dict[str, dict[str, dict[str, str]]]:
+        """``labels()`` of the channels with these codes, in one query."""
+        return {channel.code: channel.labels() for channel in cls.objects.filter(code__in=codes)}
 
 
 class BillingPeriod(models.Model):
