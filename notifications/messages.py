@@ -1,20 +1,38 @@
-"""What a notification says, in the tenant's language (German and English)."""
+"""What a notification says, in the tenant's language (German and English).
+
+Sentences come from the catalogue (``locale/``); the figures in them are formatted for the
+language by ``creditguard.locale_format`` — numbers, money, percentages, days, and
+instants with their time in the tenant's time zone. A channel is named by the labels its
+payload carries per language (``channel_labels``, added when the notification is created,
+``notifications.services.notify``), else by the English ``channel_name`` of older payloads.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, tzinfo
 from typing import Any
 
 from django.conf import settings
-from django.utils import formats, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
+from creditguard.locale_format import (
+    day_text,
+    instant_text,
+    money_text,
+    number_text,
+    percent_text,
+    period_text,
+)
 from notifications.models import Notification
+
+K = Notification.Kind
 
 
 @dataclass(frozen=True)
 class Message:
+    language: str
     subject: str
     lines: list[str]
     offer: str | None
@@ -22,170 +40,241 @@ class Message:
     policy_url: str
     support: str
 
+    def as_data(self) -> dict[str, Any]:
+        """The message as the in-app list and webhooks carry it."""
+        return {
+            "language": self.language,
+            "subject": self.subject,
+            "lines": [*self.lines, *([self.offer] if self.offer else [])],
+        }
 
-def _day(value: str | None) -> str:
-    if not value:
-        return ""
-    return formats.date_format(
-        date.fromisoformat(value[:10]), "j. F Y" if translation.get_language() == "de" else "j F Y"
+
+@dataclass(frozen=True)
+class _Writer:
+    """Formats a payload's figures for one language and time zone."""
+
+    p: dict[str, Any]
+    language: str
+    tz: tzinfo
+
+    def number(self, key: str) -> str:
+        value = self.p.get(key)
+        return number_text(value if value is not None else 0, language=self.language)
+
+    def percent(self, key: str) -> str:
+        return percent_text(self.p.get(key) or 0, language=self.language)
+
+    def money(self, amount: Any, currency: str, *, exact: bool = False) -> str:
+        return money_text(amount, currency, language=self.language, exact=exact)
+
+    def instant(self, value: str, *, midnight_as_day: bool = False) -> str:
+        return instant_text(
+            value, language=self.language, tz=self.tz, midnight_as_day=midnight_as_day
+        )
+
+    def label(self, part: str) -> str:
+        """The channel's name or unit in this language."""
+        labels = (self.p.get("channel_labels") or {}).get(self.language) or {}
+        fallback = self.p.get("channel_name") or self.p.get("channel") or ""
+        return str(labels.get(part) or (fallback if part == "name" else self.p.get("unit", "")))
+
+    def figures(self) -> dict[str, str]:
+        p = self.p
+        return {
+            "channel": self.label("name"),
+            "unit": self.label("unit"),
+            "used": self.number("used"),
+            "available": self.number("available"),
+            "overage": self.number("overage_units"),
+            "percent": self.percent("percent"),
+            "threshold": self.percent("threshold"),
+            "period": period_text(str(p.get("period", "")), language=self.language),
+            "date": day_text(p["limit_reached_on"], language=self.language)
+            if p.get("limit_reached_on")
+            else "",
+        }
+
+
+def render_message(
+    notification: Notification, *, language: str, time_zone: tzinfo | None = None
+) -> Message:
+    """Subject and lines of a notification, with its figures and offer, in ``language``;
+    instants in ``time_zone`` (default: the notification's tenant's)."""
+    if time_zone is None:
+        time_zone = notification.tenant.tzinfo if notification.tenant_id else UTC
+    writer = _Writer(notification.payload, language, time_zone)
+    with translation.override(language):
+        subject, lines = _subject_and_lines(notification.kind, writer)
+        offer = _offer(writer) if writer.p.get("offer") else None
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    return Message(
+        language=language,
+        subject=str(subject),
+        lines=[str(line) for line in lines],
+        offer=offer,
+        dashboard_url=f"{base}/dashboard/",
+        policy_url=f"{base}/policy/",
+        support=settings.SUPPORT_CONTACT,
     )
 
 
-def render_message(notification: Notification, *, language: str) -> Message:
-    """Subject and lines of a notification, with the current figures and offer."""
-    p: dict[str, Any] = notification.payload
-    with translation.override(language):
-        figures = {
-            "channel": p.get("channel_name", p.get("channel", "")),
-            "used": formats.number_format(p.get("used", 0), force_grouping=True),
-            "available": formats.number_format(p.get("available", 0), force_grouping=True),
-            "unit": p.get("unit", ""),
-            "percent": p.get("percent", 0),
-            "threshold": p.get("threshold", 0),
-            "period": p.get("period", ""),
-            "date": _day(p.get("limit_reached_on")),
-            "overage": formats.number_format(p.get("overage_units", 0), force_grouping=True),
+def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
+    p, figures = w.p, w.figures()
+    if kind == K.THRESHOLD_WARNING:
+        lines = [_usage_line(figures)]
+        if figures["date"]:
+            lines.append(_("At this rate you reach your limit on %(date)s.") % figures)
+        return _("%(channel)s: %(threshold)s of your included credits used") % figures, lines
+    if kind == K.FORECAST_WARNING:
+        return _("%(channel)s: at this rate you reach your limit on %(date)s") % figures, [
+            _usage_line(figures),
+            _("At this rate you reach your limit on %(date)s.") % figures,
+        ]
+    if kind == K.LIMIT_REACHED:
+        return _("%(channel)s: you have reached your included credits") % figures, [
+            _usage_line(figures),
+            _past_limit(w),
+        ]
+    if kind == K.OVERAGE_FEE_NOTICE:
+        return _("%(channel)s: fees may apply to use beyond your credits") % figures, [
+            _("You have used %(overage)s units beyond your included credits on %(channel)s "
+              "in %(period)s (unit: %(unit)s). Fees may apply.") % figures
+        ]  # fmt: skip
+    if kind in (K.RESTRICTION_APPLIED, K.RESTRICTION_LIFTED):
+        return _restriction(kind, w)
+    if kind == K.TOPUP_BOOKED:
+        price = w.money(p.get("price", 0), str(p.get("currency", "")))
+        return _("%(channel)s: top-up booked") % figures, [
+            _("%(units)s units were added to your %(channel)s credits for %(price)s.")
+            % {**figures, "units": w.number("units"), "price": price}
+        ]
+    if kind == K.TOPUP_OFFER:
+        return _("%(channel)s: an offer to top up your credits") % figures, []
+    if kind == K.LIMIT_CHANGED:
+        return _("%(channel)s: your limit changes") % figures, [
+            _("From %(date)s, your %(channel)s credits are %(included)s units per period "
+              "(before: %(before)s; unit: %(unit)s).") % {
+                **figures,
+                "date": w.instant(p["effective_from"], midnight_as_day=True),
+                "included": w.number("included_units"),
+                "before": w.number("before_included_units"),
+            },
+            _past_limit(w),
+        ]  # fmt: skip
+    if kind == K.FEE_SCHEDULE_NOTICE:
+        return _fee_schedule(w, figures)
+    if kind == K.POLICY_CHANGE:
+        policy = {
+            "version": p.get("version", ""),
+            "date": w.instant(p["effective_from"], midnight_as_day=True),
         }
-        kind = notification.kind
-        K = Notification.Kind
-        if kind == K.THRESHOLD_WARNING:
-            subject = _("%(channel)s: %(threshold)s%% of your included credits used") % figures
-            lines = [
-                _("You have used %(used)s of %(available)s included %(unit)s units on %(channel)s "
-                  "in %(period)s (%(percent)s%%).") % figures,
-            ]  # fmt: skip
-            if figures["date"]:
-                lines.append(_("At this rate you reach your limit on %(date)s.") % figures)
-        elif kind == K.FORECAST_WARNING:
-            subject = _("%(channel)s: at this rate you reach your limit on %(date)s") % figures
-            lines = [
-                _("You have used %(used)s of %(available)s included %(unit)s units on %(channel)s "
-                  "in %(period)s (%(percent)s%%).") % figures,
-                _("At this rate you reach your limit on %(date)s.") % figures,
-            ]  # fmt: skip
-        elif kind == K.LIMIT_REACHED:
-            subject = _("%(channel)s: you have reached your included credits") % figures
-            lines = [
-                _("You have used %(used)s of %(available)s included %(unit)s units on %(channel)s "
-                  "in %(period)s (%(percent)s%%).") % figures,
-                _past_limit(p),
-            ]  # fmt: skip
-        elif kind == K.OVERAGE_FEE_NOTICE:
-            subject = _("%(channel)s: fees may apply to use beyond your credits") % figures
-            lines = [
-                _("You have used %(overage)s %(unit)s units beyond your included credits on "
-                  "%(channel)s in %(period)s. Fees may apply.") % figures
-            ]  # fmt: skip
-        elif kind == K.RESTRICTION_APPLIED:
-            scope = figures["channel"] or _("all channels")
-            if p.get("kind") == "suspend":
-                subject = _("%(scope)s: sending is suspended") % {"scope": scope}
-            else:
-                subject = _("%(scope)s: sending is limited") % {"scope": scope}
-            lines = [_restriction_line(p, scope)]
-            if p.get("reason"):
-                lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
-        elif kind == K.RESTRICTION_LIFTED:
-            scope = figures["channel"] or _("all channels")
-            subject = _("%(scope)s: the restriction has been lifted") % {"scope": scope}
-            lines = [_("You can send on %(scope)s again as usual.") % {"scope": scope}]
-        elif kind == K.TOPUP_BOOKED:
-            subject = _("%(channel)s: top-up booked") % figures
-            lines = [
-                _("%(units)s units were added to your %(channel)s credits for %(price)s "
-                  "%(currency)s.") % {**figures, "units": p.get("units"), "price": p.get("price"),
-                                      "currency": p.get("currency")}
-            ]  # fmt: skip
-        elif kind == K.TOPUP_OFFER:
-            subject = _("%(channel)s: an offer to top up your credits") % figures
-            lines = []
-        elif kind == K.LIMIT_CHANGED:
-            subject = _("%(channel)s: your limit changes") % figures
-            lines = [
-                _("From %(date)s your %(channel)s credits are %(included)s %(unit)s units per "
-                  "period (before: %(before)s).") % {
-                    **figures,
-                    "date": _day(p.get("effective_from")),
-                    "included": _number(p.get("included_units", 0)),
-                    "before": _number(p.get("before_included_units", 0)),
-                },
-                _past_limit(p),
-            ]  # fmt: skip
-        elif kind == K.FEE_SCHEDULE_NOTICE:
-            subject = _("%(channel)s: fees for use beyond your credits") % figures
-            lines = [
-                _("From %(date)s, use beyond your included %(channel)s credits is charged:") % {
-                    **figures, "date": _day(p.get("effective_from"))},
-                *[_tier_line(tier, p.get("currency", "")) for tier in p.get("tiers", [])],
-            ]  # fmt: skip
-        else:
-            subject = p.get("subject") or Notification.Kind(kind).label
-            lines = [str(line) for line in p.get("lines", [])]
-        offer = None
-        if p.get("offer"):
-            o = p["offer"]
-            offer = _("Top up %(units)s units for %(price)s %(currency)s so that your service "
-                      "is not interrupted; accept the offer in your dashboard.") % {
-                "units": formats.number_format(o["units"], force_grouping=True),
-                "price": o["price"],
-                "currency": o["currency"],
-            }  # fmt: skip
-        base = settings.PUBLIC_BASE_URL.rstrip("/")
-        return Message(
-            subject=str(subject),
-            lines=[str(line) for line in lines],
-            offer=offer,
-            dashboard_url=f"{base}/dashboard/",
-            policy_url=f"{base}/policy/",
-            support=settings.SUPPORT_CONTACT,
-        )
+        return _("Fair use policy %(version)s") % policy, [
+            _("Fair use policy %(version)s takes effect on %(date)s. Please read it and "
+              "acknowledge it in your dashboard.") % policy
+        ]  # fmt: skip
+    # A kind this renderer does not know yet: what its producer wrote.
+    return str(p.get("subject") or kind), [str(line) for line in p.get("lines", [])]
 
 
-def _number(value: Any) -> str:
-    return str(formats.number_format(value, force_grouping=True))
+def _usage_line(figures: dict[str, str]) -> str:
+    return _("You have used %(used)s of %(available)s included units on %(channel)s in "
+             "%(period)s (%(percent)s; unit: %(unit)s).") % figures  # fmt: skip
 
 
-def _past_limit(p: dict[str, Any]) -> str:
+def _past_limit(w: _Writer) -> str:
     """What happens past the included credits, by the rule's action (policy § 5)."""
-    action = p.get("action_past_limit")
+    action = w.p.get("action_past_limit")
     if action == "charge_overage":
         return _("Further use is charged per unit as your fee schedule sets out.")
     if action == "restrict":
         return _("Further use is limited to %(units)s units per %(window)s.") % {
-            "units": p.get("restrict_units"),
-            "window": _("hour") if p.get("restrict_window") == "hour" else _("day"),
+            "units": w.number("restrict_units"),
+            "window": _window(w.p.get("restrict_window")),
         }
     if action == "suspend":
         return _("Sending on this channel is suspended until your credits reset or you top up.")
     return _("Further use may be charged; we will tell you before we bill it.")
 
 
-def _restriction_line(p: dict[str, Any], scope: str) -> str:
-    until = _day(p.get("ends_at")) or _("further notice")
-    if p.get("kind") == "suspend":
-        return _("Sending on %(scope)s is suspended until %(until)s.") % {
-            "scope": scope,
-            "until": until,
-        }
-    return _(
-        "Sending on %(scope)s is limited to %(units)s units per %(window)s until %(until)s."
-    ) % {
+def _window(window: Any) -> str:
+    return _("hour") if window == "hour" else _("day")
+
+
+def _restriction(kind: str, w: _Writer) -> tuple[str, list[str]]:
+    p = w.p
+    named = bool(p.get("channel"))
+    scope = w.label("name") if named else _("all channels")
+    title = {"scope": w.label("name") if named else _("All channels")}
+    if kind == K.RESTRICTION_LIFTED:
+        return _("%(scope)s: the restriction has been lifted") % title, [
+            _("You can send on %(scope)s again as usual.") % {"scope": scope}
+        ]
+    figures = {
         "scope": scope,
-        "units": p.get("limit_units"),
-        "window": _("hour") if p.get("window") == "hour" else _("day"),
-        "until": until,
+        "units": w.number("limit_units"),
+        "window": _window(p.get("window")),
+        "until": w.instant(p["ends_at"]) if p.get("ends_at") else "",
     }
+    suspended = p.get("kind") == "suspend"
+    if suspended and figures["until"]:
+        line = _("Sending on %(scope)s is suspended until %(until)s.") % figures
+    elif suspended:
+        line = _("Sending on %(scope)s is suspended until further notice.") % figures
+    elif figures["until"]:
+        line = _("Sending on %(scope)s is limited to %(units)s units per %(window)s until "
+                 "%(until)s.") % figures  # fmt: skip
+    else:
+        line = _("Sending on %(scope)s is limited to %(units)s units per %(window)s until "
+                 "further notice.") % figures  # fmt: skip
+    lines = [line]
+    if p.get("reason"):
+        lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
+    if suspended:
+        return _("%(scope)s: sending is suspended") % title, lines
+    return _("%(scope)s: sending is limited") % title, lines
 
 
-def _tier_line(tier: list[Any], currency: str) -> str:
-    up_to, price = tier
-    if up_to is None:
-        return _("beyond that: %(price)s %(currency)s per unit") % {
-            "price": price,
-            "currency": currency,
-        }
-    return _("up to %(up_to)s units: %(price)s %(currency)s per unit") % {
-        "up_to": formats.number_format(up_to, force_grouping=True),
-        "price": price,
-        "currency": currency,
+def _fee_schedule(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
+    p = w.p
+    currency = str(p.get("currency", ""))
+    lines = [
+        _("From %(date)s, use beyond your included %(channel)s credits is charged:")
+        % {**figures, "date": w.instant(p["effective_from"], midnight_as_day=True)}
+    ]
+    for up_to, price in p.get("tiers", []):
+        tier = {"price": w.money(price, currency, exact=True)}
+        if up_to is None:
+            lines.append(_("beyond that: %(price)s per unit") % tier)
+        else:
+            lines.append(
+                _("up to %(up_to)s units: %(price)s per unit")
+                % {**tier, "up_to": number_text(up_to, language=w.language)}
+            )
+    if p.get("mode") == "volume":
+        lines.append(_("The tier your use in a period reaches prices all its units."))
+    elif p.get("mode") == "graduated":
+        lines.append(_("Each tier prices the units within it."))
+    return _("%(channel)s: fees for use beyond your credits") % figures, lines
+
+
+def _offer(w: _Writer) -> str:
+    offer = w.p["offer"]
+    figures = {
+        "units": number_text(offer.get("units", 0), language=w.language),
+        "price": w.money(offer.get("price", 0), str(offer.get("currency", ""))),
+        "until": _valid_until(w, offer.get("expires_at")),
     }
+    if figures["until"]:
+        return _("Top up %(units)s units for %(price)s so that your service is not "
+                 "interrupted: accept the offer in your dashboard; it is valid until "
+                 "%(until)s.") % figures  # fmt: skip
+    return _("Top up %(units)s units for %(price)s so that your service is not interrupted: "
+             "accept the offer in your dashboard.") % figures  # fmt: skip
+
+
+def _valid_until(w: _Writer, expires_at: Any) -> str:
+    """The offer's end, or nothing if its payload has none that reads as an instant."""
+    try:
+        return w.instant(str(expires_at))
+    except ValueError:
+        return ""

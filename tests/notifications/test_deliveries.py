@@ -63,7 +63,7 @@ def deliver_all() -> list[str]:
         ),
         (
             "de",
-            "SMS: 80 % Ihres Inklusivkontingents verbraucht",
+            "SMS: 80\u00a0% Ihres Inklusivkontingents verbraucht",
             "erreichen Sie Ihr Limit am 23. November 2026.",
         ),
     ],
@@ -79,7 +79,8 @@ def test_email_is_in_the_tenants_language_with_figures_offer_and_links(
     assert message.to == [world.alpha.contact_email]
     assert message.subject == f"[CreditGuard] {subject}"
     assert line in message.body
-    assert "500" in message.body and "29.00 EUR" in message.body
+    price = "29,00\u00a0€" if language == "de" else "€29.00"
+    assert f"500 Einheiten für {price}" in message.body or f"500 units for {price}" in message.body
     assert "/dashboard/" in message.body and "/policy/" in message.body
     assert getattr(message, "alternatives")[0][1] == "text/html"  # noqa: B009 - EmailMultiAlternatives
 

@@ -76,11 +76,11 @@ def test_each_kind_renders_in_both_languages(world: World, language):
     bodies = "\n".join(str(m.body) for m in alphas)
     if language == "de":
         assert "Versand eingeschränkt" in " ".join(subjects)
-        assert "bis 1.000 Einheiten: 0.08 EUR pro Einheit" in bodies
+        assert "bis 1.000 Einheiten: 0,08\u00a0€ pro Einheit" in bodies
         assert "ausgesetzt, bis Ihr Kontingent zurückgesetzt wird" in bodies
     else:
         assert "sending is limited" in " ".join(subjects)
-        assert "up to 1,000 units: 0.08 EUR per unit" in bodies
+        assert "up to 1,000 units: €0.08 per unit" in bodies
         assert "suspended until your credits reset" in bodies
 
 
