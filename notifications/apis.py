@@ -16,10 +16,17 @@ from rest_framework.views import APIView
 from creditguard.api.pagination import CursorListApi
 from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
+from notifications.messages import render_message
 from notifications.models import Notification, WebhookEndpoint
 from notifications.services.webhooks import webhook_endpoint_create, webhook_endpoint_delete
 from tenants.authentication import request_tenant
-from tenants.models import Scope
+from tenants.models import Scope, Tenant
+
+
+class MessageSerializer(serializers.Serializer):
+    language = serializers.ChoiceField(choices=Tenant.Language.choices)
+    subject = serializers.CharField()
+    lines = serializers.ListField(child=serializers.CharField())
 
 
 class NotificationOutputSerializer(serializers.Serializer):
@@ -27,6 +34,11 @@ class NotificationOutputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Notification.Kind.choices)
     created_at = serializers.DateTimeField()
     payload = serializers.JSONField(help_text="The figures of the notification")
+    message = serializers.SerializerMethodField()
+
+    @extend_schema_field(MessageSerializer)
+    def get_message(self, obj: Notification) -> dict[str, Any]:
+        return render_message(obj, language=obj.tenant.language).as_data()
 
 
 class NotificationsApi(CursorListApi):
@@ -38,7 +50,10 @@ class NotificationsApi(CursorListApi):
         description="The tenant's notifications (in-app), newest first, cursor-paginated.",
     )
     def get(self, request: Request) -> Response:
-        notifications = Notification.objects.for_tenant(request_tenant(request))
+        # The tenant comes with each row: its language and time zone write the message.
+        notifications = Notification.objects.for_tenant(request_tenant(request)).select_related(
+            "tenant"
+        )
         return self.page_of(request, notifications, NotificationOutputSerializer)
 
 

@@ -12,6 +12,8 @@ class PoliciesConfig(AppConfig):
         # Imported here, not at the top: models may be imported only once the app
         # registry is ready (Django's rule for AppConfig.ready).
         from metering.hooks import rules_reader_register
+        from metering.models import Channel
+        from notifications.hooks import channel_labels_reader_register
         from policies import selectors
         from policies.receivers import tenant_created_rules
         from policies.roles import roles_sync
@@ -21,4 +23,6 @@ class PoliciesConfig(AppConfig):
         # Metering opens balances and shows them under the rules in force through this
         # reader, without importing policies.
         rules_reader_register(selectors)
+        # Notifications name a channel in the tenant's language, without importing metering.
+        channel_labels_reader_register(Channel.labels_by_code)
         tenant_created.connect(tenant_created_rules, dispatch_uid="policies.tenant_created")

@@ -127,14 +127,18 @@ def _send_email(notification: Notification) -> Outcome:
 
 
 def webhook_body(notification: Notification) -> bytes:
+    """The figures of the payload and the ``message`` the tenant's e-mail says, in its
+    language, for a receiver that shows it to people."""
+    tenant = notification.tenant
     return json.dumps(
         {
             "type": notification.kind,
             "timestamp": notification.created_at.isoformat(),
             "data": {
                 "id": str(notification.public_id),
-                "tenant": notification.tenant.slug,
+                "tenant": tenant.slug,
                 **notification.payload,
+                "message": render_message(notification, language=tenant.language).as_data(),
             },
         },
         separators=(",", ":"),

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.hooks import channel_labels
 from notifications.models import Delivery, Notification, WebhookEndpoint
 from notifications.tasks import enqueue_deliveries
 from tenants.models import Tenant
@@ -35,6 +36,7 @@ def notifications_create(
     specs = list({spec.dedupe_key: spec for spec in specs}.values())
     if not specs:
         return []
+    payloads = _with_channel_labels(specs)
     ours = {spec.dedupe_key: uuid.uuid4() for spec in specs}
     Notification.objects.bulk_create(
         [
@@ -43,10 +45,10 @@ def notifications_create(
                 tenant_id=spec.tenant_id,
                 kind=spec.kind,
                 dedupe_key=spec.dedupe_key,
-                payload=spec.payload,
+                payload=payload,
                 created_at=now,
             )
-            for spec in specs
+            for spec, payload in zip(specs, payloads, strict=True)
         ],
         ignore_conflicts=True,
     )
@@ -55,6 +57,27 @@ def notifications_create(
     )
     deliveries_plan(notifications=created, now=now)
     return created
+
+
+def _with_channel_labels(specs: list[NotificationSpec]) -> list[dict[str, Any]]:
+    """Each spec's payload with its channel's name and unit in every language
+    (``channel_labels``), read once for all the channels of the call, so that the
+    message can be written in the tenant's language whenever it is sent or read."""
+    labels = channel_labels({code for spec in specs if (code := _unlabelled(spec.payload))})
+    payloads = []
+    for spec in specs:
+        code = _unlabelled(spec.payload)
+        if code in labels:
+            payloads.append({**spec.payload, "channel_labels": labels[code]})
+        else:
+            payloads.append(spec.payload)
+    return payloads
+
+
+def _unlabelled(payload: dict[str, Any]) -> str:
+    """The channel code of a payload that has no labels yet, else ''."""
+    code = payload.get("channel")
+    return code if isinstance(code, str) and "channel_labels" not in payload else ""
 
 
 def notify(

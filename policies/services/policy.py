@@ -62,13 +62,11 @@ def policy_version_publish(
                     tenant_id=tenant_id,
                     kind=Notification.Kind.POLICY_CHANGE,
                     dedupe_key=f"policy:{version.pk}:{tenant_id}",
+                    # The figures only: the message is written in each tenant's language
+                    # when it is sent or read (notifications/messages.py).
                     payload={
                         "version": version.label,
                         "effective_from": version.effective_from.isoformat(),
-                        "subject": f"Fair use policy {version.label}",
-                        "lines": [f"Fair use policy {version.label} takes effect on "
-                                  f"{version.effective_from:%Y-%m-%d}; please acknowledge it "
-                                  "in your dashboard."],
                     },
                 )
                 for tenant_id in Tenant.objects.exclude(status=Tenant.Status.CLOSED)
