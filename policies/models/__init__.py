@@ -1,0 +1,40 @@
+"""The fair-use rules: limit rules, restrictions, fee schedules, overage charges,
+top-ups, recommendations and policy versions, one module per area."""
+
+from policies.models.fees import FeeSchedule, FeeScheduleNotice, FeeTier, OverageCharge
+from policies.models.guidance import LimitRecommendation, PolicyAcknowledgement, PolicyVersion
+from policies.models.rules import (
+    DEFAULT_THRESHOLDS,
+    Action,
+    CarryOver,
+    CohortDefault,
+    LimitRule,
+    Restriction,
+    RuleTerms,
+    Window,
+    default_thresholds,
+)
+from policies.models.topups import AutoTopUp, TopUp, TopUpOffer, TopUpPack
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "Action",
+    "AutoTopUp",
+    "CarryOver",
+    "CohortDefault",
+    "FeeSchedule",
+    "FeeScheduleNotice",
+    "FeeTier",
+    "LimitRecommendation",
+    "LimitRule",
+    "OverageCharge",
+    "PolicyAcknowledgement",
+    "PolicyVersion",
+    "Restriction",
+    "RuleTerms",
+    "TopUp",
+    "TopUpOffer",
+    "TopUpPack",
+    "Window",
+    "default_thresholds",
+]
