@@ -55,7 +55,10 @@ def test_unavailable_while_a_migration_is_pending(db, client, monkeypatch):
     monkeypatch.setattr(views, "_migrations_applied", False)
     worker_heartbeat_record(hostname="celery@a")
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM django_migrations WHERE app = 'creditguard'")
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = 'creditguard' AND name = %s",
+            ["0001_worker_heartbeat"],
+        )
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["migrations"] == "1 pending"
