@@ -57,7 +57,7 @@ def test_unavailable_while_a_migration_is_pending(db, client, monkeypatch):
     with connection.cursor() as cursor:
         cursor.execute(
             "DELETE FROM django_migrations WHERE app = 'creditguard' AND name = %s",
-            ["0001_worker_heartbeat"],
+            ["0002_audit_trail_from_policies"],
         )
     response = client.get("/readyz")
     assert response.status_code == 503
