@@ -4,7 +4,7 @@
 #
 #   scripts/supervise.sh .venv/bin/celery -A creditguard worker …
 #
-# A worker can die for good (issue 8: a broker outage ended it with "Unrecoverable
+# A worker can die for good (a broker outage ended it with "Unrecoverable
 # error"); this brings it back. The delay before a restart doubles from 1 s up to
 # SUPERVISE_MAX_DELAY (30 s) while the command keeps dying quickly, and is 1 s again once
 # it has run for SUPERVISE_STABLE_SECONDS (60 s). The command runs in a process group of

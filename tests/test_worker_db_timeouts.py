@@ -1,5 +1,4 @@
-"""Worker sessions on PostgreSQL give up waiting on locks, and end when their worker dies
-(issue 8, item 8)."""
+"""Worker sessions on PostgreSQL give up waiting on locks, and end when their worker dies."""
 
 from __future__ import annotations
 
