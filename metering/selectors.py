@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Sum
+from django.db.models import Case, F, Sum, When
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth
 from django.utils import timezone
 
@@ -72,19 +72,37 @@ class TenantBalances:
 
 
 def forecast(
-    *, used: int, available: int, bounds: PeriodBounds, now: datetime
+    *,
+    used: int,
+    available: int,
+    bounds: PeriodBounds,
+    now: datetime,
+    hard_limit: int | None = None,
 ) -> tuple[int | None, datetime | None]:
-    """Linear projection of the period's usage from its rate so far."""
+    """Linear projection of the period's usage from its rate so far, and when that rate
+    reaches the next limit within the period: the available credits, or once past them,
+    the hard ceiling (``available + hard_limit``; no ceiling when ``hard_limit`` is None)."""
     elapsed = (min(now, bounds.ends_at) - bounds.starts_at).total_seconds()
     total = (bounds.ends_at - bounds.starts_at).total_seconds()
     if elapsed < 3600 or used == 0:
         return (used if elapsed >= 3600 else None), None
     rate = used / elapsed
     projected = round(rate * total)
+    limits = [available] + ([available + hard_limit] if hard_limit is not None else [])
+    ahead = [limit for limit in limits if limit > used]
     reached_at = None
-    if available > used and projected >= available:
-        reached_at = bounds.starts_at + timedelta(seconds=available / rate)
+    if ahead and projected >= ahead[0]:
+        reached_at = bounds.starts_at + timedelta(seconds=ahead[0] / rate)
     return projected, reached_at
+
+
+# What a grant adds to its balance's ``available``: its units less reductions, and once
+# expired only what was drawn from it (the undrawn rest left with the expiry entry). So
+# included + promotional + topped_up is ``available``.
+GRANT_UNITS_IN_AVAILABLE = Case(
+    When(expired_at__isnull=False, then=F("drawn_units")),
+    default=F("units") - F("reduced_units"),
+)
 
 
 def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> TenantBalances:
@@ -104,7 +122,7 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             Grant.objects.for_tenant(tenant)
             .filter(balance__period=period)
             .values("balance__channel_id", "kind")
-            .annotate(units=Sum(F("units") - F("reduced_units")))
+            .annotate(units=Sum(GRANT_UNITS_IN_AVAILABLE))
         ):
             grant_totals[(row["balance__channel_id"], row["kind"])] = row["units"]
     channels = [c for c in Channel.objects.all() if c.active or c.pk in balances]
@@ -125,7 +143,9 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             promotional = grant_totals.get((channel.pk, Grant.Kind.PROMOTIONAL), 0)
             topped_up = grant_totals.get((channel.pk, Grant.Kind.PURCHASED), 0)
             available, used, reserved = balance.available, balance.used, balance.reserved
-        projected, reached_at = forecast(used=used, available=available, bounds=bounds, now=now)
+        projected, reached_at = forecast(
+            used=used, available=available, hard_limit=rule.hard_limit, bounds=bounds, now=now
+        )
         whole, own = restricted.get(None), restricted.get(channel.pk)
         rows.append(
             ChannelBalance(

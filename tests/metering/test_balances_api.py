@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import time_machine
@@ -11,10 +11,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from metering.models import Channel, Grant
+from metering.selectors import forecast
 from metering.services.ingest import usage_record_batch
-from metering.services.ledger import grant_create
+from metering.services.ledger import grant_create, grants_expire_due
 from metering.services.periods import period_bounds, period_get_or_open
-from tests.conftest import World, event
+from policies.models import CohortDefault
+from tenants.models import Tenant
+from tests.conftest import NOW, Api, World, event, issue
+from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
@@ -190,8 +194,6 @@ def test_usage_bad_parameters_are_400_naming_them(world: World, params, field):
 
 
 def test_an_expired_promotional_grant_leaves_the_balance_even_without_usage(world: World):
-    from metering.services.ledger import grants_expire_due
-
     period = period_get_or_open(
         tenant=world.alpha, bounds=period_bounds(tenant=world.alpha, at=timezone.now())
     )
@@ -212,3 +214,60 @@ def test_an_expired_promotional_grant_leaves_the_balance_even_without_usage(worl
         assert grants_expire_due() == 0
     row = by_channel(world.alice_api.get("/api/v1/balances"))["sms"]
     assert (row["available"], row["used"], row["remaining"]) == (2100, 100, 2000)
+
+
+def test_promotional_counts_only_what_was_drawn_from_an_expired_grant(world: World):
+    # 140 promotional units expiring in an hour; 90 of them are used, the other 50 expire.
+    period = period_get_or_open(
+        tenant=world.alpha, bounds=period_bounds(tenant=world.alpha, at=timezone.now())
+    )
+    sms = Channel.objects.get(code="sms")
+    grant_create(
+        tenant=world.alpha,
+        channel=sms,
+        period=period,
+        kind=Grant.Kind.PROMOTIONAL,
+        units=140,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    world.alice_api.ingest([event("promo", channel="sms", quantity=90)])
+    with time_machine.travel(timezone.now() + timedelta(hours=2), tick=False):
+        assert grants_expire_due() == 1
+        row = by_channel(world.alice_api.get("/api/v1/balances"))["sms"]
+    assert (row["included"], row["promotional"], row["topped_up"], row["available"]) == (
+        2000,
+        90,
+        0,
+        2090,
+    )
+
+
+def test_forecast_names_when_the_rate_reaches_the_hard_ceiling(world: World):
+    # 2000 included and 520 more allowed: the ceiling is 2520. 19.5 days into November,
+    # 2100 used (already past the credits) projects to about 3224.
+    CohortDefault.objects.create(channel=Channel.objects.get(code="sms"), included_units=2000,
+                                 hard_limit=520)  # fmt: skip
+    tenant = TenantFactory.create(slug="ceiling", time_zone="Europe/Berlin")
+    api = Api(issue(tenant).raw_key)
+    api.ingest([event("over", channel="sms", quantity=2100)])
+    row = by_channel(api.get("/api/v1/balances"))["sms"]
+    bounds = period_bounds(tenant=tenant, at=timezone.now())
+    rate = 2100 / (timezone.now() - bounds.starts_at).total_seconds()
+    assert row["forecast"]["projected_used"] > 2520
+    expected = bounds.starts_at + timedelta(seconds=2520 / rate)
+    assert datetime.fromisoformat(row["forecast"]["limit_reached_at"]) == expected
+
+
+def test_forecast_names_the_credits_before_the_ceiling():
+    bounds = period_bounds(tenant=Tenant(time_zone="UTC"), at=NOW)
+    elapsed = (NOW - bounds.starts_at).total_seconds()
+    projected, reached_at = forecast(
+        used=1500, available=2000, hard_limit=520, bounds=bounds, now=NOW
+    )
+    assert projected == round(1500 / elapsed * (bounds.ends_at - bounds.starts_at).total_seconds())
+    assert reached_at == bounds.starts_at + timedelta(seconds=2000 / (1500 / elapsed))
+
+
+def test_forecast_without_a_ceiling_names_nothing_past_the_credits():
+    bounds = period_bounds(tenant=Tenant(time_zone="UTC"), at=NOW)
+    assert forecast(used=2100, available=2000, hard_limit=None, bounds=bounds, now=NOW)[1] is None
