@@ -322,6 +322,11 @@ if WEBHOOK_CONNECT_ADDRESSES < 1:
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # A material policy change takes effect at least this long after it is published.
 POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
+# A fee schedule prices a tenant's units from this long after the tenant was told of it
+# (a schedule's notice, or a new tenant's welcome); 0 = from the notice itself.
+FEE_NOTICE_DAYS = env.int("FEE_NOTICE_DAYS", default=14)
+if FEE_NOTICE_DAYS < 0:
+    refuse_to_start("FEE_NOTICE_DAYS must be 0 or more.")
 
 # --- Celery ---------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ from tenants.models import Tenant
 
 class FeeSchedule(models.Model):
     """Prices for units beyond the included credits of a channel: a global default
-    (``tenant`` empty) or a tenant's override. It applies to a tenant only from the
-    moment the tenant was notified of it (a :class:`FeeScheduleNotice`)."""
+    (``tenant`` empty) or a tenant's override. It prices a tenant's units only from the
+    moment it took effect for that tenant (:class:`FeeScheduleNotice`). ``author`` and
+    ``created_at`` are set by the service, never typed."""
 
     class Mode(models.TextChoices):
         GRADUATED = "graduated", "Graduated (each tier prices its own units)"
@@ -64,11 +65,15 @@ class FeeTier(models.Model):
 
 
 class FeeScheduleNotice(models.Model):
-    """The moment a tenant was notified of a fee schedule: from then on it may apply."""
+    """The moment a tenant was notified of a fee schedule, and the moment the schedule
+    takes effect for it: the schedule's ``effective_from``, but no earlier than
+    ``FEE_NOTICE_DAYS`` after the notice (fixed when notified, so a later change of the
+    setting moves nobody's date)."""
 
     schedule = models.ForeignKey(FeeSchedule, on_delete=models.CASCADE, related_name="notices")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     notified_at = models.DateTimeField()
+    effective_at = models.DateTimeField()
 
     objects = TenantScopedManager["FeeScheduleNotice"]()
 
@@ -78,7 +83,7 @@ class FeeScheduleNotice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.schedule_id} → {self.tenant_id} at {self.notified_at:%Y-%m-%d}"
+        return f"{self.schedule_id} → {self.tenant_id} from {self.effective_at:%Y-%m-%d}"
 
 
 class OverageCharge(models.Model):
@@ -99,6 +104,9 @@ class OverageCharge(models.Model):
     period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=16, choices=Action.choices)
     units = models.BigIntegerField(default=0)
+    # Of ``units``, those carried into the next period's included credits when the period
+    # closed (rule ``carry``): a unit is carried or charged, never both.
+    carried_units = models.BigIntegerField(default=0)
     schedule = models.ForeignKey(
         FeeSchedule, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

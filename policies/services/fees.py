@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -13,13 +15,37 @@ from django.utils import timezone
 from creditguard.audit import audit_record
 from creditguard.errors import Conflict, InvalidInput
 from creditguard.money import round_money, unit_price_text
-from metering.models import Channel
+from metering.models import Balance, Channel, LedgerEntry
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import FeeSchedule, FeeScheduleNotice, FeeTier
 from tenants.models import Tenant
 
 TierSpec = tuple[int | None, Decimal | str]  # (up to units beyond included, unit price)
+
+
+def _ordered(tiers: Sequence[FeeTier]) -> list[FeeTier]:
+    return sorted(tiers, key=lambda t: (t.up_to is None, t.up_to or 0))
+
+
+def _graduated_cost(ordered: Sequence[FeeTier], units: int) -> Decimal:
+    """The unrounded price of overage units 1…``units``, each tier pricing its own.
+    The last tier is open-ended (the service refuses any other), so no unit is free."""
+    total, lower = Decimal(0), 0
+    for index, tier in enumerate(ordered):
+        last = index == len(ordered) - 1
+        upper = units if last or tier.up_to is None else min(units, tier.up_to)
+        if upper > lower:
+            total += tier.unit_price * (upper - lower)
+        lower = max(lower, upper)
+        if lower >= units:
+            break
+    return total
+
+
+def _volume_price(ordered: Sequence[FeeTier], units: int) -> Decimal:
+    """The unit price of the tier ``units`` reaches (the last tier beyond every edge)."""
+    return next((t for t in ordered if t.up_to is None or units <= t.up_to), ordered[-1]).unit_price
 
 
 def fee_for_units(*, mode: str, tiers: Sequence[FeeTier], units: int, currency: str) -> Decimal:
@@ -30,21 +56,102 @@ def fee_for_units(*, mode: str, tiers: Sequence[FeeTier], units: int, currency: 
     """
     if units <= 0:
         return round_money(Decimal(0), currency)
-    ordered = sorted(tiers, key=lambda t: (t.up_to is None, t.up_to or 0))
-    total = Decimal(0)
+    ordered = _ordered(tiers)
     if mode == FeeSchedule.Mode.VOLUME:
-        tier = next((t for t in ordered if t.up_to is None or units <= t.up_to), ordered[-1])
-        total = tier.unit_price * units
-    else:
-        lower = 0
-        for tier in ordered:
-            upper = units if tier.up_to is None else min(units, tier.up_to)
-            if upper > lower:
-                total += tier.unit_price * (upper - lower)
-            lower = tier.up_to if tier.up_to is not None else units
-            if lower >= units:
-                break
-    return round_money(total, currency)
+        return round_money(_volume_price(ordered, units) * units, currency)
+    return round_money(_graduated_cost(ordered, units), currency)
+
+
+@dataclass(frozen=True)
+class FeeSpan:
+    """From ``starts_at`` on (until the next span), ``schedule`` prices the tenant's units;
+    ``None``: nothing does."""
+
+    starts_at: datetime
+    schedule: FeeSchedule | None
+
+
+def fee_spans(*, tenant: Tenant, channel: Channel, until: datetime) -> list[FeeSpan]:
+    """Which schedule priced the tenant's units of a channel when, up to ``until``, in
+    time order. A schedule prices from the moment it took effect for the tenant (its
+    notice's ``effective_at``); of those in effect, the tenant's own override comes
+    before the global default, then the one that took effect last. Two queries."""
+    notices = list(
+        FeeScheduleNotice.objects.for_tenant(tenant)
+        .filter(schedule__channel=channel, effective_at__lte=until)
+        .select_related("schedule")
+        .prefetch_related("schedule__tiers")
+        .order_by("effective_at", "pk")
+    )
+    spans: list[FeeSpan] = []
+    for index, notice in enumerate(notices):
+        winner = max(notices[: index + 1], key=lambda n: (n.schedule.tenant_id is not None,
+                                               n.effective_at, n.pk))  # fmt: skip
+        if spans and spans[-1].starts_at == notice.effective_at:
+            spans.pop()  # several took effect at the same moment: the winner of them all
+        if not spans or spans[-1].schedule != winner.schedule:
+            spans.append(FeeSpan(notice.effective_at, winner.schedule))
+    return spans
+
+
+def _schedule_at(spans: Sequence[FeeSpan], moment: datetime) -> FeeSchedule | None:
+    current = None
+    for span in spans:
+        if span.starts_at > moment:
+            break
+        current = span.schedule
+    return current
+
+
+def fee_schedule_in_effect(*, tenant: Tenant, channel: Channel, at: datetime) -> FeeSchedule | None:
+    """The schedule that prices the tenant's units of a channel used at ``at``, if any."""
+    return _schedule_at(fee_spans(tenant=tenant, channel=channel, until=at), at)
+
+
+@dataclass(frozen=True)
+class OverageFee:
+    amount: Decimal
+    currency: str
+    schedule: FeeSchedule | None  # the one in effect last, shown with the charge
+
+
+def overage_fee(
+    *, balance: Balance, units: int, spans: Sequence[FeeSpan], currency: str
+) -> OverageFee:
+    """The fee of a balance's first ``units`` units of overage, from its ledger by time.
+
+    The period's credits, as they stand, cover its first units used; its overage units
+    are the ones used after them, in ledger order, numbered from 1. Each is priced by the
+    schedule in effect when its usage entry was booked, at the tier its number falls in
+    (volume: at the tier the period's ``units`` reach), or not at all before any took
+    effect; the sum is rounded once. One query for the usage entries.
+    """
+    last = spans[-1].schedule if spans else None
+    currency = last.currency if last is not None else currency
+    if units <= 0 or not any(span.schedule for span in spans):
+        return OverageFee(round_money(Decimal(0), currency), currency, last)
+    covered = balance.used - balance.overage_units  # the units the credits cover
+    first, end = covered, covered + units  # overage positions [first, end) in use order
+    total, position = Decimal(0), 0
+    entries = (
+        LedgerEntry.objects.filter(balance=balance, kind=LedgerEntry.Kind.USAGE)
+        .order_by("created_at", "pk")
+        .values_list("created_at", "used_delta")
+    )
+    for booked_at, used in entries:
+        start, position = position, position + used
+        low, high = max(start, first) - first, min(position, end) - first
+        schedule = _schedule_at(spans, booked_at)
+        if high <= low or schedule is None:
+            continue
+        ordered = _ordered(list(schedule.tiers.all()))
+        if schedule.mode == FeeSchedule.Mode.VOLUME:
+            total += _volume_price(ordered, units) * (high - low)
+        else:
+            total += _graduated_cost(ordered, high) - _graduated_cost(ordered, low)
+        if position >= end:
+            break
+    return OverageFee(round_money(total, currency), currency, last)
 
 
 def _validate_tiers(tiers: Iterable[TierSpec]) -> list[tuple[int | None, Decimal]]:
@@ -186,6 +293,12 @@ def fee_schedule_delete(
     current.delete()
 
 
+def fee_effective_at(*, schedule: FeeSchedule, notified_at: datetime) -> datetime:
+    """When a schedule a tenant is told of at ``notified_at`` takes effect for it: its own
+    start, but no earlier than ``FEE_NOTICE_DAYS`` after the notice."""
+    return max(schedule.effective_from, notified_at + timedelta(days=settings.FEE_NOTICE_DAYS))
+
+
 @transaction.atomic
 def fee_schedule_notify(
     *,
@@ -194,9 +307,10 @@ def fee_schedule_notify(
     actor: User | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Record that tenants were told of a schedule (all it concerns by default): from
-    that moment it may apply to them. Telling a tenant twice keeps the first time.
-    Returns how many tenants were newly notified."""
+    """Record that tenants were told of a schedule (all it concerns by default) and tell
+    them: it prices their units from :func:`fee_effective_at` on, the date the notice
+    names. Telling a tenant twice keeps the first time. Returns how many tenants were
+    newly notified."""
     now = now or timezone.now()
     if tenants is None:
         own = schedule.tenant
@@ -208,10 +322,12 @@ def fee_schedule_notify(
         FeeScheduleNotice.objects.filter(schedule=schedule).values_list("tenant_id", flat=True)
     )
     new = [t for t in targets if t.pk not in already]
+    effective_at = fee_effective_at(schedule=schedule, notified_at=now)
     FeeScheduleNotice.objects.bulk_create(
-        [FeeScheduleNotice(schedule=schedule, tenant=t, notified_at=now) for t in new],
+        [FeeScheduleNotice(schedule=schedule, tenant=t, notified_at=now, effective_at=effective_at)
+         for t in new],
         ignore_conflicts=True,
-    )
+    )  # fmt: skip
     channel = schedule.channel
     tiers = [[tier.up_to, unit_price_text(tier.unit_price)] for tier in schedule.tiers.all()]
     notifications_create(
@@ -222,7 +338,7 @@ def fee_schedule_notify(
                 dedupe_key=f"fee_schedule:{schedule.pk}:{t.pk}",
                 payload={"channel": channel.code, "channel_name": channel.name,
                          "currency": schedule.currency, "mode": schedule.mode, "tiers": tiers,
-                         "effective_from": max(schedule.effective_from, now).isoformat()},
+                         "effective_from": effective_at.isoformat()},
             )
             for t in new
         ],

@@ -18,8 +18,8 @@ from creditguard.errors import Conflict, InvalidInput, Unprocessable
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Channel
 from policies.models import Action, OverageCharge
-from policies.selectors import applicable_fee_schedule, effective_rule
-from policies.services.fees import fee_for_units
+from policies.selectors import effective_rule
+from policies.services.fees import fee_spans, overage_fee
 from tenants.models import Tenant
 
 DECISIONS = ("bill", "waive", "partly_waive")
@@ -60,7 +60,8 @@ def overage_charge_refresh(
     *, tenant: Tenant, channel: Channel, period: BillingPeriod, now: datetime | None = None
 ) -> OverageCharge | None:
     """Bring the charge of a tenant × channel × period up to date with its balance:
-    units over, fee by the schedule that applies, factors. Created at the first
+    units over, the fee of those not carried over (each unit priced by the schedule in
+    effect when it was used, ``fees.overage_fee``), factors. Created at the first
     overage; a finalised charge never changes. Safe to run twice or in parallel
     (the balance row lock serializes refreshes)."""
     now = now or timezone.now()
@@ -78,19 +79,17 @@ def overage_charge_refresh(
         return None
     at = min(now, period.ends_at)
     rule = effective_rule(tenant=tenant, channel=channel, at=at)
-    schedule = applicable_fee_schedule(tenant=tenant, channel=channel, at=at)
-    currency = schedule.currency if schedule else tenant.currency
-    amount = (
-        fee_for_units(mode=schedule.mode, tiers=list(schedule.tiers.all()), units=units,
-                      currency=currency)
-        if schedule else round_money(Decimal(0), currency)
+    carried = min(charge.carried_units, units) if charge is not None else 0
+    fee = overage_fee(
+        balance=balance, units=units - carried, currency=tenant.currency,
+        spans=fee_spans(tenant=tenant, channel=channel, until=at),
     )  # fmt: skip
     fields = {
         "action": rule.action,
         "units": units,
-        "schedule": schedule,
-        "amount": amount,
-        "currency": currency,
+        "schedule": fee.schedule,
+        "amount": fee.amount,
+        "currency": fee.currency,
         "factors": overage_factors(
             tenant=tenant, channel=channel, period=period, balance=balance, now=now
         ),

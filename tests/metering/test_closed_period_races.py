@@ -135,9 +135,9 @@ def november_with_overage(slug: str) -> Tenant:
              now=datetime(2026, 11, 2, tzinfo=UTC))  # fmt: skip
     fee_schedule_notify(
         schedule=fee_schedule_create(
-            channel=sms, name="SMS", tiers=[(None, "1.00")], now=datetime(2026, 11, 1, tzinfo=UTC)
+            channel=sms, name="SMS", tiers=[(None, "1.00")], now=datetime(2026, 10, 1, tzinfo=UTC)
         ),
-        now=datetime(2026, 11, 1, tzinfo=UTC),
+        now=datetime(2026, 10, 1, tzinfo=UTC),  # in effect from 15 October, FEE_NOTICE_DAYS on
     )
     usage_record_batch(
         tenant=tenant,

@@ -127,7 +127,8 @@ def test_no_forecast_warning_when_the_forecast_stays_under_the_limit(world: Worl
     assert not Notification.objects.filter(tenant=world.alpha, kind="forecast_warning").exists()
 
 
-def test_overage_notice_and_charge_are_kept_current(world: World):
+def test_overage_notice_and_charge_are_kept_current(world: World, settings):
+    settings.FEE_NOTICE_DAYS = 0  # the schedule prices the usage that follows at once
     sms = Channel.objects.get(code="sms")
     set_rule(world.alpha, "sms", included_units=100, action="charge_overage")
     fee_schedule_notify(

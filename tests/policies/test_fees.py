@@ -12,8 +12,12 @@ from creditguard.errors import InvalidInput
 from creditguard.money import round_money
 from metering.models import Channel
 from policies.models import FeeSchedule, FeeTier
-from policies.selectors import applicable_fee_schedule
-from policies.services.fees import fee_for_units, fee_schedule_create, fee_schedule_notify
+from policies.services.fees import (
+    fee_for_units,
+    fee_schedule_create,
+    fee_schedule_in_effect,
+    fee_schedule_notify,
+)
 from tests.conftest import World
 
 TIERS = [
@@ -89,38 +93,43 @@ def make_schedule(tenant=None, price="0.10", **kwargs) -> FeeSchedule:
     )
 
 
-def test_a_schedule_not_yet_notified_does_not_apply(world: World):
+@pytest.fixture
+def no_notice_period(settings):
+    settings.FEE_NOTICE_DAYS = 0
+
+
+def test_a_schedule_not_yet_notified_does_not_apply(world: World, no_notice_period):
     sms = Channel.objects.get(code="sms")
     schedule = make_schedule()
-    assert applicable_fee_schedule(tenant=world.alpha, channel=sms, at=timezone.now()) is None
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=timezone.now()) is None
     assert fee_schedule_notify(schedule=schedule, tenants=[world.alpha]) == 1
-    assert applicable_fee_schedule(tenant=world.alpha, channel=sms, at=timezone.now()) == schedule
-    assert applicable_fee_schedule(tenant=world.beta, channel=sms, at=timezone.now()) is None
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=timezone.now()) == schedule
+    assert fee_schedule_in_effect(tenant=world.beta, channel=sms, at=timezone.now()) is None
 
 
-def test_until_notified_the_previous_schedule_applies(world: World):
+def test_until_notified_the_previous_schedule_applies(world: World, no_notice_period):
     sms = Channel.objects.get(code="sms")
     day = timedelta(days=1)
     t0 = timezone.now() - 10 * day
     old = make_schedule(price="0.10", now=t0)
     fee_schedule_notify(schedule=old, now=t0)
     new = make_schedule(price="0.20", now=t0 + day)
-    assert applicable_fee_schedule(tenant=world.alpha, channel=sms, at=t0 + 2 * day) == old
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=t0 + 2 * day) == old
     fee_schedule_notify(schedule=new, now=t0 + 3 * day)
-    assert applicable_fee_schedule(tenant=world.alpha, channel=sms, at=t0 + 2 * day) == old
-    assert applicable_fee_schedule(tenant=world.alpha, channel=sms, at=t0 + 3 * day) == new
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=t0 + 2 * day) == old
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=t0 + 3 * day) == new
 
 
-def test_tenant_override_applies_before_the_global_default_once_notified(world: World):
+def test_tenant_override_applies_before_the_global_default_once_notified(
+    world: World, no_notice_period
+):
     sms = Channel.objects.get(code="sms")
     fee_schedule_notify(schedule=make_schedule(price="0.10"))
     override = make_schedule(tenant=world.alpha, price="0.07")
-    assert (
-        applicable_fee_schedule(tenant=world.alpha, channel=sms, at=timezone.now()).tenant is None
-    )
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=timezone.now()).tenant is None
     fee_schedule_notify(schedule=override)
-    assert applicable_fee_schedule(tenant=world.alpha, channel=sms, at=timezone.now()) == override
-    assert applicable_fee_schedule(tenant=world.beta, channel=sms, at=timezone.now()).tenant is None
+    assert fee_schedule_in_effect(tenant=world.alpha, channel=sms, at=timezone.now()) == override
+    assert fee_schedule_in_effect(tenant=world.beta, channel=sms, at=timezone.now()).tenant is None
 
 
 def test_notifying_twice_keeps_the_first_time(world: World):
@@ -152,3 +161,14 @@ def test_invalid_tiers_are_refused(db, tiers):
     with pytest.raises(InvalidInput):
         fee_schedule_create(channel=Channel.objects.get(code="sms"), name="x", tiers=tiers)
     assert not FeeSchedule.objects.exists()
+
+
+def test_units_past_a_bounded_last_tier_are_never_free():
+    # The service refuses such tiers; a schedule stored before that check still charges.
+    tiers = [FeeTier(up_to=100, unit_price=Decimal("0.10"))]
+    assert fee_for_units(mode="graduated", tiers=tiers, units=1000, currency="EUR") == Decimal(
+        "100.00"
+    )
+    assert fee_for_units(mode="volume", tiers=tiers, units=1000, currency="EUR") == Decimal(
+        "100.00"
+    )

@@ -22,8 +22,10 @@ from tests.policies.helpers import set_rule
 
 
 @pytest.fixture
-def charged(world: World) -> OverageCharge:
-    """Alpha used 250 SMS of 100 included, at 0.10 per unit beyond: 15.00 EUR."""
+def charged(world: World, settings) -> OverageCharge:
+    """Alpha used 250 SMS of 100 included, at 0.10 per unit beyond: 15.00 EUR (a schedule
+    notified with no notice period, so that it prices the usage that follows at once)."""
+    settings.FEE_NOTICE_DAYS = 0
     sms = Channel.objects.get(code="sms")
     set_rule(world.alpha, "sms", included_units=100, action="charge_overage")
     fee_schedule_notify(
