@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "metering",
     "policies",
     "notifications",
+    # The staff console, the face over the domain apps above.
+    "console",
 ]
 
 MIDDLEWARE = [

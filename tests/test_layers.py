@@ -1,6 +1,6 @@
 """The layers of docs/ARCHITECTURE.md hold: kernel ← tenants ← metering | notifications ←
-policies, checked by import-linter's contracts in pyproject.toml (imports inside functions
-included), so a wrong-way import fails the suite as well as scripts/test.sh."""
+policies ← console, checked by import-linter's contracts in pyproject.toml (imports inside
+functions included), so a wrong-way import fails the suite as well as scripts/test.sh."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reason-form admin actions are one helper (policies.console_actions.form_action)."""
+"""The reason-form admin actions are one helper (console.actions.form_action)."""
 
 from __future__ import annotations
 
@@ -21,5 +21,5 @@ FORM_ACTIONS = [
 def test_every_reason_form_action_is_built_by_the_one_helper(model: type, name: str):
     model_admin = admin.site._registry[model]
     action = getattr(type(model_admin), name)
-    assert hasattr(action, "form_class"), f"{name} does not use policies.console_actions"
+    assert hasattr(action, "form_class"), f"{name} does not use console.actions"
     assert action.allowed_permissions, f"{name} declares no permission"

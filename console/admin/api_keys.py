@@ -1,3 +1,6 @@
+"""API keys: looked at and revoked (through ``api_key_revoke``, audited), never created or
+edited here (``create_api_key`` issues them and shows the secret once)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,17 +10,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tenants.models import ApiKey, Membership
+from tenants.models import ApiKey
 from tenants.services import api_key_revoke
-
-
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    autocomplete_fields = ["user"]
-
-
-# The Tenant admin is the staff console of the fair-use rules: policies/admin.py.
 
 
 @admin.register(ApiKey)

@@ -36,7 +36,7 @@ def action_page(
     """The intermediate page of an admin action that needs a form (a reason, a pack)."""
     return TemplateResponse(
         request,
-        "admin/policies/action_form.html",
+        "admin/console/action_form.html",
         {
             **model_admin.admin_site.each_context(request),
             "title": title,

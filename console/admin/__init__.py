@@ -1,0 +1,32 @@
+"""The staff console's admin, one module per area; importing this package (Django's admin
+autodiscovery does) registers them all."""
+
+from console.admin import (
+    api_keys,
+    audit,
+    channels,
+    fees,
+    ledger,
+    limits,
+    offers,
+    overage,
+    policy_versions,
+    recommendations,
+    site,
+    tenants,
+)
+
+__all__ = [
+    "api_keys",
+    "audit",
+    "channels",
+    "fees",
+    "ledger",
+    "limits",
+    "offers",
+    "overage",
+    "policy_versions",
+    "recommendations",
+    "site",
+    "tenants",
+]
