@@ -1,5 +1,7 @@
-"""Limit recommendations (policy § 4): from the tenant's own history and trend, its peer
-cohort (same industry and size band) and the system's load — with the reasons in words."""
+"""Limit recommendations (policy § 4): from the tenant's own history and trend, its use of
+the current period, its peer cohort (same industry and size band) and the system's load —
+with the reasons in sentences. A suggestion never goes below what the tenant's own use
+projects unless the system's load takes it there, and then it says so."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from django.utils import timezone
 
 from creditguard.errors import Conflict
 from metering.models import Balance, Channel
+from metering.selectors import forecast
+from metering.services.periods import PeriodBounds
 from policies.models import LimitRecommendation
 from policies.selectors import effective_rules
 from policies.services.rules import limit_rule_set
@@ -26,6 +30,9 @@ MIN_COHORT = 5
 HEADROOM = 1.10
 HIGH_LOAD = 0.80
 HARD_LIMIT_SHARE = 0.20
+# Before this much of the current period has passed, its rate is too noisy to project
+# from (a burst on the first day is not a month's use): only the units used so far count.
+CURRENT_PERIOD_MIN_DAYS = 7
 
 
 def percentile(values: list[int], share: float) -> float:
@@ -44,7 +51,9 @@ def nice(value: float) -> int:
     if value <= 0:
         return 0
     magnitude = 10 ** max(int(math.log10(value)) - 1, 0)
-    return int(math.ceil(value / magnitude) * magnitude)
+    # Rounded first, so that a float's last bit (3000 × 1.1 = 3300.0000000000005) does not
+    # round a whole step up.
+    return int(math.ceil(round(value / magnitude, 9)) * magnitude)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class CohortStats:
     mean: float
     median: float
     p90: float
+    # Who they are, as the subject of a sentence: "the 5 comparable tenants (retail, …)".
+    described: str
 
 
 def _cohort(
@@ -61,18 +72,33 @@ def _cohort(
 ) -> CohortStats | None:
     """Usage of comparable tenants' last full period: same industry and size band; with
     fewer than MIN_COHORT of them, the same industry; then everyone."""
+    industry = tenant.get_industry_display().lower()
+    size_band = tenant.get_size_band_display()
     levels = [
         (
-            f"{tenant.get_industry_display().lower()} tenants of {tenant.get_size_band_display()}",
+            f"{industry} tenants of {size_band}",
             lambda t: t.industry == tenant.industry and t.size_band == tenant.size_band,
+            lambda n: f"the {_tenants(n, 'comparable')} ({industry}, {size_band})",
         ),
         (
-            f"{tenant.get_industry_display().lower()} tenants",
+            f"{industry} tenants",
             lambda t: t.industry == tenant.industry,
+            lambda n: (
+                f"with fewer than {MIN_COHORT} comparable tenants of {size_band}, "
+                f"the {_tenants(n, industry)} are compared: they"
+            ),
         ),
-        ("all tenants", lambda t: True),
+        (
+            "all tenants",
+            lambda t: True,
+            lambda n: (
+                f"with fewer than {MIN_COHORT} {industry} tenants to compare with, "
+                f"{'the one other tenant is' if n == 1 else f'all {n} other tenants are'} "
+                "compared: they"
+            ),
+        ),
     ]
-    for label, matches in levels:
+    for label, matches, described in levels:
         values = [
             used
             for (tenant_id, channel_id), used in last.items()
@@ -82,8 +108,21 @@ def _cohort(
             if not values:
                 return None
             return CohortStats(label, len(values), statistics.fmean(values),
-                               statistics.median(values), percentile(values, 0.9))  # fmt: skip
+                               statistics.median(values), percentile(values, 0.9),
+                               described(len(values)))  # fmt: skip
     return None
+
+
+def _tenants(count: int, adjective: str) -> str:
+    return f"{count} {adjective} tenant{'s' if count != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class CurrentUse:
+    """The tenant's use of the period in progress."""
+
+    used: int
+    bounds: PeriodBounds
 
 
 def recommendations_compute(
@@ -109,6 +148,24 @@ def recommendations_compute(
 
     # System load: this period's use per day so far against each channel's capacity.
     current = Balance.objects.filter(period__starts_at__lte=now, period__ends_at__gt=now)
+    this_period = {
+        (row["tenant_id"], row["channel_id"]): CurrentUse(
+            used=row["used"],
+            bounds=PeriodBounds(
+                label=row["period__label"],
+                starts_at=row["period__starts_at"],
+                ends_at=row["period__ends_at"],
+            ),
+        )
+        for row in current.filter(channel__in=channels, used__gt=0).values(
+            "tenant_id",
+            "channel_id",
+            "used",
+            "period__label",
+            "period__starts_at",
+            "period__ends_at",
+        )
+    }
     loads: dict[int, float | None] = {}
     for channel in channels:
         used = current.filter(channel=channel).aggregate(total=Sum("used"))["total"] or 0
@@ -126,24 +183,28 @@ def recommendations_compute(
             cohort = _cohort(tenant, channel, last, everyone)
             load = loads[channel.pk]
             created.append(_recommend(tenant, channel, rules[channel.pk].included_units, own,
-                                      cohort, load, now))  # fmt: skip
+                                      this_period.get((tenant.pk, channel.pk)), cohort, load,
+                                      now))  # fmt: skip
     LimitRecommendation.objects.bulk_create(created)
     return created
 
 
 def _recommend(
-    tenant: Tenant, channel: Channel, current: int, own: list[int], cohort: CohortStats | None,
-    load: float | None, now: datetime,
+    tenant: Tenant, channel: Channel, current: int, own: list[int], now_use: CurrentUse | None,
+    cohort: CohortStats | None, load: float | None, now: datetime,
 ) -> LimitRecommendation:  # fmt: skip
     unit = channel.name
     reasons = []
     average = trend = p90 = None
+    # What the tenant's own use projects for a period: its trend carried on from its
+    # average and from its last full period, and the current period at its rate so far.
+    projections: list[float] = []
     if own:
         average = statistics.fmean(own)
         p90 = percentile(own, 0.9)
         if len(own) >= 2 and own[0] > 0:
             trend = (own[-1] / own[0]) ** (1 / (len(own) - 1)) - 1
-        projection = average * (1 + (trend or 0))
+        projections += [average * (1 + (trend or 0)), own[-1] * (1 + (trend or 0))]
         months = {1: "last month", 2: "last two months", 3: "last three months"}[len(own)]
         reasons.append(
             f"this tenant's {months} averaged {round(average):,} {unit}"
@@ -151,26 +212,64 @@ def _recommend(
                if trend is not None else "")
         )  # fmt: skip
     else:
-        projection = cohort.median if cohort else current
         reasons.append("this tenant has no full period yet")
+    if now_use is not None:
+        projected, _ = forecast(used=now_use.used, available=0, bounds=now_use.bounds, now=now)
+        if (now - now_use.bounds.starts_at).days >= CURRENT_PERIOD_MIN_DAYS and projected:
+            projections.append(projected)
+            reasons.append(f"this period it has used {now_use.used:,} {unit} so far, on course "
+                           f"for {projected:,} by its end")  # fmt: skip
+        else:
+            projections.append(now_use.used)
+            reasons.append(f"this period it has used {now_use.used:,} {unit} so far")
     if cohort:
-        reasons.insert(0, f"comparable {cohort.label} ({cohort.size}) use a median of "
-                          f"{round(cohort.median):,} {unit} (mean {round(cohort.mean):,}, "
-                          f"p90 {round(cohort.p90):,})")  # fmt: skip
-        projection = max(projection, cohort.median)
-    suggested = projection * HEADROOM
-    if load is not None:
-        reasons.append(f"{unit} capacity is at {load:.0%}")
-        if load > HIGH_LOAD:
-            # Past 80 % of capacity, every point of load takes a point off the suggestion.
-            suggested *= max(1 - (load - HIGH_LOAD), 0.7)
-            reasons.append("the high load lowers the suggestion")
+        reasons.insert(0, f"{cohort.described} used a median of {round(cohort.median):,} {unit} "
+                          f"in their last full period (mean {round(cohort.mean):,}, "
+                          f"90th percentile {round(cohort.p90):,})")  # fmt: skip
+    own_projection = round(max(projections)) if projections else None
+    headroom = f"plus {HEADROOM - 1:.0%} headroom"
+    if own_projection is not None and cohort:
+        basis: float = max(own_projection, cohort.median)
+        reasons.append(f"the suggestion is the higher of this tenant's projection "
+                       f"({own_projection:,} {unit}) and the comparable median "
+                       f"({round(cohort.median):,} {unit}), {headroom}")  # fmt: skip
+    elif own_projection is not None:
+        basis = own_projection
+        reasons.append(f"the suggestion is this tenant's projection ({own_projection:,} "
+                       f"{unit}) {headroom}")  # fmt: skip
+    elif cohort:
+        basis = cohort.median
+        reasons.append(f"the suggestion is the comparable median ({round(cohort.median):,} "
+                       f"{unit}) {headroom}")  # fmt: skip
+    else:
+        basis = current
+        reasons.append(f"without history or peers, the suggestion is the current {current:,} "
+                       f"{unit} {headroom}")  # fmt: skip
+    suggested = basis * HEADROOM
+    if load is not None and load > HIGH_LOAD:
+        # Past 80 % of capacity, every point of load takes a point off the suggestion.
+        cut = min(load - HIGH_LOAD, 0.3)
+        suggested *= 1 - cut
+        reasons.append(f"{unit} runs at {load:.0%} of its daily capacity, so the suggestion is "
+                       f"{cut:.0%} lower")  # fmt: skip
+    elif load:
+        share = "under 1%" if load < 0.01 else f"{load:.0%}"
+        reasons.append(f"{unit} runs at {share} of its daily capacity, which leaves the "
+                       "suggestion as it is")  # fmt: skip
+    elif load is not None:
+        reasons.append(f"nothing was sent on {unit} this period yet, so its load leaves the "
+                       "suggestion as it is")  # fmt: skip
     included = nice(suggested)
+    if own_projection is not None and included < own_projection:
+        # Only the load can take it there: headroom and rounding only raise it.
+        reasons.append(f"that is below this tenant's projection of {own_projection:,} {unit}: "
+                       "the channel cannot carry more")  # fmt: skip
     hard_limit = nice(
         included * (HARD_LIMIT_SHARE if (load or 0) <= HIGH_LOAD else HARD_LIMIT_SHARE / 2)
     )
-    explanation = (
-        "; ".join(reasons) + f". Suggested: {included:,} included, hard limit {hard_limit:,}."
+    explanation = " ".join(
+        [sentence[0].upper() + sentence[1:] + "." for sentence in reasons]
+        + [f"Suggested: {included:,} included, hard limit {hard_limit:,}."]
     )
     return LimitRecommendation(
         tenant=tenant, channel=channel, computed_at=now, current_included=current,
@@ -181,7 +280,7 @@ def _recommend(
         cohort_mean=round(cohort.mean) if cohort else None,
         cohort_median=round(cohort.median) if cohort else None,
         cohort_p90=round(cohort.p90) if cohort else None,
-        system_load=load, explanation=explanation[0].upper() + explanation[1:],
+        system_load=load, explanation=explanation,
     )  # fmt: skip
 
 

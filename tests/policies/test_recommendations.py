@@ -45,9 +45,19 @@ def cohort(channel, usages: list[int], **profile) -> None:
         history(tenant, channel, {10: used})
 
 
-def recommendation_for(tenant, channel):
+def this_month(tenant, channel, used: int) -> None:
+    """The balance of November 2026, the open period at NOW."""
+    bounds = month_bounds(2026, 11, tenant.tzinfo)
+    period = BillingPeriod.objects.create(
+        tenant=tenant, starts_at=bounds.starts_at, ends_at=bounds.ends_at, label="2026-11"
+    )
+    Balance.objects.create(tenant=tenant, channel=channel, period=period, available=2000,
+                           used=used)  # fmt: skip
+
+
+def recommendation_for(tenant, channel, now=NOW):
     return next(
-        r for r in recommendations_compute(tenants=[tenant], now=NOW) if r.channel_id == channel.pk
+        r for r in recommendations_compute(tenants=[tenant], now=now) if r.channel_id == channel.pk
     )
 
 
@@ -55,6 +65,7 @@ def test_percentile_and_rounding_known_answers():
     assert percentile([100, 200, 300, 400, 500], 0.9) == 460
     assert percentile([100, 200, 300, 400, 500], 0.5) == 300
     assert (nice(6137), nice(4200), nice(99), nice(0)) == (6200, 4200, 99, 0)
+    assert nice(3000 * 1.1) == 3300  # 3300.0000000000005 as a float
 
 
 @pytest.fixture
@@ -72,8 +83,10 @@ def test_cohort_median_and_p90_and_own_trend(sms):
     r = recommendation_for(tenant, sms)
     assert (r.cohort_size, r.cohort_median, r.cohort_p90, r.cohort_mean) == (5, 300, 460, 300)
     assert r.own_average == 5624 and round(r.own_trend, 2) == 0.12
-    # projection 5624 × 1.12 = 6299 → × 1.1 headroom = 6929 → 7000; hard limit 20 % → 1400
-    assert (r.suggested_included, r.suggested_hard_limit) == (7000, 1400)
+    # The trend projects the last month onwards: 6272 × 1.12 = 7025 (the average grown by
+    # it, 6299, would fall short of it) → × 1.1 headroom = 7727 → 7800; hard limit 20 % → 1560
+    # → 1600
+    assert (r.suggested_included, r.suggested_hard_limit) == (7800, 1600)
 
 
 def test_small_cohort_falls_back_to_a_broader_one(sms):
@@ -91,28 +104,78 @@ def test_high_system_load_lowers_the_suggestion(sms):
     calm = recommendation_for(tenant, sms).suggested_included
     sms.capacity_per_day = 100
     sms.save()
-    bounds = month_bounds(2026, 11, tenant.tzinfo)
-    period = BillingPeriod.objects.create(
-        tenant=tenant, starts_at=bounds.starts_at, ends_at=bounds.ends_at, label="2026-11"
-    )
-    # 14.5 days into November, 1305 used: 90 a day = 90 % of the capacity.
-    Balance.objects.create(tenant=tenant, channel=sms, period=period, available=1000, used=1305)
+    # 14.5 days into November, another tenant used 1305: 90 a day = 90 % of the capacity.
+    this_month(TenantFactory.create(slug="busy", time_zone="UTC"), sms, 1305)
     busy = recommendation_for(tenant, sms)
     assert round(busy.system_load, 2) == 0.90
     assert busy.suggested_included < calm
     assert busy.suggested_included == nice(1000 * 1.1 * 0.9)
 
 
-def test_the_explanation_names_each_factor(sms):
+def test_the_explanation_names_each_factor_in_sentences(sms):
     sms.capacity_per_day = 10_000
     sms.save()
     cohort(sms, [4200] * 5, industry="retail", size_band="50-249")
     tenant = TenantFactory.create(slug="me", industry="retail", size_band="50-249", time_zone="UTC")
     history(tenant, sms, {8: 5000, 9: 5600, 10: 6272})
-    text = recommendation_for(tenant, sms).explanation
-    assert "Comparable retail tenants of 50–249 employees (5) use a median of 4,200 SMS" in text
-    assert "this tenant's last three months averaged 5,624 SMS, rising 12% a month" in text
-    assert "SMS capacity is at" in text
+    assert recommendation_for(tenant, sms).explanation == (
+        "The 5 comparable tenants (retail, 50–249 employees) used a median of 4,200 SMS in "
+        "their last full period (mean 4,200, 90th percentile 4,200). "
+        "This tenant's last three months averaged 5,624 SMS, rising 12% a month. "
+        "The suggestion is the higher of this tenant's projection (7,025 SMS) and the "
+        "comparable median (4,200 SMS), plus 10% headroom. "
+        "Nothing was sent on SMS this period yet, so its load leaves the suggestion as it is. "
+        "Suggested: 7,800 included, hard limit 1,600."
+    )
+
+
+def test_a_suggestion_never_goes_below_what_the_tenants_own_use_projects(sms):
+    # Growing 13 % a month, and 1,815 used 19.5 days into November: on course for 2,792.
+    # The months before alone (1,249 on average) suggested lowering 2,000 to 1,600.
+    sms.capacity_per_day = 500_000
+    sms.save()
+    cohort(sms, [1000] * 5, industry="finance", size_band="1-9")
+    tenant = TenantFactory.create(slug="me", industry="retail", size_band="50-249", time_zone="UTC")
+    history(tenant, sms, {8: 1100, 9: 1243, 10: 1405})
+    this_month(tenant, sms, 1815)
+    r = recommendation_for(tenant, sms, now=datetime(2026, 11, 20, 12, tzinfo=UTC))
+    assert r.current_included == 2000
+    assert r.suggested_included == 3100  # 2,792 × 1.1 = 3,071 → 3,100
+    assert r.explanation == (
+        "With fewer than 5 retail tenants to compare with, all 5 other tenants are compared: "
+        "they used a median of 1,000 SMS in their last full period (mean 1,000, "
+        "90th percentile 1,000). "
+        "This tenant's last three months averaged 1,249 SMS, rising 13% a month. "
+        "This period it has used 1,815 SMS so far, on course for 2,792 by its end. "
+        "The suggestion is the higher of this tenant's projection (2,792 SMS) and the "
+        "comparable median (1,000 SMS), plus 10% headroom. "
+        "SMS runs at under 1% of its daily capacity, which leaves the suggestion as it is. "
+        "Suggested: 3,100 included, hard limit 620."
+    )
+
+
+def test_a_suggestion_below_the_tenants_projection_says_why(sms):
+    sms.capacity_per_day = 100
+    sms.save()
+    tenant = TenantFactory.create(slug="me", industry="retail", size_band="50-249", time_zone="UTC")
+    history(tenant, sms, {8: 1000, 9: 1000, 10: 1000})
+    # 14.5 days into November, another tenant used 1305: 90 a day = 90 % of the capacity.
+    this_month(TenantFactory.create(slug="busy", time_zone="UTC"), sms, 1305)
+    r = recommendation_for(tenant, sms)
+    assert r.suggested_included == 990 < 1000  # 1,000 × 1.1 × 0.9
+    assert (
+        "SMS runs at 90% of its daily capacity, so the suggestion is 10% lower. That is below "
+        "this tenant's projection of 1,000 SMS: the channel cannot carry more." in r.explanation
+    )
+
+
+def test_a_short_period_counts_what_was_used_not_its_rate(sms):
+    # Two days into November, 3,000 used: a burst, not a month's rate of 45,000.
+    tenant = TenantFactory.create(slug="me", industry="retail", size_band="50-249", time_zone="UTC")
+    this_month(tenant, sms, 3000)
+    r = recommendation_for(tenant, sms, now=datetime(2026, 11, 3, tzinfo=UTC))
+    assert r.suggested_included == 3300
+    assert "This period it has used 3,000 SMS so far." in r.explanation
 
 
 def test_applying_writes_a_rule_version_once(sms):
