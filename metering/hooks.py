@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class LimitTerms(Protocol):
-    """The terms of a limit rule that metering reads (policies' ``EffectiveRule``)."""
+    """The terms of a limit rule that metering reads: a subset of policies' ``Terms`` (the
+    one type of a rule's terms, ``policies/terms.py``), which satisfies this protocol."""
 
     @property
     def included_units(self) -> int: ...

@@ -8,6 +8,7 @@ from django import forms
 
 from metering.models import Channel
 from policies.models import Action, CarryOver, TopUpPack, Window
+from policies.terms import TERM_NAMES
 from tenants.models import Tenant
 from tenants.services import TENANT_EDITABLE, TENANT_FIXED_ONCE_BILLED
 
@@ -52,16 +53,8 @@ class ThresholdsField(forms.CharField):
         return _thresholds(super().to_python(value) or "")
 
 
-# The terms a limit change may set, in the order of the form.
-LIMIT_TERMS = (
-    "included_units",
-    "hard_limit",
-    "action",
-    "restrict_units",
-    "restrict_window",
-    "warning_thresholds",
-    "carry_over",
-)
+# The terms a limit change may set, in the order of the form: the terms of a rule.
+LIMIT_TERMS = TERM_NAMES
 
 
 class LimitChangeForm(forms.Form):

@@ -10,29 +10,21 @@ from django.db.models import F, Q
 
 from metering.models import Channel
 from policies.models import (
-    DEFAULT_THRESHOLDS,
-    Action,
-    CarryOver,
     CohortDefault,
     FeeSchedule,
     LimitRule,
     Restriction,
     RuleTerms,
 )
+from policies.terms import Terms
 from tenants.models import Tenant
 
 
 @dataclass(frozen=True)
-class EffectiveRule:
-    """The terms in force for a tenant × channel, and where they come from."""
+class EffectiveRule(Terms):
+    """The terms in force for a tenant × channel, and where they come from: the tenant's
+    rule version, its cohort's default, or the channel's default."""
 
-    included_units: int
-    warning_thresholds: tuple[int, ...] = tuple(DEFAULT_THRESHOLDS)
-    hard_limit: int | None = None
-    action: str = Action.NOTIFY_ONLY
-    restrict_units: int | None = None
-    restrict_window: str = ""
-    carry_over: str = CarryOver.FORGIVE
     source: str = "channel default"
     rule: LimitRule | None = field(default=None, compare=False)
 
@@ -42,17 +34,8 @@ class EffectiveRule:
 
 
 def rule_terms(terms: RuleTerms, *, source: str, rule: LimitRule | None = None) -> EffectiveRule:
-    return EffectiveRule(
-        included_units=terms.included_units,
-        warning_thresholds=tuple(terms.warning_thresholds),
-        hard_limit=terms.hard_limit,
-        action=terms.action,
-        restrict_units=terms.restrict_units,
-        restrict_window=terms.restrict_window,
-        carry_over=terms.carry_over,
-        source=source,
-        rule=rule,
-    )
+    """The rule in force made of a rule version's or a cohort default's terms."""
+    return EffectiveRule(**vars(Terms.of(terms)), source=source, rule=rule)
 
 
 def cohort_default_for(*, tenant: Tenant, channel: Channel) -> CohortDefault | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,92 +18,12 @@ from metering.services.ledger import balance_lock, credits_reduce_locked, grant_
 from metering.services.periods import period_bounds, period_get_or_open
 from notifications.models import Notification
 from notifications.services.notify import notify
-from policies.models import Action, CarryOver, LimitRule, Window
-from policies.selectors import EffectiveRule, effective_rule
+from policies.models import LimitRule
+from policies.selectors import effective_rule
+from policies.terms import Terms, terms_worsen, validate_terms
 from tenants.models import Tenant
 
 UNCHANGED: Any = object()
-
-# How much each action restricts the tenant, to tell whether a change worsens terms.
-ACTION_SEVERITY = {
-    Action.NOTIFY_ONLY: 0,
-    Action.CHARGE_OVERAGE: 1,
-    Action.RESTRICT: 2,
-    Action.SUSPEND: 3,
-}
-
-
-@dataclass(frozen=True)
-class Terms:
-    included_units: int
-    warning_thresholds: list[int]
-    hard_limit: int | None
-    action: str
-    restrict_units: int | None
-    restrict_window: str
-    carry_over: str
-
-    @classmethod
-    def of(cls, rule: EffectiveRule) -> Terms:
-        return cls(
-            included_units=rule.included_units,
-            warning_thresholds=list(rule.warning_thresholds),
-            hard_limit=rule.hard_limit,
-            action=rule.action,
-            restrict_units=rule.restrict_units,
-            restrict_window=rule.restrict_window,
-            carry_over=rule.carry_over,
-        )
-
-
-def terms_worsen(before: Terms, after: Terms) -> bool:
-    """True when the new terms are worse for the tenant in any respect (policy § 8)."""
-    ceiling_before = None if before.hard_limit is None else before.hard_limit
-    ceiling_after = None if after.hard_limit is None else after.hard_limit
-    ceiling_lower = ceiling_after is not None and (
-        ceiling_before is None or ceiling_after < ceiling_before
-    )
-    return (
-        after.included_units < before.included_units
-        or ceiling_lower
-        or ACTION_SEVERITY[Action(after.action)] > ACTION_SEVERITY[Action(before.action)]
-        or (
-            after.action == Action.RESTRICT
-            and before.action == Action.RESTRICT
-            and (after.restrict_units or 0) < (before.restrict_units or 0)
-        )
-    )
-
-
-def validate_terms(terms: Terms) -> None:
-    errors: list[dict[str, Any]] = []
-
-    def bad(field: str, detail: str) -> None:
-        errors.append({"pointer": f"/{field}", "field": field, "detail": detail})
-
-    if type(terms.included_units) is not int or terms.included_units < 0:
-        bad("included_units", "a whole number of at least 0")
-    if terms.hard_limit is not None and (type(terms.hard_limit) is not int or terms.hard_limit < 0):
-        bad("hard_limit", "a whole number of at least 0, or empty for no ceiling")
-    thresholds = terms.warning_thresholds
-    if (
-        not isinstance(thresholds, list)
-        or not thresholds
-        or any(type(t) is not int or not 1 <= t <= 1000 for t in thresholds)
-        or sorted(set(thresholds)) != thresholds
-    ):
-        bad("warning_thresholds", "distinct percentages from 1 to 1000 in rising order")
-    if terms.action not in Action.values:
-        bad("action", f"one of {', '.join(Action.values)}")
-    if terms.action == Action.RESTRICT:
-        if terms.restrict_units is None or terms.restrict_units < 0:
-            bad("restrict_units", "'restrict' needs the units allowed per window")
-        if terms.restrict_window not in Window.values:
-            bad("restrict_window", "'restrict' needs a window: hour or day")
-    if terms.carry_over not in CarryOver.values:
-        bad("carry_over", f"one of {', '.join(CarryOver.values)}")
-    if errors:
-        raise InvalidInput("The limit rule is not valid.", errors=errors)
 
 
 @dataclass(frozen=True)
@@ -149,7 +69,7 @@ def limit_rule_set(
         )
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
     current = effective_rule(tenant=tenant, channel=channel, at=now)
-    before = Terms.of(current)
+    before = current.terms()
     changes = {
         key: value
         for key, value in {
@@ -163,9 +83,7 @@ def limit_rule_set(
         }.items()
         if value is not UNCHANGED
     }
-    after = Terms(**{**asdict(before), **changes})
-    if after.action != Action.RESTRICT and "action" in changes:
-        after = Terms(**{**asdict(after), "restrict_units": None, "restrict_window": ""})
+    after = before.with_changes(changes)
     validate_terms(after)
     effective_from = effective_from or now
     version = (
@@ -182,7 +100,7 @@ def limit_rule_set(
         author=actor,
         reason=reason.strip(),
         created_at=now,
-        **asdict(after),
+        **after.as_fields(),
     )
     applied = 0
     if effective_from <= now and after.included_units != before.included_units:
@@ -196,8 +114,8 @@ def limit_rule_set(
         action="limit_rule.set",
         tenant=tenant,
         obj=rule,
-        before={**asdict(before), "source": current.source},
-        after={**asdict(after), "version": version, "effective_from": effective_from,
+        before={**before.as_fields(), "source": current.source},
+        after={**after.as_fields(), "version": version, "effective_from": effective_from,
                "worsens_terms": worsens, "included_delta_applied": applied},
         reason=reason.strip(),
         now=now,
@@ -303,14 +221,14 @@ def limit_rules_initialize(*, tenant: Tenant, now: datetime | None = None) -> li
         current = effective_rule(tenant=tenant, channel=channel, at=now)
         if current.rule is not None:
             continue
-        terms = Terms.of(current)
+        terms = current.terms()
         rule = LimitRule.objects.create(
             tenant=tenant, channel=channel, version=1, effective_from=now, author=None,
-            reason=f"Initial terms from the {current.source}", created_at=now, **asdict(terms),
+            reason=f"Initial terms from the {current.source}", created_at=now, **terms.as_fields(),
         )  # fmt: skip
         audit_record(
             actor=None, action="limit_rule.initialize", tenant=tenant, obj=rule, before=None,
-            after={**asdict(terms), "version": 1}, reason=rule.reason, now=now,
+            after={**terms.as_fields(), "version": 1}, reason=rule.reason, now=now,
         )  # fmt: skip
         rules.append(rule)
     return rules
