@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
+from metering.levels import NEAR_LIMIT_PERCENT, near_limit_q, usage_level, usage_percent
 from metering.models import Balance, Channel
 from policies.models import (
     OverageCharge,
@@ -61,12 +61,7 @@ class UsageFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> QuerySet[Tenant]:
         balances = current_balances().filter(tenant=OuterRef("pk"))
         if self.value() == "near":
-            near = balances.filter(
-                available__gt=0,
-                used__lte=F("available"),
-                used__gte=F("available") * NEAR_LIMIT_PERCENT / 100,
-            )
-            return queryset.filter(Exists(near))
+            return queryset.filter(Exists(balances.filter(near_limit_q())))
         if self.value() == "over":
             return queryset.filter(Exists(balances.filter(used__gt=F("available"))))
         return queryset
