@@ -21,11 +21,8 @@ from creditguard.api.serializers import StrictInputSerializer
 from creditguard.errors import InvalidInput
 from metering.models import Authorization
 from policies.models import PolicyAcknowledgement, TopUpOffer
-from policies.services.authorize import (
-    authorization_commit,
-    authorization_create,
-    authorization_release,
-)
+from policies.services.authorization_settle import authorization_commit, authorization_release
+from policies.services.authorize import authorization_create
 from policies.services.policy import policy_acknowledge, policy_current, policy_upcoming
 from policies.services.topups import topup_offer_accept
 from tenants.authentication import request_tenant

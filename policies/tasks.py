@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from metering.services.ledger import grants_expire_due
-from policies.services.authorize import authorizations_expire
+from policies.services.authorization_settle import authorizations_expire
 from policies.services.close import periods_close_due
 from policies.services.evaluate import evaluate_pending, evaluate_sweep
 from policies.services.recommend import recommendations_compute

@@ -26,17 +26,11 @@ from metering.models import BillingPeriod, Channel, UsageEvent
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balances_lock, usage_apply
 from metering.services.periods import periods_lock_for_booking
-
-# RESERVED_ID_PREFIX and content_hash are imported here for policies/services/authorize.py
-# alone, for the time that another change edits it: it imports them from this module
-# until its import names metering.services.usage_validation. Drop them then.
 from metering.services.usage_validation import (
     MAX_REPORTED_ERRORS,
-    RESERVED_ID_PREFIX,  # noqa: F401 (transitional, see above)
     ValidEvent,
     batch_error,
     batch_refuse,
-    content_hash,  # noqa: F401 (transitional, see above)
     usage_batch_validate,
 )
 from tenants.models import Tenant

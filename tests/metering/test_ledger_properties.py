@@ -178,12 +178,12 @@ expire_op = st.tuples(st.just("expire"), st.integers(min_value=1, max_value=30))
 )
 def test_reservations_keep_the_ledger_whole_and_never_pass_the_ceiling(db, hard_limit, ops):
     from metering.models import Authorization
-    from policies.services.authorize import (
+    from policies.services.authorization_settle import (
         authorization_commit,
-        authorization_create,
         authorization_release,
         authorizations_expire,
     )
+    from policies.services.authorize import authorization_create
 
     with transaction.atomic():
         tenant = TenantFactory.create(time_zone="UTC")

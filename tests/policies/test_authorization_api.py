@@ -8,7 +8,7 @@ import pytest
 
 from metering.models import Authorization, Channel, LedgerEntry, UsageEvent
 from policies.models import Restriction
-from policies.services.authorize import authorizations_expire
+from policies.services.authorization_settle import authorizations_expire
 from policies.services.restrictions import restriction_apply, restriction_lift
 from tenants.models import Tenant
 from tests.conftest import World, event

@@ -12,7 +12,8 @@ import time_machine
 
 from creditguard.errors import Unprocessable
 from metering.models import Authorization, UsageEvent
-from policies.services.authorize import authorization_commit, authorization_create
+from policies.services.authorization_settle import authorization_commit
+from policies.services.authorize import authorization_create
 from policies.services.close import periods_close_due
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, Api

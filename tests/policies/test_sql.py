@@ -16,7 +16,7 @@ from metering.models import Authorization, Balance, LedgerEntry
 from metering.services.ingest import usage_record_batch
 from policies import sql as policies_sql
 from policies.models import LimitRule
-from policies.services.authorize import Reason
+from policies.services.authorization_fast import Reason
 from tests.conftest import event
 from tests.factories import TenantFactory
 from tests.policies.helpers import set_rule
