@@ -163,6 +163,8 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         ]  # fmt: skip
     if kind == K.FEE_SCHEDULE_NOTICE:
         return _fee_schedule(w, figures)
+    if kind == K.WELCOME:
+        return _welcome(w)
     if kind == K.POLICY_CHANGE:
         policy = {
             "version": p.get("version", ""),
@@ -278,3 +280,36 @@ def _valid_until(w: _Writer, expires_at: Any) -> str:
         return w.instant(str(expires_at))
     except ValueError:
         return ""
+
+
+def _welcome(w: _Writer) -> tuple[str, list[str]]:
+    """A new tenant's terms per channel and the fees that apply: its notice of them."""
+    lines = []
+    for entry in w.p.get("channels", []):
+        channel = _Writer(entry, w.language, w.tz)
+        names = {"channel": channel.label("name"), "unit": channel.label("unit")}
+        hard_limit = entry.get("hard_limit")
+        if hard_limit is None:
+            ceiling = _("no hard ceiling")
+        elif hard_limit == 0:
+            ceiling = _("no use beyond your credits")
+        else:
+            ceiling = _("at most %(units)s units beyond your credits") % {
+                "units": channel.number("hard_limit")
+            }
+        lines.append(
+            _("%(channel)s: %(included)s units included per period (unit: %(unit)s); "
+              "%(ceiling)s.") % {**names, "included": channel.number("included_units"),
+                                 "ceiling": ceiling}
+        )  # fmt: skip
+        lines.append(_past_limit(channel))
+        if entry.get("carry_over") == "carry":
+            lines.append(_("Use beyond your credits is carried over: it reduces your included "
+                           "credits of the next period."))  # fmt: skip
+        for schedule in entry.get("fee_schedules", []):
+            lines.extend(_fee_schedule(_Writer({**entry, **schedule}, w.language, w.tz), names)[1])
+        if not entry.get("fee_schedules"):
+            lines.append(_("No fee schedule applies to %(channel)s.") % names)
+    lines.append(_("This message is your notice of these fees: they apply only from the dates "
+                   "given."))  # fmt: skip
+    return _("Welcome: your terms and fees"), lines

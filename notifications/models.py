@@ -26,6 +26,7 @@ class Notification(models.Model):
         FEE_SCHEDULE_NOTICE = "fee_schedule_notice", "Fee schedule notice"
         LIMIT_CHANGED = "limit_changed", "Limit changed"
         POLICY_CHANGE = "policy_change", "Policy change"
+        WELCOME = "welcome", "Welcome: terms and fees"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")

@@ -15,7 +15,7 @@ class PoliciesConfig(AppConfig):
         from metering.models import Channel
         from notifications.hooks import channel_labels_reader_register
         from policies import selectors
-        from policies.receivers import tenant_created_rules
+        from policies.receivers import tenant_created_rules, tenant_created_welcome
         from policies.roles import roles_sync
         from tenants.services import tenant_created
 
@@ -26,3 +26,5 @@ class PoliciesConfig(AppConfig):
         # Notifications name a channel in the tenant's language, without importing metering.
         channel_labels_reader_register(Channel.labels_by_code)
         tenant_created.connect(tenant_created_rules, dispatch_uid="policies.tenant_created")
+        # After the rules (receivers run in the order connected): the welcome names them.
+        tenant_created.connect(tenant_created_welcome, dispatch_uid="policies.tenant_welcome")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from policies.services.rules import limit_rules_initialize
+from policies.services.welcome import tenant_welcome
 from tenants.models import Tenant
 
 
@@ -13,3 +14,9 @@ def tenant_created_rules(sender: type[Tenant], *, tenant: Tenant, **kwargs: Any)
     """Version 1 of the limit rules of a tenant ``tenants.services.tenant_create`` just
     created, from its cohort's defaults, in its transaction."""
     limit_rules_initialize(tenant=tenant)
+
+
+def tenant_created_welcome(sender: type[Tenant], *, tenant: Tenant, **kwargs: Any) -> None:
+    """The new tenant's welcome, its notice of its terms and fees (connected after
+    :func:`tenant_created_rules`, whose rules it names), in the same transaction."""
+    tenant_welcome(tenant=tenant, now=tenant.created_at)

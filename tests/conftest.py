@@ -40,6 +40,27 @@ def _auth_failure_throttle_off(settings: Any) -> None:
     settings.API_AUTH_FAILURES_PER_MINUTE = 0
 
 
+@pytest.fixture(autouse=True)
+def _welcome_off(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A new tenant's welcome (``policies.receivers.tenant_created_welcome``) is one more
+    notification and e-mail per tenant, which the tests of every other notification would
+    count; it is sent only in tests that ask for the ``welcome`` fixture."""
+    from policies.receivers import tenant_created_welcome
+    from tenants.services import tenant_created
+
+    if "welcome" in request.fixturenames:
+        yield
+        return
+    tenant_created.disconnect(dispatch_uid="policies.tenant_welcome")
+    yield
+    tenant_created.connect(tenant_created_welcome, dispatch_uid="policies.tenant_welcome")
+
+
+@pytest.fixture
+def welcome() -> None:
+    """New tenants get their welcome in this test (see ``_welcome_off``)."""
+
+
 @pytest.fixture
 def frozen_clock() -> Iterator[time_machine.Traveller]:
     """The clock stopped at ``NOW`` for the test; the traveller moves it

@@ -318,18 +318,8 @@ def fee_schedule_notify(
     targets = list(tenants)
     if schedule.tenant_id is not None and any(t.pk != schedule.tenant_id for t in targets):
         raise InvalidInput("A tenant's own fee schedule is notified to that tenant only.")
-    already = set(
-        FeeScheduleNotice.objects.filter(schedule=schedule).values_list("tenant_id", flat=True)
-    )
-    new = [t for t in targets if t.pk not in already]
-    effective_at = fee_effective_at(schedule=schedule, notified_at=now)
-    FeeScheduleNotice.objects.bulk_create(
-        [FeeScheduleNotice(schedule=schedule, tenant=t, notified_at=now, effective_at=effective_at)
-         for t in new],
-        ignore_conflicts=True,
-    )  # fmt: skip
+    new, effective_at = fee_notices_record(schedule=schedule, tenants=targets, now=now, actor=actor)
     channel = schedule.channel
-    tiers = [[tier.up_to, unit_price_text(tier.unit_price)] for tier in schedule.tiers.all()]
     notifications_create(
         specs=[
             NotificationSpec(
@@ -337,16 +327,45 @@ def fee_schedule_notify(
                 kind=Notification.Kind.FEE_SCHEDULE_NOTICE,
                 dedupe_key=f"fee_schedule:{schedule.pk}:{t.pk}",
                 payload={"channel": channel.code, "channel_name": channel.name,
-                         "currency": schedule.currency, "mode": schedule.mode, "tiers": tiers,
-                         "effective_from": effective_at.isoformat()},
+                         **fee_schedule_terms(schedule, effective_at)},
             )
             for t in new
         ],
         now=now,
     )  # fmt: skip
+    return len(new)
+
+
+def fee_notices_record(
+    *, schedule: FeeSchedule, tenants: Sequence[Tenant], now: datetime, actor: User | None = None
+) -> tuple[list[Tenant], datetime]:
+    """Record, audited, that ``tenants`` were told of ``schedule`` at ``now`` (those told
+    before keep their first notice); returns the tenants newly told and when the schedule
+    takes effect for them. The caller sends what tells them. Inside its transaction."""
+    already = set(
+        FeeScheduleNotice.objects.filter(schedule=schedule).values_list("tenant_id", flat=True)
+    )
+    new = [t for t in tenants if t.pk not in already]
+    effective_at = fee_effective_at(schedule=schedule, notified_at=now)
+    FeeScheduleNotice.objects.bulk_create(
+        [FeeScheduleNotice(schedule=schedule, tenant=t, notified_at=now, effective_at=effective_at)
+         for t in new],
+        ignore_conflicts=True,
+    )  # fmt: skip
     if new:
         audit_record(
             actor=actor, action="fee_schedule.notify", tenant=schedule.tenant, obj=schedule,
-            before=None, after={"tenants": [t.slug for t in new]}, reason="", now=now,
+            before=None, after={"tenants": [t.slug for t in new],
+                                "effective_at": effective_at.isoformat()},
+            reason="", now=now,
         )  # fmt: skip
-    return len(new)
+    return new, effective_at
+
+
+def fee_schedule_terms(schedule: FeeSchedule, effective_at: datetime) -> dict[str, object]:
+    """What a notice tells of a schedule: currency, mode, tiers and when it takes effect."""
+    return {
+        "currency": schedule.currency, "mode": schedule.mode,
+        "tiers": [[tier.up_to, unit_price_text(tier.unit_price)] for tier in schedule.tiers.all()],
+        "effective_from": effective_at.isoformat(),
+    }  # fmt: skip

@@ -109,6 +109,36 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "restrict_window": "hour",
     },
     K.POLICY_CHANGE: {"version": "1.1", "effective_from": "2026-12-20T23:00:00+00:00"},
+    K.WELCOME: {
+        "tenant_name": "Alpha",
+        "channels": [
+            {
+                **CALL,
+                "included_units": 2000,
+                "hard_limit": 2520,
+                "action_past_limit": "restrict",
+                "restrict_units": 50,
+                "restrict_window": "day",
+                "carry_over": "carry",
+                "fee_schedules": [
+                    {
+                        "currency": "EUR",
+                        "mode": "graduated",
+                        "tiers": [[1000, "0.002"], [None, "0.0015"]],
+                        "effective_from": "2026-12-04T12:30:00+00:00",
+                    }
+                ],
+            },
+            {
+                **CALL,
+                "included_units": 500,
+                "hard_limit": None,
+                "action_past_limit": "notify_only",
+                "carry_over": "forgive",
+                "fee_schedules": [],
+            },
+        ],
+    },
 }
 
 # Words of the English texts that a German text never needs (whole words, case kept).
