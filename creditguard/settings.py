@@ -254,6 +254,10 @@ AUTHORIZATION_FAST_PATH = env.bool("AUTHORIZATION_FAST_PATH", default=True)
 OVERAGE_AUTO_BILL_BELOW = Decimal(env.str("OVERAGE_AUTO_BILL_BELOW", default="5.00"))
 # How long a top-up offer stays open.
 TOPUP_OFFER_TTL_SECONDS = env.int("TOPUP_OFFER_TTL_SECONDS", default=7 * 86400)
+# How long purchased credits stay valid, across periods (each close carries what is left).
+TOPUP_VALIDITY_DAYS = env.int("TOPUP_VALIDITY_DAYS", default=365)
+if TOPUP_VALIDITY_DAYS < 1:
+    refuse_to_start("TOPUP_VALIDITY_DAYS must be 1 or more.")
 # An API key's last_used_at is written at most this often, to keep writes off the hot path.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 
@@ -329,6 +333,11 @@ POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
 FEE_NOTICE_DAYS = env.int("FEE_NOTICE_DAYS", default=14)
 if FEE_NOTICE_DAYS < 0:
     refuse_to_start("FEE_NOTICE_DAYS must be 0 or more.")
+# Worse limit terms (less included, a lower or new ceiling, a harsher action, the end of
+# carry-over) take effect at least this long after the tenant is told; 0: at once.
+LIMIT_NOTICE_DAYS = env.int("LIMIT_NOTICE_DAYS", default=14)
+if LIMIT_NOTICE_DAYS < 0:
+    refuse_to_start("LIMIT_NOTICE_DAYS must be 0 or more.")
 
 # --- Celery ---------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from metering.hooks import rules_reader
 from metering.models import Authorization, Balance, BillingPeriod, Channel, Grant, LedgerEntry
-from metering.services.draws import draw_plan, reduction_plan
+from metering.services.draws import draw_order_key, draw_plan, reduction_plan
 from tenants.models import Tenant
 
 BalanceKey = tuple[int, int]  # (channel_id, period_id)
@@ -285,6 +285,73 @@ def grants_expire_due(*, now: datetime | None = None) -> int:
             LedgerEntry.objects.bulk_create(entries)
             written += len(entries)
     return written
+
+
+@transaction.atomic
+def grants_carry_forward(
+    *, balance: Balance, into: BillingPeriod, kind: str, now: datetime | None = None
+) -> int:
+    """Carry the undrawn units of ``balance``'s grants of ``kind`` that outlive ``now``
+    into the same tenant × channel's balance of ``into`` (its next period), as grants of
+    the same kind, priority and expiry. Returns how many units were carried.
+
+    Each carried grant is closed in its balance with an ``expiry`` entry of the units
+    carried and reopened in the next with a grant entry of the same units, reasons naming
+    both periods: the sum of entries of both balances stays their totals. At most the
+    balance's remaining credits (available less used) are carried: credits granted after
+    usage went past the others already paid for that usage. Grants that would be drawn
+    last are carried first. Locks the balance, then the next period's (the close's order).
+    Running it twice carries nothing more: the grants it carried are closed."""
+    now = now or timezone.now()
+    source = Balance.objects.select_for_update().select_related("tenant", "channel", "period")
+    source_balance = source.get(pk=balance.pk)
+    grants = list(Grant.objects.filter(balance=source_balance, expired_at__isnull=True))
+    entries = _expire_due(source_balance, grants, now)
+    outliving = sorted(
+        (g for g in grants if g.kind == kind and g.expired_at is None and g.undrawn_units > 0),
+        key=draw_order_key,
+        reverse=True,
+    )
+    if not outliving:
+        LedgerEntry.objects.bulk_create(entries)
+        return 0
+    target = balance_lock(
+        tenant=source_balance.tenant, channel=source_balance.channel, period=into, now=now
+    )
+    budget = max(source_balance.available - source_balance.used, 0)
+    carried = 0
+    for grant in outliving:
+        units = min(grant.undrawn_units, budget - carried)
+        # Closed here whether or not anything is left to carry, so that no later expiry
+        # takes units from a period whose charges are final.
+        Grant.objects.filter(pk=grant.pk).update(expired_at=now)
+        if units <= 0:
+            continue
+        entries.append(
+            LedgerEntry(
+                tenant_id=source_balance.tenant_id,
+                balance=source_balance,
+                kind=LedgerEntry.Kind.EXPIRY,
+                available_delta=-units,
+                grant=grant,
+                reason=f"{grant.kind.capitalize()} credits carried to {into.label}",
+                created_at=now,
+            )
+        )
+        _move(source_balance, available=-units)
+        _grant_add(
+            balance=target,
+            kind=grant.kind,
+            units=units,
+            expires_at=grant.expires_at,
+            priority=grant.priority,
+            reason=f"{grant.kind.capitalize()} credits carried from {source_balance.period.label}",
+            actor=None,
+            now=now,
+        )
+        carried += units
+    LedgerEntry.objects.bulk_create(entries)
+    return carried
 
 
 def reservation_hold(

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from metering.models import Balance, BillingPeriod
-from metering.services.ledger import balance_lock, credits_reduce_locked
+from metering.models import Balance, BillingPeriod, Grant
+from metering.services.ledger import balance_lock, credits_reduce_locked, grants_carry_forward
 from metering.services.periods import (
     grace,
     month_bounds,
@@ -68,7 +68,8 @@ def periods_close_due(*, now: datetime | None = None) -> int:
 
 def _finish(*, period: BillingPeriod, now: datetime) -> None:
     """Finalise the period's overage charges, open the next period with grants from
-    the rules in force, and carry overage into it where the rule says so."""
+    the rules in force, carry unexpired purchased credits into it, and carry overage
+    into it where the rule says so."""
     tenant = period.tenant
     local_start = period.starts_at.astimezone(tenant.tzinfo)
     year, month = (local_start.year + 1, 1) if local_start.month == 12 else (
@@ -87,6 +88,9 @@ def _finish(*, period: BillingPeriod, now: datetime) -> None:
             overage_charge_finalize(charge=charge, now=now)
         if not balance.channel.active:
             continue
+        # Purchased credits stay valid for TOPUP_VALIDITY_DAYS, across periods: what is
+        # left of them moves into the next period's balance, with the same expiry.
+        grants_carry_forward(balance=balance, into=following, kind=Grant.Kind.PURCHASED, now=now)
         # The next period's balance opens with the included credits of the rule in force.
         next_balance = balance_lock(
             tenant=tenant, channel=balance.channel, period=following, now=opening

@@ -80,9 +80,10 @@ def topup_offer_accept(
     automatic: bool = False,
     now: datetime | None = None,
 ) -> TopUp:
-    """Accept an offer: book a purchased grant of its units in the current period and
-    its fee, exactly once. The offer row is locked, so a second acceptance — even at
-    the same moment — waits and answers with the first's top-up."""
+    """Accept an offer: book a purchased grant of its units in the current period, valid
+    for ``TOPUP_VALIDITY_DAYS``, and its fee, exactly once. The offer row is locked, so a
+    second acceptance — even at the same moment — waits and answers with the first's
+    top-up."""
     now = now or timezone.now()
     offer = (
         TopUpOffer.objects.for_tenant(tenant).select_for_update()
@@ -97,9 +98,12 @@ def topup_offer_accept(
         raise Conflict(f"This offer is no longer open (it {state}).")
     channel = Channel.objects.get(pk=offer.channel_id)
     period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=now))
+    # Valid for TOPUP_VALIDITY_DAYS, across periods: the close carries what is left of
+    # it into the next period (policies.services.close).
     grant = grant_create(
         tenant=tenant, channel=channel, period=period, kind=Grant.Kind.PURCHASED,
-        units=offer.units, expires_at=period.ends_at, priority=PURCHASED_PRIORITY,
+        units=offer.units, priority=PURCHASED_PRIORITY,
+        expires_at=now + timedelta(days=settings.TOPUP_VALIDITY_DAYS),
         reason=f"Top-up {offer.public_id}", now=now,
     )  # fmt: skip
     offer.status, offer.accepted_at = TopUpOffer.Status.ACCEPTED, now
