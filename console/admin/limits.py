@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from console.actions import form_action
 from console.admin.common import ServiceSavedAdmin, staff_user
-from policies.forms import (
+from console.forms import (
     ReasonForm,
 )
 from policies.models import (

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from console.actions import form_action
 from console.admin.common import staff_user
-from policies.forms import (
+from console.forms import (
     DecisionForm,
 )
 from policies.models import (

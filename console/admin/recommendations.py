@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from console.actions import form_action
 from console.admin.common import staff_user
-from policies.forms import (
+from console.forms import (
     ReasonForm,
 )
 from policies.models import (

@@ -17,15 +17,15 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from console.admin.common import staff_user
-from creditguard.errors import ServiceError
-from metering.levels import usage_percent
-from metering.selectors import balances_for_tenant
-from policies.forms import (
+from console.forms import (
     LIMIT_TERMS,
     LimitChangeForm,
     ReduceForm,
     RestrictForm,
 )
+from creditguard.errors import ServiceError
+from metering.levels import usage_percent
+from metering.selectors import balances_for_tenant
 from policies.models import (
     Restriction,
 )

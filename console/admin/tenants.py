@@ -30,13 +30,13 @@ from console.admin.tenant_list import (
     usage_badges,
 )
 from console.admin.tenant_pages import TenantPages, restrict_from_form
-from creditguard.money import round_money
-from metering.models import Channel
-from policies.forms import (
+from console.forms import (
     OfferForm,
     RestrictForm,
     TenantForm,
 )
+from creditguard.money import round_money
+from metering.models import Channel
 from policies.models import (
     OverageCharge,
 )
