@@ -208,9 +208,21 @@ def _restriction(kind: str, w: _Writer) -> tuple[str, list[str]]:
     scope = w.label("name") if named else _("all channels")
     title = {"scope": w.label("name") if named else _("All channels")}
     if kind == K.RESTRICTION_LIFTED:
-        return _("%(scope)s: the restriction has been lifted") % title, [
-            _("You can send on %(scope)s again as usual.") % {"scope": scope}
-        ]
+        # Lifted by staff or ended by time ("ended": "expired"), and since when; payloads
+        # from before they said when carry neither.
+        subject = (
+            _("%(scope)s: the restriction has ended")
+            if p.get("ended") == "expired"
+            else _("%(scope)s: the restriction has been lifted")
+        )
+        if p.get("ended_at"):
+            line = _("Since %(when)s, you can send on %(scope)s again as usual.") % {
+                "scope": scope,
+                "when": w.instant(p["ended_at"]),
+            }
+        else:
+            line = _("You can send on %(scope)s again as usual.") % {"scope": scope}
+        return subject % title, [line]
     figures = {
         "scope": scope,
         "units": w.number("limit_units"),

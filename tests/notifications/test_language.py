@@ -82,6 +82,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "starts_at": "2026-11-20T12:00:00+00:00",
         "ends_at": "2026-11-20T14:00:00+00:00",
         "reason": "Spamwelle",
+        "ended": "expired",
+        "ended_at": "2026-11-20T14:00:00+00:00",
     },
     K.TOPUP_OFFER: {**CALL, "offer": OFFER},
     K.TOPUP_BOOKED: {
