@@ -51,8 +51,11 @@ class NotificationsApi(CursorListApi):
     )
     def get(self, request: Request) -> Response:
         # The tenant comes with each row: its language and time zone write the message.
-        notifications = Notification.objects.for_tenant(request_tenant(request)).select_related(
-            "tenant"
+        # Covered notifications (said by another, or history) hold only their key.
+        notifications = (
+            Notification.objects.for_tenant(request_tenant(request))
+            .filter(covered_by="")
+            .select_related("tenant")
         )
         return self.page_of(request, notifications, NotificationOutputSerializer)
 

@@ -27,15 +27,25 @@ class Notification(models.Model):
         LIMIT_CHANGED = "limit_changed", "Limit changed"
         POLICY_CHANGE = "policy_change", "Policy change"
         WELCOME = "welcome", "Welcome: terms and fees"
+        OVERAGE_CARRIED = "overage_carried", "Overage carried over"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     dedupe_key = models.CharField(max_length=200, unique=True)
     payload = models.JSONField(default=dict)
+    # Empty: a message, listed and delivered. Else what told the tenant this instead: the
+    # dedupe key of the message that covered it (a lower threshold, the forecast or the
+    # fee notice beside a higher warning), or HISTORY for a record of the demo's past.
+    # A covered row is neither listed nor delivered; it holds its key so that it never
+    # arrives later.
+    covered_by = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField()
 
     objects = TenantScopedManager["Notification"]()
+
+    # covered_by of what was recorded as history (seed_demo), never sent.
+    HISTORY = "history"
 
     class Meta:
         ordering = ["-created_at", "-pk"]

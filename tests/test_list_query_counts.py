@@ -35,10 +35,10 @@ def notifications(world: World, count: int) -> None:
 
 
 def offers(world: World, count: int) -> None:
-    pack = TopUpPack.objects.create(
-        channel=Channel.objects.get(code="sms"), units=100, price=Decimal("9.00")
-    )
-    for _ in range(count):
+    # A balance has one open offer of a pack: a pack per offer.
+    sms = Channel.objects.get(code="sms")
+    for index in range(count):
+        pack = TopUpPack.objects.create(channel=sms, units=100 + index, price=Decimal("9.00"))
         topup_offer_create(tenant=world.alpha, pack=pack)
 
 

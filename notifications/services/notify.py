@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,20 +26,49 @@ class NotificationSpec:
     kind: str
     dedupe_key: str
     payload: dict[str, Any] = field(default_factory=dict)
+    # What this message says in place of other notifications (a lower threshold, the
+    # forecast): recorded as covered by it, so that they never arrive on their own later.
+    covers: tuple[NotificationSpec, ...] = ()
+
+
+# Set while history is recorded (seed_demo): notifications are kept, never sent.
+_recording_history: ContextVar[bool] = ContextVar("recording_history", default=False)
+
+
+@contextmanager
+def history_recorded() -> Iterator[None]:
+    """Within it, notifications are recorded as history (``covered_by`` ``HISTORY``):
+    their keys are taken, so that they never arrive later, but they are neither delivered
+    nor listed. For loading the past (the demo), whose news nobody is to receive now."""
+    token = _recording_history.set(True)
+    try:
+        yield
+    finally:
+        _recording_history.reset(token)
 
 
 def notifications_create(
     *, specs: Iterable[NotificationSpec], now: datetime | None = None
 ) -> list[Notification]:
     """Create the notifications whose dedupe key is new, with their deliveries; return
-    those created by this call. A unique index on the key makes this exactly-once under
-    parallel and repeated calls. Deliveries are sent once the transaction commits."""
+    the messages created by this call. What a spec ``covers`` is recorded alongside it,
+    covered by its key, without deliveries. A unique index on the key makes this
+    exactly-once under parallel and repeated calls: a key covered first is never sent
+    later, and the rows are inserted in key order in one statement, so that two calls
+    wait on each other's keys in one order. Deliveries are sent once the transaction
+    commits."""
     now = now or timezone.now()
-    specs = list({spec.dedupe_key: spec for spec in specs}.values())
-    if not specs:
+    history = _recording_history.get()
+    rows: dict[str, tuple[NotificationSpec, str]] = {}
+    for spec in specs:
+        rows[spec.dedupe_key] = (spec, Notification.HISTORY if history else "")
+        for covered in spec.covers:
+            rows.setdefault(covered.dedupe_key, (covered, spec.dedupe_key))
+    if not rows:
         return []
-    payloads = _with_channel_labels(specs)
-    ours = {spec.dedupe_key: uuid.uuid4() for spec in specs}
+    ordered = [rows[key] for key in sorted(rows)]
+    payloads = _with_channel_labels([spec for spec, _ in ordered])
+    ours = {key: uuid.uuid4() for key in rows}
     Notification.objects.bulk_create(
         [
             Notification(
@@ -46,14 +77,17 @@ def notifications_create(
                 kind=spec.kind,
                 dedupe_key=spec.dedupe_key,
                 payload=payload,
+                covered_by=covered_by,
                 created_at=now,
             )
-            for spec, payload in zip(specs, payloads, strict=True)
+            for (spec, covered_by), payload in zip(ordered, payloads, strict=True)
         ],
         ignore_conflicts=True,
     )
     created = list(
-        Notification.objects.filter(public_id__in=list(ours.values())).select_related("tenant")
+        Notification.objects.filter(public_id__in=list(ours.values()), covered_by="")
+        .select_related("tenant")
+        .order_by("pk")
     )
     deliveries_plan(notifications=created, now=now)
     return created

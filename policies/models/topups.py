@@ -6,7 +6,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from creditguard.tenancy import TenantScopedManager
-from metering.models import BillingPeriod, Channel, Grant
+from metering.models import Balance, BillingPeriod, Channel, Grant
 from tenants.models import Tenant
 
 
@@ -44,6 +44,11 @@ class TopUpOffer(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="topup_offers")
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
     pack = models.ForeignKey(TopUpPack, null=True, blank=True, on_delete=models.SET_NULL)
+    # The balance (tenant × channel × period) it was offered for: one open offer of a pack
+    # per balance. Empty for offers made before offers knew their balance.
+    balance = models.ForeignKey(
+        Balance, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     units = models.BigIntegerField()
     price = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -54,6 +59,15 @@ class TopUpOffer(models.Model):
     accepted_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager["TopUpOffer"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["balance", "pack"],
+                condition=models.Q(status="open"),
+                name="topup_offer_one_open_per_balance_and_pack",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.units} {self.channel_id} for {self.price} {self.currency} ({self.status})"

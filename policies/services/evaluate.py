@@ -12,7 +12,8 @@ workers at once, notifies once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from creditguard.errors import Conflict
 from metering import sql as metering_sql
 from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
 from metering.models import Balance, BillingPeriod
@@ -30,7 +32,13 @@ from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import Action, AutoTopUp, LimitRule, TopUpOffer, TopUpPack
 from policies.selectors import EffectiveRule, effective_rule, rule_terms
 from policies.services.overage import overage_charge_refresh
-from policies.services.topups import auto_topup_run, topup_offer_create
+from policies.services.topups import (
+    auto_topup_run,
+    offer_expiry,
+    offer_payload,
+    open_offer,
+    topup_offer_create,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,88 +135,174 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
     return EvaluationResult(balances=len(balances), notifications=notified, batches=1)
 
 
-def _decide_and_notify(balances: list[Balance], now: datetime) -> int:
-    """Decide the batch's warnings, notices and offers and record them; how many
-    notifications it created. A fixed number of statements per batch, no row locks."""
-    rules = _rules(balances, now)
-    packs: dict[int, TopUpPack] = {}
-    for candidate_pack in TopUpPack.objects.filter(active=True).order_by("units"):
-        packs.setdefault(candidate_pack.channel_id, candidate_pack)
+@dataclass(frozen=True)
+class _Candidate:
+    """A notification a balance's figures call for, and how it ranks against the others
+    of the same evaluation: the highest new one is sent and covers the rest."""
 
-    candidates: list[tuple[Balance, NotificationSpec, int | None]] = []
-    for balance in balances:
-        rule = rules[(balance.tenant_id, balance.channel_id)]
-        period = balance.period
-        if now >= period.ends_at:
-            continue  # a past period's late events: its charge is refreshed, no warnings
-        bounds = PeriodBounds(
-            label=period.label, starts_at=period.starts_at, ends_at=period.ends_at
+    spec: NotificationSpec
+    rank: tuple[float, int]
+    threshold: float | None = None
+
+
+def _candidates(
+    balance: Balance, rule: EffectiveRule, now: datetime
+) -> tuple[list[_Candidate], NotificationSpec | None]:
+    """What the balance's figures call for now — each threshold crossed, a forecast, the
+    overage notice — and the fee notice a "limit reached" message says in its place."""
+    period = balance.period
+    bounds = PeriodBounds(label=period.label, starts_at=period.starts_at, ends_at=period.ends_at)
+    figures = _figures(balance, bounds, now)
+    terms = _past_limit_terms(rule)
+    used_percent = usage_level(used=balance.used, available=balance.available)
+    found: list[_Candidate] = []
+    for threshold in rule.warning_thresholds:
+        if used_percent < threshold:
+            continue
+        kind = (
+            Notification.Kind.LIMIT_REACHED if threshold >= 100
+            else Notification.Kind.THRESHOLD_WARNING
+        )  # fmt: skip
+        spec = NotificationSpec(
+            tenant_id=balance.tenant_id,
+            kind=kind,
+            dedupe_key=f"threshold:{balance.pk}:{threshold}",
+            payload={**figures, "threshold": threshold, **terms},
         )
-        figures = _figures(balance, bounds, now)
-        used_percent = usage_level(used=balance.used, available=balance.available)
-        for threshold in rule.warning_thresholds:
-            if used_percent < threshold:
-                continue
-            kind = (
-                Notification.Kind.LIMIT_REACHED if threshold >= 100
-                else Notification.Kind.THRESHOLD_WARNING
-            )  # fmt: skip
-            spec = NotificationSpec(
-                tenant_id=balance.tenant_id,
-                kind=kind,
-                dedupe_key=f"threshold:{balance.pk}:{threshold}",
-                payload={**figures, "threshold": threshold, **_past_limit_terms(rule)},
-            )
-            candidates.append((balance, spec, threshold))
-        reached = figures["limit_reached_on"]
-        if (
-            reached
-            and used_percent < 100
-            and now - period.starts_at >= FORECAST_MIN_ELAPSED
-            and now < period.ends_at
-        ):
-            candidates.append((balance, NotificationSpec(
-                tenant_id=balance.tenant_id,
-                kind=Notification.Kind.FORECAST_WARNING,
-                dedupe_key=f"forecast:{balance.pk}",
-                payload={**figures, **_past_limit_terms(rule)},
-            ), None))  # fmt: skip
-        if balance.overage_units > 0 and rule.action in (Action.NOTIFY_ONLY, Action.CHARGE_OVERAGE):
-            candidates.append((balance, NotificationSpec(
-                tenant_id=balance.tenant_id,
-                kind=Notification.Kind.OVERAGE_FEE_NOTICE,
-                dedupe_key=f"overage:{balance.pk}",
-                payload={**figures, **_past_limit_terms(rule)},
-            ), None))  # fmt: skip
+        found.append(_Candidate(spec, (threshold, 1), threshold))
+    if (
+        figures["limit_reached_on"]
+        and used_percent < 100
+        and now - period.starts_at >= FORECAST_MIN_ELAPSED
+    ):
+        # Lowest: a threshold warning names the day too.
+        found.append(_Candidate(NotificationSpec(
+            tenant_id=balance.tenant_id,
+            kind=Notification.Kind.FORECAST_WARNING,
+            dedupe_key=f"forecast:{balance.pk}",
+            payload={**figures, **terms},
+        ), (-1, 0)))  # fmt: skip
+    fee_notice = None
+    if rule.action in (Action.NOTIFY_ONLY, Action.CHARGE_OVERAGE):
+        fee_notice = NotificationSpec(
+            tenant_id=balance.tenant_id,
+            kind=Notification.Kind.OVERAGE_FEE_NOTICE,
+            dedupe_key=f"overage:{balance.pk}",
+            payload={**figures, **terms},
+        )
+        if balance.overage_units > 0:
+            # Ranks as the limit: "limit reached" is sent in its place where a rule warns
+            # at 100 %, it in place of any lower warning where a rule does not.
+            found.append(_Candidate(fee_notice, (100, 0)))
+    return found, fee_notice
 
+
+def _decide_and_notify(balances: list[Balance], now: datetime) -> int:
+    """Decide the batch's messages and their offers and record them; how many messages
+    it created. Per balance, of what its figures call for and was not said yet, the
+    highest is sent (the current level in its figures) and covers the rest, so that a
+    lower threshold never arrives later; "limit reached" says what happens past the limit
+    and covers the fee notice too. The notifications are inserted first, and an offer is
+    made only for a message this call inserted, so no offer is left that no message
+    names; a balance has one open offer of a pack, which later warnings name again.
+    A fixed number of statements per batch, no row locks."""
+    rules = _rules(balances, now)
+    per_balance: list[tuple[Balance, list[_Candidate], NotificationSpec | None]] = []
+    for balance in balances:
+        if now >= balance.period.ends_at:
+            continue  # a past period's late events: its charge is refreshed, no warnings
+        rule = rules[(balance.tenant_id, balance.channel_id)]
+        found, fee_notice = _candidates(balance, rule, now)
+        if found:
+            per_balance.append((balance, found, fee_notice))
+    # An unlocked read, to choose among what is new; the insert decides what is sent.
     existing = set(
         Notification.objects.filter(
-            dedupe_key__in=[spec.dedupe_key for _, spec, _ in candidates]
+            dedupe_key__in=[c.spec.dedupe_key for _, found, _ in per_balance for c in found]
         ).values_list("dedupe_key", flat=True)
     )
-    fresh = [(b, spec, t) for b, spec, t in candidates if spec.dedupe_key not in existing]
-    # A warning near a limit (NEAR_LIMIT_PERCENT) carries a top-up offer, one per balance
-    # and evaluation.
-    specs: list[NotificationSpec] = []
-    offers: dict[int, TopUpOffer] = {}
-    for warned, spec, level in fresh:
-        pack = packs.get(warned.channel_id)
-        if level is not None and level >= NEAR_LIMIT_PERCENT and pack is not None:
-            offer = offers.get(warned.pk)
-            if offer is None:
-                offer = offers[warned.pk] = topup_offer_create(
-                    tenant=warned.tenant, pack=pack, source=TopUpOffer.Source.WARNING, now=now
-                )
-            spec.payload["offer"] = {
-                "id": str(offer.public_id),
-                "units": offer.units,
-                "price": str(offer.price),
-                "currency": offer.currency,
-                "expires_at": offer.expires_at.isoformat(),
-            }
-        specs.append(spec)
-    created = notifications_create(specs=specs, now=now)
+    chosen: list[tuple[Balance, NotificationSpec, bool]] = []
+    for balance, found, fee_notice in per_balance:
+        fresh = [c for c in found if c.spec.dedupe_key not in existing]
+        if not fresh:
+            continue
+        message = max(fresh, key=lambda c: c.rank)
+        covers = [c.spec for c in fresh if c is not message]
+        if message.spec.kind == Notification.Kind.LIMIT_REACHED and fee_notice is not None:
+            covers.append(fee_notice)
+        near = message.threshold is not None and message.threshold >= NEAR_LIMIT_PERCENT
+        spec = replace(message.spec, payload=dict(message.spec.payload), covers=tuple(covers))
+        chosen.append((balance, spec, near))
+    planned = _plan_offers(chosen, now)
+    created = notifications_create(specs=[spec for _, spec, _ in chosen], now=now)
+    for notification in created:
+        if notification.dedupe_key in planned:
+            _open_planned_offer(notification, *planned[notification.dedupe_key], now=now)
     return len(created)
+
+
+def _plan_offers(
+    chosen: list[tuple[Balance, NotificationSpec, bool]], now: datetime
+) -> dict[str, tuple[Balance, TopUpPack, uuid.UUID]]:
+    """A warning near a limit carries a top-up offer of the channel's smallest pack: the
+    offer open for its balance, else a new one, planned (its id in the payload) and made
+    once the warning is inserted. Two queries, only when a warning needs an offer."""
+    near = [(balance, spec) for balance, spec, is_near in chosen if is_near]
+    if not near:
+        return {}
+    packs: dict[int, TopUpPack] = {}
+    for candidate_pack in TopUpPack.objects.filter(active=True).order_by("units", "pk"):
+        packs.setdefault(candidate_pack.channel_id, candidate_pack)
+    open_offers = {
+        (offer.balance_id, offer.pack_id): offer
+        for offer in TopUpOffer.objects.filter(
+            balance__in=[balance for balance, _ in near],
+            status=TopUpOffer.Status.OPEN,
+            expires_at__gt=now,
+        )
+    }
+    planned: dict[str, tuple[Balance, TopUpPack, uuid.UUID]] = {}
+    for balance, spec in near:
+        pack = packs.get(balance.channel_id)
+        if pack is None:
+            continue
+        offer = open_offers.get((balance.pk, pack.pk))
+        if offer is not None:
+            spec.payload["offer"] = offer_payload(offer)
+            continue
+        public_id = uuid.uuid4()
+        spec.payload["offer"] = {
+            "id": str(public_id),
+            "units": pack.units,
+            "price": str(pack.price),
+            "currency": pack.currency,
+            "expires_at": offer_expiry(now=now).isoformat(),
+        }
+        planned[spec.dedupe_key] = (balance, pack, public_id)
+    return planned
+
+
+def _open_planned_offer(
+    notification: Notification,
+    balance: Balance,
+    pack: TopUpPack,
+    public_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> None:
+    """Make the offer an inserted warning names. Should a concurrent evaluation have
+    opened one for the balance and pack meanwhile, the warning names that one instead."""
+    try:
+        topup_offer_create(
+            tenant=balance.tenant, pack=pack, source=TopUpOffer.Source.WARNING,
+            balance=balance, public_id=public_id, now=now,
+        )  # fmt: skip
+    except Conflict:
+        offer = open_offer(balance=balance, pack=pack, now=now)
+        if offer is None:
+            raise
+        notification.payload["offer"] = offer_payload(offer)
+        Notification.objects.filter(pk=notification.pk).update(payload=notification.payload)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record, snapshot
 from creditguard.errors import Conflict, InvalidInput, NotFound
-from metering.models import Channel, Grant
+from metering.models import Balance, Channel, Grant
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balance_lock, grant_create
 from metering.services.periods import period_bounds, period_get_or_open
@@ -25,6 +25,22 @@ from tenants.models import Tenant
 PURCHASED_PRIORITY = 200
 
 
+def offer_expiry(*, now: datetime, ttl: timedelta | None = None) -> datetime:
+    """When an offer made at ``now`` stops being open (``TOPUP_OFFER_TTL_SECONDS``)."""
+    return now + (ttl or timedelta(seconds=settings.TOPUP_OFFER_TTL_SECONDS))
+
+
+def open_offer(*, balance: Balance, pack: TopUpPack, now: datetime) -> TopUpOffer | None:
+    """The offer of ``pack`` open for ``balance`` at ``now``, if any."""
+    return (
+        TopUpOffer.objects.filter(
+            balance=balance, pack=pack, status=TopUpOffer.Status.OPEN, expires_at__gt=now
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
 @transaction.atomic
 def topup_offer_create(
     *,
@@ -33,18 +49,36 @@ def topup_offer_create(
     source: str = TopUpOffer.Source.STAFF,
     actor: User | None = None,
     ttl: timedelta | None = None,
+    balance: Balance | None = None,
+    public_id: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> TopUpOffer:
-    """Offer a pack to a tenant, open for ``ttl`` (default ``TOPUP_OFFER_TTL_SECONDS``)."""
+    """Offer a pack to a tenant for a balance (default: the current period's of the pack's
+    channel), open for ``ttl`` (default ``TOPUP_OFFER_TTL_SECONDS``). A balance has at most
+    one open offer of a pack — a partial unique index holds it under any concurrency —
+    so a second one is refused with ``Conflict`` (offers past their expiry are marked
+    expired first, making way for a new one)."""
     now = now or timezone.now()
     if not pack.active:
         raise InvalidInput("This pack is no longer offered.")
-    offer = TopUpOffer.objects.create(
-        public_id=uuid.uuid4(), tenant=tenant, channel_id=pack.channel_id, pack=pack,
-        units=pack.units, price=pack.price, currency=pack.currency, source=source,
-        created_at=now,
-        expires_at=now + (ttl or timedelta(seconds=settings.TOPUP_OFFER_TTL_SECONDS)),
-    )  # fmt: skip
+    if balance is None:
+        period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=now))
+        balance = balance_lock(tenant=tenant, channel=pack.channel, period=period, now=now)
+    TopUpOffer.objects.filter(
+        balance=balance, pack=pack, status=TopUpOffer.Status.OPEN, expires_at__lte=now
+    ).update(status=TopUpOffer.Status.EXPIRED)
+    try:
+        with transaction.atomic():
+            offer = TopUpOffer.objects.create(
+                public_id=public_id or uuid.uuid4(), tenant=tenant, channel_id=pack.channel_id,
+                pack=pack, balance=balance, units=pack.units, price=pack.price,
+                currency=pack.currency, source=source, created_at=now,
+                expires_at=offer_expiry(now=now, ttl=ttl),
+            )  # fmt: skip
+    except IntegrityError:
+        raise Conflict(
+            "An offer of this pack is already open for this period; accepting it closes it."
+        ) from None
     audit_record(
         actor=actor, action="topup_offer.create", tenant=tenant, obj=offer, before=None,
         after=snapshot(offer), reason=f"{source} offer", now=now,
@@ -108,6 +142,7 @@ def topup_offer_accept(
     )  # fmt: skip
     offer.status, offer.accepted_at = TopUpOffer.Status.ACCEPTED, now
     offer.save(update_fields=["status", "accepted_at"])
+    _withdraw_the_others(offer, now)
     topup = TopUp.objects.create(
         tenant=tenant, channel=channel, period=period, offer=offer, grant=grant,
         units=offer.units, price=offer.price, currency=offer.currency, automatic=automatic,
@@ -128,6 +163,28 @@ def topup_offer_accept(
     )  # fmt: skip
     request_evaluation()
     return topup
+
+
+def _withdraw_the_others(accepted: TopUpOffer, now: datetime) -> None:
+    """The tenant's other open offers on the channel were for the same shortage, which
+    the accepted one met: they close (withdrawn, audited), so nobody buys twice. The next
+    warning makes a new offer if it is needed again."""
+    others = list(
+        TopUpOffer.objects.for_tenant(accepted.tenant)
+        .select_for_update()
+        .filter(channel_id=accepted.channel_id, status=TopUpOffer.Status.OPEN)
+        .exclude(pk=accepted.pk)
+        .order_by("pk")
+    )
+    for other in others:
+        before = snapshot(other)
+        other.status = TopUpOffer.Status.WITHDRAWN
+        other.save(update_fields=["status"])
+        audit_record(
+            actor=None, actor_label="top-up", action="topup_offer.withdraw",
+            tenant=accepted.tenant, obj=other, before=before, after=snapshot(other),
+            reason=f"Offer {accepted.public_id} accepted", now=now,
+        )  # fmt: skip
 
 
 @transaction.atomic
@@ -155,7 +212,17 @@ def auto_topup_run(
     )
     if bought >= setting.max_per_period:
         return None
-    offer = topup_offer_create(
-        tenant=tenant, pack=setting.pack, source=TopUpOffer.Source.AUTOMATIC, now=now
-    )
+    # An open offer of the pack (a warning's) is the one bought: a balance has one.
+    offer = open_offer(balance=balance, pack=setting.pack, now=now)
+    if offer is None:
+        try:
+            offer = topup_offer_create(
+                tenant=tenant, pack=setting.pack, source=TopUpOffer.Source.AUTOMATIC,
+                balance=balance, now=now,
+            )  # fmt: skip
+        except Conflict:
+            # An evaluation opened one meanwhile (it does not take the balance lock).
+            offer = open_offer(balance=balance, pack=setting.pack, now=now)
+            if offer is None:
+                raise
     return topup_offer_accept(tenant=tenant, public_id=offer.public_id, automatic=True, now=now)

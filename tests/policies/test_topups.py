@@ -25,16 +25,21 @@ def pack(db) -> TopUpPack:
 
 
 def test_open_offers_are_listed_newest_first(world: World, pack):
-    older = topup_offer_create(
-        tenant=world.alpha, pack=pack, now=timezone.now() - timedelta(hours=1)
+    # A balance has one open offer of a pack: three packs.
+    larger, largest = (
+        TopUpPack.objects.create(channel=pack.channel, units=units, price=Decimal("49.90"))
+        for units in (1000, 2000)
     )
-    newer = topup_offer_create(tenant=world.alpha, pack=pack)
     expired = topup_offer_create(
         tenant=world.alpha,
-        pack=pack,
+        pack=largest,
         ttl=timedelta(seconds=1),
         now=timezone.now() - timedelta(hours=2),
     )
+    older = topup_offer_create(
+        tenant=world.alpha, pack=larger, now=timezone.now() - timedelta(hours=1)
+    )
+    newer = topup_offer_create(tenant=world.alpha, pack=pack)
     topup_offer_create(tenant=world.gamma, pack=pack)
     body = world.alice_api.get("/api/v1/topup-offers").json()
     assert [o["id"] for o in body["results"]] == [str(newer.public_id), str(older.public_id)]

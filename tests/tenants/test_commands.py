@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from io import StringIO
 
@@ -13,7 +14,9 @@ from django.utils import timezone
 from metering.models import Balance, BillingPeriod, LedgerEntry, UsageEvent
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import grace, period_bounds
+from notifications.models import Delivery, Notification
 from policies.models import OverageCharge
+from policies.services.evaluate import evaluate_pending
 from tenants.models import ApiKey, Tenant
 from tenants.services import tenant_create
 from tests.conftest import Api, event
@@ -133,3 +136,20 @@ def test_seed_demo_finalises_the_charges_of_the_periods_it_closes(db):
     assert not BillingPeriod.objects.filter(
         status="open", ends_at__lte=timezone.now() - grace()
     ).exists()
+
+
+def test_the_demos_first_start_sends_at_most_one_message_per_tenant_and_channel(db):
+    """Seeding records the demo's past without sending it (welcomes, back-dated fee
+    notices, the closes of past months); the worker's first evaluation then sends what
+    the current figures call for: one message per tenant and channel at most."""
+    started = timezone.now()
+    run("seed_demo")
+    assert not Notification.objects.filter(covered_by="").exists()
+    assert not Delivery.objects.exists()
+    evaluate_pending()
+    messages = Notification.objects.filter(covered_by="")
+    assert messages.exists()
+    per_pair = Counter((n.tenant_id, n.payload.get("channel")) for n in messages)
+    assert max(per_pair.values()) == 1, per_pair
+    assert all(n.created_at >= started for n in messages)
+    assert not Delivery.objects.exclude(notification__in=messages).exists()
