@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -165,6 +166,8 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         return _fee_schedule(w, figures)
     if kind == K.WELCOME:
         return _welcome(w)
+    if kind == K.OVERAGE_CARRIED:
+        return _overage_carried(w, figures)
     if kind == K.POLICY_CHANGE:
         policy = {
             "version": p.get("version", ""),
@@ -325,3 +328,36 @@ def _welcome(w: _Writer) -> tuple[str, list[str]]:
     lines.append(_("This message is your notice of these fees: they apply only from the dates "
                    "given."))  # fmt: skip
     return _("Welcome: your terms and fees"), lines
+
+
+def _overage_carried(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
+    """Overage carried into the next period, and what became of the units that were not."""
+    p = w.p
+    carried = {
+        **figures,
+        "carried": w.number("carried_units"),
+        "next_period": period_text(str(p.get("next_period", "")), language=w.language),
+        "rest": w.number("charged_units"),
+        "amount": w.money(p.get("amount", 0), str(p.get("currency", ""))),
+    }
+    lines = [
+        _("%(carried)s of the %(overage)s units you used beyond your credits on %(channel)s in "
+          "%(period)s were carried over: your included credits for %(next_period)s are "
+          "reduced by %(carried)s units.") % carried
+    ]  # fmt: skip
+    charged = bool(p.get("charged_units"))
+    try:
+        free = not Decimal(str(p.get("amount") or 0))
+    except InvalidOperation:
+        free = False
+    if charged and free:
+        lines.append(_("The other %(rest)s units could not be carried over; no fee applies to "
+                       "them.") % carried)  # fmt: skip
+    elif charged and p.get("status") == "billed":
+        lines.append(_("The other %(rest)s units could not be carried over and are billed: "
+                       "%(amount)s.") % carried)  # fmt: skip
+    elif charged:
+        lines.append(_("The other %(rest)s units could not be carried over; we will tell you "
+                       "whether they are billed (%(amount)s) or waived before we bill them.")
+                     % carried)  # fmt: skip
+    return _("%(channel)s: use beyond your credits carried over") % figures, lines

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from metering.models import Balance, BillingPeriod, Grant
+from metering.models import Balance, BillingPeriod, Channel, Grant
 from metering.services.ledger import balance_lock, credits_reduce_locked, grants_carry_forward
 from metering.services.periods import (
     grace,
@@ -22,7 +22,11 @@ from metering.services.periods import (
 )
 from policies.models import CarryOver, OverageCharge
 from policies.selectors import effective_rule
-from policies.services.overage import overage_charge_finalize, overage_charge_refresh
+from policies.services.overage import (
+    overage_carried_notify,
+    overage_charge_finalize,
+    overage_charge_refresh,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +71,9 @@ def periods_close_due(*, now: datetime | None = None) -> int:
 
 
 def _finish(*, period: BillingPeriod, now: datetime) -> None:
-    """Finalise the period's overage charges, open the next period with grants from
-    the rules in force, carry unexpired purchased credits into it, and carry overage
-    into it where the rule says so."""
+    """Finalise the period's overage charges, carrying overage into the next period where
+    the rule says so, open the next period with grants from the rules in force, and
+    carry unexpired purchased credits into it."""
     tenant = period.tenant
     local_start = period.starts_at.astimezone(tenant.tzinfo)
     year, month = (local_start.year + 1, 1) if local_start.month == 12 else (
@@ -85,22 +89,39 @@ def _finish(*, period: BillingPeriod, now: datetime) -> None:
             ).first()
         )
         if charge is not None:
-            overage_charge_finalize(charge=charge, now=now)
+            _finalize(charge=charge, channel=balance.channel, following=following,
+                      opening=opening, now=now)  # fmt: skip
         if not balance.channel.active:
             continue
         # Purchased credits stay valid for TOPUP_VALIDITY_DAYS, across periods: what is
         # left of them moves into the next period's balance, with the same expiry.
         grants_carry_forward(balance=balance, into=following, kind=Grant.Kind.PURCHASED, now=now)
         # The next period's balance opens with the included credits of the rule in force.
-        next_balance = balance_lock(
-            tenant=tenant, channel=balance.channel, period=following, now=opening
-        )
-        rule = effective_rule(tenant=tenant, channel=balance.channel, at=opening)
-        if rule.carry_over == CarryOver.CARRY and balance.overage_units > 0:
-            credits_reduce_locked(
-                balance=next_balance,
-                units=balance.overage_units,
-                reason=f"Overage of {period.label} carried over",
-                actor=None,
-                now=opening + timedelta(microseconds=1),
-            )
+        balance_lock(tenant=tenant, channel=balance.channel, period=following, now=opening)
+
+
+def _finalize(
+    *,
+    charge: OverageCharge,
+    channel: Channel,
+    following: BillingPeriod,
+    opening: datetime,
+    now: datetime,
+) -> None:
+    """Finalise a charge. Where the rule in force at the next period's opening says
+    ``carry``, its overage first reduces the next period's included credits as far as
+    they go; only the units not carried are charged, and the tenant is told both."""
+    rule = effective_rule(tenant=following.tenant, channel=channel, at=opening)
+    if not (channel.active and rule.carry_over == CarryOver.CARRY and charge.units > 0):
+        overage_charge_finalize(charge=charge, now=now)
+        return
+    next_balance = balance_lock(
+        tenant=following.tenant, channel=channel, period=following, now=opening
+    )
+    carried = credits_reduce_locked(
+        balance=next_balance, units=charge.units, only_included=True, actor=None,
+        reason=f"Overage of {charge.period.label} carried over",
+        now=opening + timedelta(microseconds=1),
+    )  # fmt: skip
+    final = overage_charge_finalize(charge=charge, carried_units=carried, now=now)
+    overage_carried_notify(charge=final, next_period=following, now=now)

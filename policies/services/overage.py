@@ -17,6 +17,8 @@ from creditguard.audit import audit_record, snapshot
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Channel
+from notifications.models import Notification
+from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import Action, OverageCharge
 from policies.selectors import effective_rule
 from policies.services.fees import fee_spans, overage_fee
@@ -104,13 +106,20 @@ def overage_charge_refresh(
 
 
 @transaction.atomic
-def overage_charge_finalize(*, charge: OverageCharge, now: datetime | None = None) -> OverageCharge:
-    """Freeze a closed period's charge; bill it at once when its rule charges overage
-    and the amount is below the auto-bill threshold. Finalising twice changes nothing."""
+def overage_charge_finalize(
+    *, charge: OverageCharge, carried_units: int = 0, now: datetime | None = None
+) -> OverageCharge:
+    """Freeze a closed period's charge, less the ``carried_units`` of its overage carried
+    into the next period (a unit is carried or charged, never both); bill it at once when
+    its rule charges overage and the amount is below the auto-bill threshold. Finalising
+    twice changes nothing."""
     now = now or timezone.now()
     charge = OverageCharge.objects.select_for_update().get(pk=charge.pk)
     if charge.finalized_at is not None:
         return charge
+    if carried_units:
+        charge.carried_units = carried_units
+        charge.save(update_fields=["carried_units"])
     tenant = Tenant.objects.get(pk=charge.tenant_id)
     period = BillingPeriod.objects.get(pk=charge.period_id)
     channel = Channel.objects.get(pk=charge.channel_id)
@@ -124,6 +133,34 @@ def overage_charge_finalize(*, charge: OverageCharge, now: datetime | None = Non
         _decide(charge, "bill", None, f"Automatically billed: below {threshold} {charge.currency}",
                 None, now)  # fmt: skip
     return charge
+
+
+def overage_carried_notify(
+    *, charge: OverageCharge, next_period: BillingPeriod, now: datetime
+) -> None:
+    """Tell the tenant, once, how a finalised charge's overage was carried into
+    ``next_period``: the units carried, and what became of those that could not be
+    (billed, or left to the decision it will be told of), with the amount."""
+    channel = Channel.objects.get(pk=charge.channel_id)
+    period = BillingPeriod.objects.get(pk=charge.period_id)
+    notifications_create(
+        specs=[
+            NotificationSpec(
+                tenant_id=charge.tenant_id,
+                kind=Notification.Kind.OVERAGE_CARRIED,
+                dedupe_key=f"overage_carried:{charge.pk}",
+                payload={
+                    "channel": channel.code, "channel_name": channel.name, "unit": channel.unit,
+                    "period": period.label, "next_period": next_period.label,
+                    "overage_units": charge.units, "carried_units": charge.carried_units,
+                    "charged_units": charge.units - charge.carried_units,
+                    "amount": str(charge.amount), "currency": charge.currency,
+                    "status": charge.status,
+                },
+            )
+        ],
+        now=now,
+    )  # fmt: skip
 
 
 @transaction.atomic

@@ -118,7 +118,8 @@ def test_changing_a_limit_needs_a_reason(world: World):
 
 
 @pytest.fixture
-def final_charge(world: World) -> OverageCharge:
+def final_charge(world: World, settings) -> OverageCharge:
+    settings.FEE_NOTICE_DAYS = 0  # the schedule prices the usage that follows at once
     sms = Channel.objects.get(code="sms")
     set_rule(world.alpha, "sms", included_units=100, action="notify_only")
     fee_schedule_notify(

@@ -111,6 +111,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "restrict_window": "hour",
     },
     K.POLICY_CHANGE: {"version": "1.1", "effective_from": "2026-12-20T23:00:00+00:00"},
+    K.OVERAGE_CARRIED: {
+        **OVER,
+        "next_period": "2026-12",
+        "carried_units": 1000,
+        "charged_units": 234,
+        "amount": "0.47",
+        "currency": "EUR",
+        "status": "billed",
+    },
     K.WELCOME: {
         "tenant_name": "Alpha",
         "channels": [

@@ -96,9 +96,11 @@ def test_close_finalises_charges_and_carries_overage_where_the_rule_says(db):
     with time_machine.travel(at(2026, 12, 1, 2), tick=False):
         periods_close_due()
     charge = OverageCharge.objects.get(tenant=tenant)
-    assert (charge.units, charge.amount, charge.finalized_at is not None) == (
+    # The 30 units are carried, so none of them is charged (tests/policies/test_carry_over.py).
+    assert (charge.units, charge.carried_units, charge.amount, charge.finalized_at is not None) == (
         30,
-        Decimal("30.00"),
+        30,
+        Decimal("0.00"),
         True,
     )
     december = Balance.objects.get(tenant=tenant, channel=sms, period__label="2026-12")
