@@ -9,7 +9,7 @@ payload carries per language (``channel_labels``, added when the notification is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -168,6 +168,8 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         return _welcome(w)
     if kind == K.OVERAGE_CARRIED:
         return _overage_carried(w, figures)
+    if kind == K.OVERAGE_DECIDED:
+        return _overage_decided(w, figures)
     if kind == K.POLICY_CHANGE:
         policy = {
             "version": p.get("version", ""),
@@ -301,7 +303,7 @@ def _welcome(w: _Writer) -> tuple[str, list[str]]:
     """A new tenant's terms per channel and the fees that apply: its notice of them."""
     lines = []
     for entry in w.p.get("channels", []):
-        channel = _Writer(entry, w.language, w.tz)
+        channel = replace(w, p=entry)
         names = {"channel": channel.label("name"), "unit": channel.label("unit")}
         hard_limit = entry.get("hard_limit")
         if hard_limit is None:
@@ -322,7 +324,7 @@ def _welcome(w: _Writer) -> tuple[str, list[str]]:
             lines.append(_("Use beyond your credits is carried over: it reduces your included "
                            "credits of the next period."))  # fmt: skip
         for schedule in entry.get("fee_schedules", []):
-            lines.extend(_fee_schedule(_Writer({**entry, **schedule}, w.language, w.tz), names)[1])
+            lines.extend(_fee_schedule(replace(w, p={**entry, **schedule}), names)[1])
         if not entry.get("fee_schedules"):
             lines.append(_("No fee schedule applies to %(channel)s.") % names)
     lines.append(_("This message is your notice of these fees: they apply only from the dates "
@@ -361,3 +363,33 @@ def _overage_carried(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str
                        "whether they are billed (%(amount)s) or waived before we bill them.")
                      % carried)  # fmt: skip
     return _("%(channel)s: use beyond your credits carried over") % figures, lines
+
+
+def _overage_decided(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
+    """A decision on a period's overage: billed, waived or partly waived, and why."""
+    p = w.p
+    currency = str(p.get("currency", ""))
+    decided = {
+        **figures,
+        "units": w.number("charged_units"),
+        "amount": w.money(p.get("amount", 0), currency),
+        "billed": w.money(p.get("billed_amount", 0), currency),
+        "waived": w.money(p.get("waived_amount", 0), currency),
+    }
+    status = p.get("status")
+    if status == "waived":
+        subject = _("%(channel)s: your overage of %(period)s is waived") % decided
+        line = _("Your %(units)s units beyond your credits on %(channel)s in %(period)s are "
+                 "not billed: we waive %(waived)s.") % decided  # fmt: skip
+    elif status == "partly_waived":
+        subject = _("%(channel)s: your overage of %(period)s is partly waived") % decided
+        line = _("Of the %(amount)s for your %(units)s units beyond your credits on %(channel)s "
+                 "in %(period)s, we waive %(waived)s and bill %(billed)s.") % decided  # fmt: skip
+    else:
+        subject = _("%(channel)s: your overage of %(period)s is billed") % decided
+        line = _("Your %(units)s units beyond your credits on %(channel)s in %(period)s are "
+                 "billed: %(billed)s.") % decided  # fmt: skip
+    lines = [line]
+    if p.get("reason"):
+        lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
+    return subject, lines

@@ -28,6 +28,7 @@ class Notification(models.Model):
         POLICY_CHANGE = "policy_change", "Policy change"
         WELCOME = "welcome", "Welcome: terms and fees"
         OVERAGE_CARRIED = "overage_carried", "Overage carried over"
+        OVERAGE_DECIDED = "overage_decided", "Overage decided"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")

@@ -123,5 +123,5 @@ def _finalize(
         reason=f"Overage of {charge.period.label} carried over",
         now=opening + timedelta(microseconds=1),
     )  # fmt: skip
-    final = overage_charge_finalize(charge=charge, carried_units=carried, now=now)
+    final = overage_charge_finalize(charge=charge, carried_units=carried, announce=False, now=now)
     overage_carried_notify(charge=final, next_period=following, now=now)

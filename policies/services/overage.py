@@ -107,12 +107,17 @@ def overage_charge_refresh(
 
 @transaction.atomic
 def overage_charge_finalize(
-    *, charge: OverageCharge, carried_units: int = 0, now: datetime | None = None
+    *,
+    charge: OverageCharge,
+    carried_units: int = 0,
+    announce: bool = True,
+    now: datetime | None = None,
 ) -> OverageCharge:
     """Freeze a closed period's charge, less the ``carried_units`` of its overage carried
     into the next period (a unit is carried or charged, never both); bill it at once when
-    its rule charges overage and the amount is below the auto-bill threshold. Finalising
-    twice changes nothing."""
+    its rule charges overage and the amount is below the auto-bill threshold, and tell the
+    tenant (unless ``announce`` is off: the caller tells it otherwise). Finalising twice
+    changes nothing."""
     now = now or timezone.now()
     charge = OverageCharge.objects.select_for_update().get(pk=charge.pk)
     if charge.finalized_at is not None:
@@ -131,7 +136,7 @@ def overage_charge_finalize(
     threshold = settings.OVERAGE_AUTO_BILL_BELOW
     if charge.action == Action.CHARGE_OVERAGE and charge.amount < threshold:
         _decide(charge, "bill", None, f"Automatically billed: below {threshold} {charge.currency}",
-                None, now)  # fmt: skip
+                None, now, announce=announce)  # fmt: skip
     return charge
 
 
@@ -171,11 +176,14 @@ def overage_decide(
     reason: str,
     actor: User | None,
     waived_amount: Decimal | str | None = None,
+    customer_reason: str = "",
     now: datetime | None = None,
 ) -> OverageCharge:
     """Decide a finalised charge once: ``bill`` it, ``waive`` it, or ``partly_waive``
-    it by ``waived_amount``. A reason is required; a second decision is refused;
-    the decision and the factors shown are audited."""
+    it by ``waived_amount``. A reason is required (internal, for the audit trail); a
+    second decision is refused; the decision and the factors shown are audited. The
+    tenant is told the decision and its amounts, with ``customer_reason`` if given —
+    never the internal reason."""
     now = now or timezone.now()
     if decision not in DECISIONS:
         raise InvalidInput(f"The decision must be one of {', '.join(DECISIONS)}.")
@@ -201,11 +209,13 @@ def overage_decide(
                 "A partial waiver lies between 0 and the charge's "
                 f"{charge.amount} {charge.currency}."
             )
-    return _decide(charge, decision, waived, reason.strip(), actor, now)
+    return _decide(charge, decision, waived, reason.strip(), actor, now,
+                   customer_reason=customer_reason.strip())  # fmt: skip
 
 
 def _decide(charge: OverageCharge, decision: str, waived: Decimal | None, reason: str,
-            actor: User | None, now: datetime) -> OverageCharge:  # fmt: skip
+            actor: User | None, now: datetime, *, customer_reason: str = "",
+            announce: bool = True) -> OverageCharge:  # fmt: skip
     before = snapshot(charge, ["status", "amount", "billed_amount", "waived_amount"])
     if decision == "bill":
         charge.status, charge.billed_amount, charge.waived_amount = (
@@ -233,7 +243,33 @@ def _decide(charge: OverageCharge, decision: str, waived: Decimal | None, reason
         actor=actor, action=f"overage.{decision}", tenant=charge.tenant, obj=charge,
         before=before,
         after={**(snapshot(charge, ["status", "amount", "billed_amount", "waived_amount"]) or {}),
-               "factors": charge.factors},
+               "factors": charge.factors, "customer_reason": customer_reason},
         reason=reason, now=now,
     )  # fmt: skip
+    if announce and charge.amount > 0:
+        _decision_notify(charge, customer_reason, now)
     return charge
+
+
+def _decision_notify(charge: OverageCharge, customer_reason: str, now: datetime) -> None:
+    """The decision, once, with its amounts and the reason written for the tenant."""
+    channel = Channel.objects.get(pk=charge.channel_id)
+    period = BillingPeriod.objects.get(pk=charge.period_id)
+    notifications_create(
+        specs=[
+            NotificationSpec(
+                tenant_id=charge.tenant_id,
+                kind=Notification.Kind.OVERAGE_DECIDED,
+                dedupe_key=f"overage_decided:{charge.pk}",
+                payload={
+                    "channel": channel.code, "channel_name": channel.name, "unit": channel.unit,
+                    "period": period.label, "charged_units": charge.units - charge.carried_units,
+                    "status": charge.status, "amount": str(charge.amount),
+                    "billed_amount": str(charge.billed_amount),
+                    "waived_amount": str(charge.waived_amount), "currency": charge.currency,
+                    "reason": customer_reason,
+                },
+            )
+        ],
+        now=now,
+    )  # fmt: skip

@@ -120,6 +120,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "currency": "EUR",
         "status": "billed",
     },
+    K.OVERAGE_DECIDED: {
+        **OVER,
+        "charged_units": 1234,
+        "status": "partly_waived",
+        "amount": "2.47",
+        "billed_amount": "1.47",
+        "waived_amount": "1.00",
+        "currency": "EUR",
+        "reason": "Erstes Mal",
+    },
     K.WELCOME: {
         "tenant_name": "Alpha",
         "channels": [
