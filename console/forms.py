@@ -139,6 +139,8 @@ class DecisionForm(ReasonForm):
 
 
 class RestrictForm(ReasonForm):
+    """Two reasons: the internal one for the audit trail, the other sent to the tenant."""
+
     channel = forms.ModelChoiceField(
         queryset=Channel.objects.filter(active=True), required=False, empty_label="All channels"
     )
@@ -146,6 +148,17 @@ class RestrictForm(ReasonForm):
     limit_units = forms.IntegerField(min_value=0, required=False, help_text="For a throttle.")
     window = forms.ChoiceField(choices=[("", "—"), *Window.choices], required=False)
     hours = forms.IntegerField(min_value=1, required=False, help_text="Duration; empty: permanent.")
+    reason = forms.CharField(
+        label="Internal reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="For the audit trail and staff; never sent to the tenant.",
+    )
+    customer_reason = forms.CharField(
+        label="Reason sent to the tenant",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Sent to the tenant as written, with the restriction (e-mail, in-app "
+        "notification, webhooks).",
+    )
 
 
 class ReduceForm(ReasonForm):

@@ -44,6 +44,7 @@ def restrict_from_form(tenant: Tenant, data: dict[str, Any], actor: User) -> Res
         window=data["window"] or "",
         duration=timedelta(hours=data["hours"]) if data["hours"] else None,
         reason=data["reason"],
+        customer_reason=data["customer_reason"],
         actor=actor,
     )
 

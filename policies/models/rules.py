@@ -113,7 +113,8 @@ class LimitRule(RuleTerms):
 class Restriction(models.Model):
     """A staff restriction of a channel (or the whole tenant when ``channel`` is empty):
     a windowed cap (``throttle``) or a suspension, from ``starts_at`` until ``ends_at``
-    (empty = permanent) unless lifted."""
+    (empty = permanent) unless lifted. ``reason`` is internal (the audit trail);
+    ``customer_reason`` is what the tenant is sent."""
 
     class Kind(models.TextChoices):
         THROTTLE = "throttle", "Throttle (windowed cap)"
@@ -128,7 +129,10 @@ class Restriction(models.Model):
     window = models.CharField(max_length=8, choices=Window.choices, blank=True)
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True)
-    reason = models.TextField()
+    reason = models.TextField(help_text="Internal: kept in the audit trail, never sent.")
+    customer_reason = models.TextField(
+        blank=True, help_text="Sent to the tenant with the restriction, in its words."
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -20,6 +20,7 @@ from tenants.models import Tenant
 
 
 def _restriction_payload(restriction: Restriction) -> dict[str, object]:
+    """What the tenant is told of a restriction: never its internal reason."""
     channel = restriction.channel
     return {
         "channel": channel.code if channel else None,
@@ -29,15 +30,24 @@ def _restriction_payload(restriction: Restriction) -> dict[str, object]:
         "window": restriction.window,
         "starts_at": restriction.starts_at.isoformat(),
         "ends_at": restriction.ends_at.isoformat() if restriction.ends_at else None,
-        "reason": restriction.reason,
+        "reason": restriction.customer_reason,
     }
+
+
+def _end_payload(restriction: Restriction, *, ended: str, ended_at: datetime) -> dict[str, object]:
+    """The end of a restriction: ``ended`` is "lifted" (by staff) or "expired" (its end
+    came), ``ended_at`` when."""
+    return {**_restriction_payload(restriction), "ended": ended, "ended_at": ended_at.isoformat()}
 
 
 def tenant_status_refresh(*, tenant: Tenant, now: datetime) -> str:
     """Derive the tenant's status from its restrictions not yet ended (in force or
     scheduled): a whole-tenant suspension → suspended; any other → restricted; none →
-    active. A closed tenant stays closed. Authorization reads restrictions only when
-    the status is not active, so the status must never be active while one exists."""
+    active. A closed tenant stays closed, also one closed since the caller read it (the
+    status is read afresh and the update skips a closed row). Authorization reads
+    restrictions only when the status is not active, so the status must never be active
+    while one exists."""
+    tenant.status = Tenant.objects.values_list("status", flat=True).get(pk=tenant.pk)
     if tenant.status == Tenant.Status.CLOSED:
         return tenant.status
     pending = Restriction.objects.for_tenant(tenant).filter(
@@ -50,7 +60,9 @@ def tenant_status_refresh(*, tenant: Tenant, now: datetime) -> str:
     else:
         status = Tenant.Status.ACTIVE
     if status != tenant.status:
-        Tenant.objects.filter(pk=tenant.pk).update(status=status)
+        not_closed = Tenant.objects.filter(pk=tenant.pk).exclude(status=Tenant.Status.CLOSED)
+        if not not_closed.update(status=status):
+            status = Tenant.Status.CLOSED
         tenant.status = status
     return status
 
@@ -62,6 +74,7 @@ def restriction_apply(
     channel: Channel | None,
     kind: str,
     reason: str,
+    customer_reason: str,
     actor: User | None,
     limit_units: int | None = None,
     window: str = "",
@@ -71,10 +84,13 @@ def restriction_apply(
 ) -> Restriction:
     """Throttle (``limit_units`` per ``window``) or suspend a channel, or the whole tenant
     when ``channel`` is None, from ``starts_at`` (default now) for ``duration`` (None:
-    permanent). Audited; the tenant's status follows."""
+    permanent). ``reason`` is internal, for the audit trail; ``customer_reason`` is sent
+    to the tenant. Audited; notified; the tenant's status follows."""
     now = now or timezone.now()
     if not reason or not reason.strip():
         raise InvalidInput("A restriction needs a reason.")
+    if not customer_reason or not customer_reason.strip():
+        raise InvalidInput("A restriction needs a reason for the customer: it is sent to them.")
     if kind not in Restriction.Kind.values:
         raise InvalidInput(f"Unknown restriction kind {kind!r}.")
     if kind == Restriction.Kind.THROTTLE:
@@ -97,6 +113,7 @@ def restriction_apply(
         starts_at=starts_at,
         ends_at=starts_at + duration if duration else None,
         reason=reason.strip(),
+        customer_reason=customer_reason.strip(),
         author=actor,
         created_at=now,
     )
@@ -126,7 +143,8 @@ def restriction_apply(
 def restriction_lift(
     *, restriction: Restriction, reason: str, actor: User | None, now: datetime | None = None
 ) -> Restriction:
-    """Lift a restriction before its end. Lifting twice is refused; audited."""
+    """Lift a restriction before its end, with an internal ``reason`` (audited); the tenant
+    is told when it was lifted. Lifting twice is refused."""
     now = now or timezone.now()
     if not reason or not reason.strip():
         raise InvalidInput("Lifting a restriction needs a reason.")
@@ -146,7 +164,7 @@ def restriction_lift(
         tenant=tenant,
         kind=Notification.Kind.RESTRICTION_LIFTED,
         dedupe_key=f"restriction:{locked.pk}:lifted",
-        payload=_restriction_payload(locked),
+        payload=_end_payload(locked, ended="lifted", ended_at=now),
         now=now,
     )
     audit_record(
@@ -167,10 +185,11 @@ ENDED_NOTICE_WINDOW = timedelta(days=7)
 
 
 def restrictions_expire(*, now: datetime | None = None) -> int:
-    """Tell tenants that restrictions ended by themselves, and bring the status of
-    tenants whose restrictions have ended up to date (beat runs this; authorization
-    already ignores ended restrictions). Returns how many tenants changed status. Safe
-    to run twice or in parallel: the "lifted" notification's key is unique."""
+    """Tell tenants that restrictions ended by themselves (and when: their ``ends_at``),
+    and bring the status of tenants whose restrictions have ended up to date (beat runs
+    this; authorization already ignores ended restrictions). Returns how many tenants
+    changed status. Safe to run twice or in parallel: the "lifted" notification's key is
+    unique."""
     now = now or timezone.now()
     ended = Restriction.objects.filter(
         lifted_at__isnull=True, ends_at__lte=now, ends_at__gt=now - ENDED_NOTICE_WINDOW
@@ -181,7 +200,9 @@ def restrictions_expire(*, now: datetime | None = None) -> int:
                 tenant_id=restriction.tenant_id,
                 kind=Notification.Kind.RESTRICTION_LIFTED,
                 dedupe_key=f"restriction:{restriction.pk}:lifted",
-                payload=_restriction_payload(restriction),
+                payload=_end_payload(
+                    restriction, ended="expired", ended_at=restriction.ends_at or now
+                ),
             )
             for restriction in ended
         ],

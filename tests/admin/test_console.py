@@ -85,6 +85,7 @@ def test_filters_return_the_right_tenants(world: World, params, expected):
         limit_units=5,
         window="hour",
         reason="x",
+        customer_reason="x",
         actor=None,
     )
     response = changelist(staff(superuser=True), **params)
@@ -193,7 +194,8 @@ def test_support_cannot_decide_overage_or_change_limits(world: World, final_char
 def test_support_restricts_and_lifts_but_billing_cannot(world: World):
     support, billing = staff("Support"), staff("Billing")
     url = reverse("admin:policies_tenant_restrict", args=[world.alpha.pk])
-    form = {"kind": "suspend", "reason": "Spam complaints", "hours": "2"}
+    form = {"kind": "suspend", "reason": "Spam complaints", "customer_reason": "Spam",
+            "hours": "2"}  # fmt: skip
     assert billing.post(url, form).status_code == 403
     assert support.post(url, form).status_code == 302
     restriction = Restriction.objects.get(tenant=world.alpha)
@@ -349,6 +351,7 @@ def test_bulk_decision_and_bulk_suspension(world: World, final_charge):
             "_selected_action": [world.alpha.pk, world.gamma.pk],
             "kind": "suspend",
             "reason": "Incident 42",
+            "customer_reason": "An incident on your account",
             "hours": "1",
         },
     )

@@ -150,7 +150,7 @@ def console(world: World) -> World:
     fee_schedule_create(channel=sms, name="SMS from next year", tiers=[(None, "0.12")])
     restriction_apply(
         tenant=world.gamma, channel=None, kind="suspend", limit_units=None, window="",
-        duration=None, reason="test", actor=None,
+        duration=None, reason="test", customer_reason="test", actor=None,
     )  # fmt: skip
     recommendations_compute(tenants=[world.alpha])
     PolicyVersion.objects.create(

@@ -47,6 +47,7 @@ def test_each_kind_renders_in_both_languages(world: World, language):
         window="hour",
         duration=timedelta(days=2),
         reason="spam wave",
+        customer_reason="spam wave",
         actor=None,
     )
     restriction_lift(restriction=restriction, reason="resolved", actor=None)

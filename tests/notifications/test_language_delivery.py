@@ -50,7 +50,7 @@ def throttle_calls_for_two_hours(tenant) -> None:
     restriction_apply(
         tenant=tenant, channel=Channel.objects.get(code="call"), kind="throttle",
         limit_units=10, window="hour", duration=timedelta(hours=2), reason="Spamwelle",
-        actor=None,
+        customer_reason="Spamwelle", actor=None,
     )  # fmt: skip
 
 

@@ -113,6 +113,7 @@ def test_staff_channel_suspension_denies_that_channel_only(world: World):
         channel=Channel.objects.get(code="sms"),
         kind="suspend",
         reason="abuse",
+        customer_reason="abuse",
         actor=None,
     )
     assert authorize(world.alice_api, "sms", 1).json()["reason"] == "channel_suspended"
@@ -122,7 +123,14 @@ def test_staff_channel_suspension_denies_that_channel_only(world: World):
 
 
 def test_whole_tenant_suspension_denies_every_channel(world: World):
-    restriction_apply(tenant=world.alpha, channel=None, kind="suspend", reason="unpaid", actor=None)
+    restriction_apply(
+        tenant=world.alpha,
+        channel=None,
+        kind="suspend",
+        reason="unpaid",
+        customer_reason="unpaid",
+        actor=None,
+    )
     for channel in ("sms", "email", "call"):
         assert authorize(world.alice_api, channel, 1).json()["reason"] == "tenant_suspended"
     world.alpha.refresh_from_db()
@@ -142,6 +150,7 @@ def test_staff_throttle_caps_units_per_window(world: World, frozen_clock):
         limit_units=10,
         window="day",
         reason="spam wave",
+        customer_reason="spam wave",
         actor=None,
     )
     assert authorize(world.alice_api, "sms", 7).json()["decision"] == "allow"
@@ -159,6 +168,7 @@ def test_released_units_return_to_the_window_cap(world: World):
         limit_units=10,
         window="hour",
         reason="load",
+        customer_reason="load",
         actor=None,
     )
     first = authorize(world.alice_api, "email", 10).json()
@@ -174,6 +184,7 @@ def test_suspension_with_an_end_lifts_itself(world: World, frozen_clock):
         kind="suspend",
         duration=timedelta(hours=2),
         reason="cool-down",
+        customer_reason="cool-down",
         actor=None,
     )
     assert authorize(world.alice_api, "sms", 1).json()["reason"] == "channel_suspended"
@@ -187,6 +198,7 @@ def test_permanent_suspension_stays(world: World, frozen_clock):
         channel=Channel.objects.get(code="sms"),
         kind="suspend",
         reason="fraud",
+        customer_reason="fraud",
         actor=None,
     )
     frozen_clock.shift(timedelta(days=400))
@@ -195,7 +207,12 @@ def test_permanent_suspension_stays(world: World, frozen_clock):
 
 def test_lifted_suspension_allows_again_and_tenant_status_follows(world: World):
     restriction = restriction_apply(
-        tenant=world.alpha, channel=None, kind="suspend", reason="x", actor=None
+        tenant=world.alpha,
+        channel=None,
+        kind="suspend",
+        reason="x",
+        customer_reason="x",
+        actor=None,
     )
     restriction_lift(restriction=restriction, reason="paid", actor=None)
     assert authorize(world.alice_api, "sms", 1).json()["decision"] == "allow"
@@ -358,6 +375,7 @@ def test_balances_report_rule_terms_and_restrictions(world: World):
         channel=Channel.objects.get(code="call"),
         kind="suspend",
         reason="x",
+        customer_reason="x",
         actor=None,
     )
     rows = {r["channel"]: r for r in world.alice_api.get("/api/v1/balances").json()["channels"]}
@@ -414,6 +432,7 @@ def test_a_restriction_that_ends_by_itself_is_told_once_and_the_status_follows(
         kind="suspend",
         duration=timedelta(hours=1),
         reason="cool-down",
+        customer_reason="cool-down",
         actor=None,
     )
     assert restrictions_expire() == 0

@@ -88,6 +88,7 @@ def test_32_threads_never_pass_a_windowed_cap_and_reach_it():
         limit_units=60,
         window="hour",
         reason="load test",
+        customer_reason="load test",
         actor=None,
     )
 
