@@ -61,7 +61,8 @@ class LimitChangeForm(forms.Form):
     """A new version of one channel's rule, pre-filled with the terms in force. Each term
     carries the value shown as a hidden initial: a term left as it was is "unchanged"
     (``terms()`` leaves it out, so ``limit_rule_set`` keeps it), and an empty field is a
-    value only where it means one (no ceiling, no window)."""
+    value only where it means one (no ceiling, no window). ``schedule()`` says from when;
+    the view reads the date in the tenant's time zone."""
 
     channel = forms.ModelChoiceField(queryset=Channel.objects.filter(active=True))
     included_units = forms.IntegerField(
@@ -91,8 +92,29 @@ class LimitChangeForm(forms.Form):
         required=False,  # not posted: unchanged
         show_hidden_initial=True,
     )
+    effective_from = forms.DateTimeField(
+        required=False,
+        label="Effective from",
+        help_text="In the tenant's time zone. Empty: better terms now, worse terms after the "
+        "notice period. Worse terms cannot start before the notice ends; included credits "
+        "change at the start of a period.",
+    )
+    immediate_as_enforcement = forms.BooleanField(
+        required=False,
+        label="Worse terms at once, as an enforcement measure",
+        help_text="Only to restrict or suspend under the policy; needs the reason sent to the "
+        "tenant.",
+    )
+    customer_reason = forms.CharField(
+        required=False,
+        label="Reason sent to the tenant",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="For an enforcement measure: sent to the tenant as written.",
+    )
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept in the audit trail."
+        label="Internal reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept in the audit trail; never sent to the tenant.",
     )
 
     def clean_reason(self) -> str:
@@ -100,6 +122,15 @@ class LimitChangeForm(forms.Form):
         if not reason:
             raise forms.ValidationError("A limit change needs a reason.")
         return reason
+
+    def schedule(self) -> dict[str, Any]:
+        """When the change takes effect, and whether as an enforcement measure."""
+        data = self.cleaned_data
+        return {
+            "effective_from": data.get("effective_from"),
+            "immediate_as_enforcement": bool(data.get("immediate_as_enforcement")),
+            "customer_reason": (data.get("customer_reason") or "").strip(),
+        }
 
     def clean(self) -> dict[str, Any] | None:
         data = super().clean()

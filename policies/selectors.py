@@ -112,6 +112,17 @@ def effective_rules(
     return result
 
 
+def limit_rules_scheduled(*, tenant: Tenant, at: datetime) -> list[LimitRule]:
+    """The tenant's rule versions that take effect after ``at`` (announced worse terms,
+    future-dated changes), by date, with their channel."""
+    return list(
+        LimitRule.objects.for_tenant(tenant)
+        .filter(effective_from__gt=at)
+        .select_related("channel")
+        .order_by("effective_from", "channel__code", "version")
+    )
+
+
 def restrictions_in_force(
     *, tenant: Tenant, at: datetime, channel: Channel | None = None
 ) -> list[Restriction]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -29,7 +30,7 @@ from metering.selectors import balances_for_tenant
 from policies.models import (
     Restriction,
 )
-from policies.selectors import effective_rule
+from policies.selectors import effective_rule, limit_rules_scheduled
 from policies.services.restrictions import restriction_apply
 from policies.services.rules import credits_reduce, limit_rule_set
 from tenants.models import Tenant
@@ -117,7 +118,9 @@ class TenantPages(admin.ModelAdmin):
             initial = {"channel": channel.pk, **{t: getattr(rule, t) for t in LIMIT_TERMS}}
             initial["warning_thresholds"] = list(rule.warning_thresholds)
         form = LimitChangeForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
+        with timezone.override(tenant.tzinfo):  # a date typed is the tenant's
+            valid = request.method == "POST" and form.is_valid()
+        if valid:
             try:
                 change = limit_rule_set(
                     tenant=tenant,
@@ -125,6 +128,7 @@ class TenantPages(admin.ModelAdmin):
                     reason=form.cleaned_data["reason"],
                     actor=staff_user(request),
                     **form.terms(),
+                    **form.schedule(),
                 )
             except ServiceError as exc:
                 for error in exc.errors or [{"field": None, "detail": exc.detail}]:
@@ -133,11 +137,19 @@ class TenantPages(admin.ModelAdmin):
                         error["detail"],
                     )
             else:
-                notice = " The tenant has been notified (worse terms)." if change.worsens else ""
+                zone = tenant.tzinfo
+                dates = ", ".join(
+                    f"v{v.version} from {v.effective_from.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+                    for v in change.versions
+                )
+                notice = (
+                    " Worse terms: the tenant has been notified of each change."
+                    if change.worsens
+                    else ""
+                )
                 self.message_user(
                     request,
-                    f"{form.cleaned_data['channel'].code}: version "
-                    f"{change.rule.version} saved.{notice}",
+                    f"{form.cleaned_data['channel'].code}: {dates} saved.{notice}",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(
@@ -151,6 +163,8 @@ class TenantPages(admin.ModelAdmin):
             submit="Save the new version",
             template="admin/console/limit_form.html",
             balances=[(b, usage_percent(used=b.used, available=b.available)) for b in balances],
+            scheduled=limit_rules_scheduled(tenant=tenant, at=now),
+            notice_days=settings.LIMIT_NOTICE_DAYS,
         )
 
     def reduce_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:

@@ -81,10 +81,12 @@ def test_staff_filters_to_tenants_near_their_limit_and_changes_an_sms_limit(live
     page.screenshot(path=str(SHOTS / "3-change-limit.png"), full_page=True)
     page.click("input[type=submit]")
 
-    # Version 1 came from the cohort defaults, 2 from the test's set-up.
-    assert "version 3 saved" in page.locator(".messagelist").inner_text().lower()
+    # Version 1 came from the cohort defaults, 2 from the test's set-up; the raise applies
+    # at once (3), the new ceiling after the notice (4), and the tenant is told.
+    message = page.locator(".messagelist").inner_text().lower()
+    assert "v3 from" in message and "v4 from" in message and "notified" in message
     history = page.locator("#limit_rules-group").inner_text()
     assert "Christmas campaign agreed with the customer" in history and "2500" in history
     page.screenshot(path=str(SHOTS / "4-history.png"), full_page=True)
     rule = LimitRule.objects.filter(tenant=near, channel__code="sms").order_by("-version").first()
-    assert (rule.version, rule.included_units, rule.hard_limit) == (3, 2500, 250)
+    assert (rule.version, rule.included_units, rule.hard_limit) == (4, 2500, 250)

@@ -19,10 +19,10 @@ from metering.models import Balance, Channel, Grant, LedgerEntry
 from metering.services.ingest import usage_record_batch
 from metering.services.ledger import balance_lock, grant_create
 from metering.services.periods import period_bounds, period_get_or_open
-from policies.services.rules import limit_rule_set
 from tenants.models import Tenant
 from tests.conftest import event
 from tests.factories import TenantFactory
+from tests.policies.helpers import set_rule
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -99,9 +99,7 @@ def test_balance_equals_sum_of_entries_and_draws_follow_grant_order(db, ops):
         tenant = TenantFactory.create(time_zone="UTC")
         channel = Channel.objects.get(code="email")
         # This test grants explicitly: no included credits.
-        limit_rule_set(
-            tenant=tenant, channel=channel, included_units=0, reason="test", actor=None, now=START
-        )
+        set_rule(tenant, "email", included_units=0, now=START)
         period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=START))
         balance_lock(tenant=tenant, channel=channel, period=period, now=START)
         model: list[ModelGrant] = []
@@ -188,16 +186,10 @@ def test_reservations_keep_the_ledger_whole_and_never_pass_the_ceiling(db, hard_
     with transaction.atomic():
         tenant = TenantFactory.create(time_zone="UTC")
         channel = Channel.objects.get(code="email")
-        limit_rule_set(
-            tenant=tenant,
-            channel=channel,
-            included_units=500,
-            hard_limit=hard_limit,
-            action="charge_overage",
-            reason="test",
-            actor=None,
+        set_rule(
+            tenant, "email", included_units=500, hard_limit=hard_limit, action="charge_overage",
             now=START,
-        )
+        )  # fmt: skip
         period = period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=START))
         balance_lock(tenant=tenant, channel=channel, period=period, now=START)
         now = START

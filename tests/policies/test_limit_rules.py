@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from creditguard.errors import InvalidInput
 from creditguard.models import AuditEntry
@@ -61,7 +63,7 @@ def test_change_writes_a_new_version_and_an_audit_row(world: World):
         tenant=world.alpha,
         channel=sms(),
         included_units=3000,
-        hard_limit=500,
+        hard_limit=None,
         reason="Seasonal campaign",
         actor=staff,
     )
@@ -71,8 +73,27 @@ def test_change_writes_a_new_version_and_an_audit_row(world: World):
     audit = AuditEntry.objects.filter(action="limit_rule.set").get()
     assert (audit.actor, audit.actor_label, audit.reason) == (staff, "sam", "Seasonal campaign")
     assert (audit.before["included_units"], audit.after["included_units"]) == (2000, 3000)
-    assert audit.after["hard_limit"] == 500 and audit.tenant == world.alpha
+    assert audit.after["hard_limit"] is None and audit.tenant == world.alpha
+    assert not change.worsens
+
+
+def test_a_worse_change_is_audited_per_version_with_its_date(world: World, settings):
+    settings.LIMIT_NOTICE_DAYS = 14
+    change = limit_rule_set(
+        tenant=world.alpha, channel=sms(), included_units=3000, hard_limit=500,
+        reason="Seasonal campaign", actor=None,
+    )  # fmt: skip
     assert change.worsens  # a ceiling where there was none
+    audits = list(AuditEntry.objects.filter(action="limit_rule.set").order_by("pk"))
+    assert [
+        (a.after["version"], a.after["hard_limit"], a.after["worsens_terms"]) for a in audits
+    ] == [
+        (2, None, False),
+        (3, 500, True),
+    ]
+    assert (
+        audits[1].after["effective_from"][:16] == change.versions[1].effective_from.isoformat()[:16]
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,40 +171,64 @@ def test_reduce_credits_is_audited_and_refuses_more_than_unused(world: World):
     assert AuditEntry.objects.filter(action="credits.reduce").get().after["reduced"] == 60
 
 
-def test_set_limit_command_goes_through_the_same_service(world: World):
+def test_set_limit_command_goes_through_the_same_service(world: World, settings):
+    settings.LIMIT_NOTICE_DAYS = 14
     out = StringIO()
     call_command(
-        "set_limit",
-        "--tenant",
-        "alpha",
-        "--channel",
-        "sms",
-        "--included",
-        "900",
-        "--hard-limit",
-        "100",
-        "--action",
-        "charge_overage",
-        "--thresholds",
-        "60,90",
-        "--reason",
-        "Support ticket 4711",
-        stdout=out,
-    )
-    rule = LimitRule.objects.filter(tenant=world.alpha, channel=sms()).order_by("-version").first()
-    assert (
-        rule.version,
-        rule.included_units,
-        rule.hard_limit,
-        rule.action,
-        rule.warning_thresholds,
-    ) == (2, 900, 100, "charge_overage", [60, 90])
-    assert "version 2" in out.getvalue()
+        "set_limit", "--tenant", "alpha", "--channel", "sms", "--included", "900",
+        "--hard-limit", "100", "--action", "charge_overage", "--thresholds", "60,90",
+        "--reason", "Support ticket 4711", stdout=out,
+    )  # fmt: skip
+    rules = LimitRule.objects.filter(tenant=world.alpha, channel=sms()).order_by("version")
+    assert [
+        (r.version, r.included_units, r.hard_limit, r.action, r.warning_thresholds) for r in rules
+    ] == [
+        (1, 2000, None, "notify_only", [50, 80, 90, 100]),
+        (2, 2000, None, "notify_only", [60, 90]),  # the thresholds at once
+        (3, 2000, 100, "charge_overage", [60, 90]),  # the worse terms after the notice
+        (4, 900, 100, "charge_overage", [60, 90]),  # fewer credits from the next period
+    ]
+    text = out.getvalue()
+    assert "version 2 from 2026-" in text and "version 4 from 2027-01-01 00:00 CET" in text
     # The service has notified the tenant already: the command says so, not "must be".
-    assert "worse terms: the tenant has been notified" in out.getvalue()
+    assert "Worse terms: the tenant has been notified" in text
     assert Notification.objects.filter(tenant=world.alpha, kind="limit_changed").exists()
     assert AuditEntry.objects.filter(action="limit_rule.set", reason="Support ticket 4711").exists()
-    assert balance_of(world.alpha).available == 900
+
+
+def test_set_limit_takes_an_effective_date_and_carry_over(world: World, settings):
+    settings.LIMIT_NOTICE_DAYS = 14
+    call_command(
+        "set_limit", "--tenant", "alpha", "--channel", "sms", "--carry-over", "carry",
+        "--hard-limit", "50", "--effective-from", "2027-02-01", "--reason", "Renewal",
+        stdout=StringIO(),
+    )  # fmt: skip
+    rule = LimitRule.objects.filter(tenant=world.alpha, channel=sms()).latest("version")
+    assert (rule.carry_over, rule.hard_limit) == ("carry", 50)
+    assert rule.effective_from.isoformat() == "2027-01-31T23:00:00+00:00"  # Berlin midnight
+
+
+def test_set_limit_refuses_worse_terms_inside_the_notice(world: World, settings):
+    settings.LIMIT_NOTICE_DAYS = 14
+    soon = (timezone.now() + timedelta(days=3)).isoformat()
+    with pytest.raises(CommandError, match="no earlier than"):
+        call_command(
+            "set_limit", "--tenant", "alpha", "--channel", "sms", "--hard-limit", "5",
+            "--effective-from", soon, "--reason", "x", stdout=StringIO(),
+        )  # fmt: skip
+
+
+def test_set_limit_makes_an_enforcement_measure_immediate(world: World, settings):
+    settings.LIMIT_NOTICE_DAYS = 14
+    call_command(
+        "set_limit", "--tenant", "alpha", "--channel", "sms", "--action", "suspend",
+        "--immediate-as-enforcement", "--customer-reason", "Reported as spam.",
+        "--reason", "Abuse desk case 12", stdout=StringIO(),
+    )  # fmt: skip
+    rule = LimitRule.objects.filter(tenant=world.alpha, channel=sms()).latest("version")
+    assert (rule.version, rule.action) == (2, "suspend")
+    notice = Notification.objects.get(tenant=world.alpha, kind="limit_changed")
+    assert notice.payload["customer_reason"] == "Reported as spam."
 
 
 @pytest.mark.parametrize(
@@ -198,6 +243,22 @@ def test_set_limit_command_goes_through_the_same_service(world: World):
             "No channel",
         ),
         (["--tenant", "alpha", "--channel", "sms", "--included", "5", "--reason", " "], "reason"),
+        (["--tenant", "alpha", "--channel", "sms", "--reason", "x"], "at least one term"),
+        (
+            [
+                "--tenant",
+                "alpha",
+                "--channel",
+                "sms",
+                "--included",
+                "5",
+                "--reason",
+                "x",
+                "--effective-from",
+                "soon",
+            ],
+            "effective-from",
+        ),
         (
             ["--tenant", "alpha", "--channel", "sms", "--included", "-5", "--reason", "x"],
             "included_units",

@@ -178,7 +178,8 @@ def test_a_short_period_counts_what_was_used_not_its_rate(sms):
     assert "This period it has used 3,000 SMS so far." in r.explanation
 
 
-def test_applying_writes_a_rule_version_once(sms):
+def test_applying_writes_a_rule_version_once(sms, settings):
+    settings.LIMIT_NOTICE_DAYS = 0  # one version in force at once (notice: test_limit_notice)
     cohort(sms, [1000] * 5, industry="retail", size_band="50-249")
     tenant = TenantFactory.create(slug="me", industry="retail", size_band="50-249", time_zone="UTC")
     r = recommendation_for(tenant, sms)
