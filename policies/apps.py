@@ -15,9 +15,13 @@ class PoliciesConfig(AppConfig):
         from metering.models import Channel
         from notifications.hooks import channel_labels_reader_register
         from policies import selectors
-        from policies.receivers import tenant_created_rules, tenant_created_welcome
+        from policies.receivers import (
+            tenant_created_rules,
+            tenant_created_welcome,
+            tenant_reopened_status,
+        )
         from policies.roles import roles_sync
-        from tenants.services import tenant_created
+        from tenants.services import tenant_created, tenant_reopened
 
         post_migrate.connect(roles_sync, sender=self)
         # Metering opens balances and shows them under the rules in force through this
@@ -28,3 +32,4 @@ class PoliciesConfig(AppConfig):
         tenant_created.connect(tenant_created_rules, dispatch_uid="policies.tenant_created")
         # After the rules (receivers run in the order connected): the welcome names them.
         tenant_created.connect(tenant_created_welcome, dispatch_uid="policies.tenant_welcome")
+        tenant_reopened.connect(tenant_reopened_status, dispatch_uid="policies.tenant_reopened")

@@ -96,6 +96,12 @@ CONSOLE: dict[str, ConsoleEntry] = {
     "policies.policyversion:publish": ConsoleEntry(
         "Policy versions: publish (notifies every tenant)", "policies.change_policyversion"
     ),
+    "tenants.tenant:close": ConsoleEntry(
+        "Tenants: close (revokes their API keys)", "tenants.change_tenant"
+    ),
+    "tenants.tenant:reopen": ConsoleEntry(
+        "Tenants: reopen a closed tenant", "tenants.change_tenant"
+    ),
     "tenants.apikey:revoke": ConsoleEntry("API keys: revoke", "tenants.change_apikey"),
     "auth_user_password_change": ConsoleEntry(
         "Users: change a password (superusers only)", "auth.change_user"

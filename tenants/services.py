@@ -1,4 +1,4 @@
-"""State changes for tenants and API keys."""
+"""State changes for tenants, their members and their API keys."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import InvalidInput, full_clean_or_refuse
-from tenants.models import ApiKey, Scope, Tenant
+from creditguard.errors import Conflict, InvalidInput, full_clean_or_refuse
+from tenants.models import ApiKey, Membership, Scope, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex characters, public, used to find the key
 KEY_SECRET_BYTES = 24
@@ -61,6 +61,10 @@ TENANT_FIXED_ONCE_BILLED = ("time_zone", "currency")
 # policies, a layer above tenants, which gives the new tenant version 1 of its rules from
 # its cohort's defaults (policies/receivers.py), committed with the tenant or not at all.
 tenant_created = Signal()
+# Sent inside the transaction of ``tenant_reopen`` (``tenant``), once its status is active
+# again: the restrictions live in policies, which brings the status in line with those
+# not yet ended (policies/receivers.py).
+tenant_reopened = Signal()
 
 
 @transaction.atomic
@@ -148,10 +152,167 @@ def tenant_update(
     return current
 
 
+def _reason_required(reason: str, *, what: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput(
+            f"{what} needs a reason.",
+            errors=[{"pointer": "/reason", "field": "reason", "detail": "required"}],
+        )
+    return reason
+
+
+@transaction.atomic
+def tenant_close(
+    *, tenant: Tenant, reason: str, actor: User | None, now: datetime | None = None
+) -> Tenant:
+    """Close a tenant for good: revoke each of its API keys through ``api_key_revoke``
+    (one audit row each), set its status to closed and audit the close, all in one
+    transaction; returns the tenant as saved. A reason is required (``InvalidInput``); a
+    closed tenant is refused (``Conflict``). Closed, it can no longer authenticate, its
+    authorizations are denied, no new key is issued to it and restrictions leave its
+    status alone. Its history (periods, ledger, charges) stays. Concurrent closes of one
+    tenant serialize on its row: one closes, the other is refused."""
+    now = now or timezone.now()
+    reason = _reason_required(reason, what="Closing a tenant")
+    current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if current.status == Tenant.Status.CLOSED:
+        raise Conflict(f"{current} is already closed.")
+    revoked = [
+        api_key.prefix
+        for api_key in ApiKey.objects.for_tenant(current).filter(revoked_at__isnull=True)
+        if api_key_revoke(api_key=api_key, actor=actor, reason=f"Tenant closed: {reason}", now=now)
+    ]
+    before = current.status
+    current.status = Tenant.Status.CLOSED
+    current.save(update_fields=["status"])
+    audit_record(
+        actor=actor, action="tenant.close", tenant=current, obj=current,
+        before={"status": before}, after={"status": current.status, "revoked_keys": revoked},
+        reason=reason, now=now,
+    )  # fmt: skip
+    tenant.status = current.status
+    return current
+
+
+@transaction.atomic
+def tenant_reopen(
+    *, tenant: Tenant, reason: str, actor: User | None, now: datetime | None = None
+) -> Tenant:
+    """Reopen a closed tenant: its status becomes active, then follows its restrictions
+    not yet ended (``tenant_reopened``, answered by policies in this transaction); audited
+    with a required reason. Only a closed tenant is reopened (``Conflict``). Its keys stay
+    revoked (revocation is final): staff issue new ones. Concurrent calls serialize on the
+    tenant's row: one reopens, the other is refused."""
+    now = now or timezone.now()
+    reason = _reason_required(reason, what="Reopening a tenant")
+    current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if current.status != Tenant.Status.CLOSED:
+        raise Conflict(f"{current} is not closed.")
+    current.status = Tenant.Status.ACTIVE
+    current.save(update_fields=["status"])
+    tenant_reopened.send(sender=Tenant, tenant=current)
+    current.refresh_from_db(fields=["status"])
+    audit_record(
+        actor=actor, action="tenant.reopen", tenant=current, obj=current,
+        before={"status": Tenant.Status.CLOSED}, after={"status": current.status},
+        reason=reason, now=now,
+    )  # fmt: skip
+    tenant.status = current.status
+    return current
+
+
+def _member(membership: Membership) -> dict[str, str]:
+    return {"user": membership.user.get_username(), "role": membership.role}
+
+
+def _role_valid(role: str) -> None:
+    if role not in Membership.Role.values:
+        raise InvalidInput(
+            f"Unknown role {role!r}; choose from {', '.join(Membership.Role.values)}.",
+            errors=[{"pointer": "/role", "field": "role", "detail": "unknown role"}],
+        )
+
+
+@transaction.atomic
+def membership_add(
+    *, tenant: Tenant, user: User, role: str, actor: User | None, now: datetime | None = None
+) -> Membership:
+    """Make ``user`` a member of ``tenant`` with ``role``; audited (``membership.add``).
+    An unknown role is refused (``InvalidInput``), and so is a user who is already a
+    member (``Conflict``). Two concurrent adds of one user serialize on the tenant's row:
+    one adds, the other is refused."""
+    now = now or timezone.now()
+    _role_valid(role)
+    current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if Membership.objects.for_tenant(current).filter(user=user).exists():
+        raise Conflict(f"{user.get_username()} is already a member of {current}.")
+    membership = Membership.objects.create(tenant=current, user=user, role=role)
+    audit_record(
+        actor=actor, action="membership.add", tenant=current, obj=membership, before=None,
+        after=_member(membership), reason="", now=now,
+    )  # fmt: skip
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(
+    *, membership: Membership, role: str, actor: User | None, now: datetime | None = None
+) -> Membership:
+    """Give a member another role; audited (``membership.change_role``, before and
+    after). An unknown role is refused (``InvalidInput``); the same role is no change and
+    writes no audit row. Concurrent changes serialize on the membership's row."""
+    now = now or timezone.now()
+    _role_valid(role)
+    current = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    if current.role == role:
+        return current
+    before = _member(current)
+    current.role = role
+    current.save(update_fields=["role"])
+    audit_record(
+        actor=actor, action="membership.change_role", tenant=current.tenant, obj=current,
+        before=before, after=_member(current), reason="", now=now,
+    )  # fmt: skip
+    membership.role = role
+    return current
+
+
+@transaction.atomic
+def membership_remove(
+    *, membership: Membership, actor: User | None, reason: str = "", now: datetime | None = None
+) -> None:
+    """Remove a member from its tenant; audited (``membership.remove``, who and with
+    which role). A membership removed already is refused (``Conflict``): of two
+    concurrent removals, one removes and the other is refused."""
+    now = now or timezone.now()
+    current = (
+        Membership.objects.select_for_update()
+        .select_related("user", "tenant")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if current is None:
+        raise Conflict("This member was removed already.")
+    audit_record(
+        actor=actor, action="membership.remove", tenant=current.tenant, obj=current,
+        before=_member(current), after=None, reason=reason, now=now,
+    )  # fmt: skip
+    current.delete()
+
+
+@transaction.atomic
 def api_key_create(
     *, tenant: Tenant | None, name: str, scopes: list[str], created_by: User | None = None
 ) -> IssuedKey:
-    """Issue a key with the given scopes; the raw key is returned once and not kept."""
+    """Issue a key with the given scopes; the raw key is returned once and not kept. A
+    closed tenant is issued none (``ValueError``): the tenant's row is locked and read
+    afresh, so a key cannot slip past a concurrent ``tenant_close``, which revokes the
+    keys under the same lock."""
+    if tenant is not None:
+        status = Tenant.objects.select_for_update().values_list("status", flat=True)
+        if status.get(pk=tenant.pk) == Tenant.Status.CLOSED:
+            raise ValueError(f"{tenant.slug} is closed: a closed tenant is issued no key.")
     valid = set(Scope.values)
     unknown = [scope for scope in scopes if scope not in valid]
     if unknown or not scopes:

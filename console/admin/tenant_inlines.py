@@ -1,13 +1,18 @@
-"""What a tenant's page shows below its profile: members, rule versions, restrictions,
-charges, grants, top-ups, notifications and its audit trail, read-only."""
+"""What a tenant's page shows below its profile: its members (saved through the
+membership services), then rule versions, restrictions, charges, grants, top-ups,
+notifications and its audit trail, read-only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from console.admin.common import ReadOnlyInline
+from console.admin.common import ReadOnlyInline, staff_user
 from creditguard.models import AuditEntry
 from metering.models import Grant
 from notifications.models import Notification
@@ -18,12 +23,47 @@ from policies.models import (
     TopUp,
 )
 from tenants.models import Membership
+from tenants.services import membership_add, membership_change_role, membership_remove
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    """A tenant's members, saved through the membership services (validated, audited),
+    never by the formset itself. The user of an existing member is fixed: another user is
+    another member (remove one, add the other)."""
+
+    actor: User | None = None  # the staff member, set per request by ``MembershipInline``
+
+    def add_fields(self, form: Any, index: int | None) -> None:
+        super().add_fields(form, index)
+        if form.instance.pk is not None:
+            form.fields["user"].disabled = True
+
+    def save_new(self, form: Any, commit: bool = True) -> Membership:
+        data = form.cleaned_data
+        return membership_add(
+            tenant=self.instance, user=data["user"], role=data["role"], actor=self.actor
+        )
+
+    def save_existing(self, form: Any, obj: Membership, commit: bool = True) -> Membership:
+        return membership_change_role(
+            membership=obj, role=form.cleaned_data["role"], actor=self.actor
+        )
+
+    def delete_existing(self, obj: Membership, commit: bool = True) -> None:
+        membership_remove(membership=obj, actor=self.actor)
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        """The formset class of this request, carrying its staff member: a class per
+        request, because one admin instance serves every thread."""
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"actor": staff_user(request)})
 
 
 class LimitRuleInline(ReadOnlyInline):

@@ -1,12 +1,13 @@
 """Tenants at a glance (usage badges, status, pending overage, filters), the tenant's page
-saved through ``tenant_create`` / ``tenant_update``, and the bulk actions on tenants."""
+saved through ``tenant_create`` / ``tenant_update``, and the bulk actions on tenants
+(closing and reopening among them)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -32,6 +33,7 @@ from console.admin.tenant_list import (
 from console.admin.tenant_pages import TenantPages, restrict_from_form
 from console.forms import (
     OfferForm,
+    ReasonForm,
     RestrictForm,
     TenantForm,
 )
@@ -46,7 +48,9 @@ from tenants.models import Tenant
 from tenants.services import (
     TENANT_EDITABLE,
     TENANT_FIXED_ONCE_BILLED,
+    tenant_close,
     tenant_create,
+    tenant_reopen,
     tenant_update,
 )
 
@@ -70,7 +74,7 @@ class TenantAdmin(TenantPages):
     ]
     change_form_template = "admin/console/tenant_change_form.html"
     list_per_page = 50
-    actions = ["compute_recommendations", "send_offer", "restrict_bulk"]
+    actions = ["compute_recommendations", "send_offer", "restrict_bulk", "close", "reopen"]
     form = TenantForm
 
     @form_action(
@@ -97,6 +101,33 @@ class TenantAdmin(TenantPages):
 
     def has_offer_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("policies.add_topupoffer")
+
+    @form_action(
+        form_class=ReasonForm,
+        title="Close tenants",
+        description="Close the selected tenants (revokes their API keys)",
+        permissions=["change"],
+        success="{count} tenant(s) closed; their API keys are revoked.",
+        success_level=messages.SUCCESS,
+        context=lambda: {
+            "notice": "Closing a tenant revokes every API key it has, for good: it can no "
+            "longer report usage or ask for authorizations. Its history stays. A reopened "
+            "tenant needs new keys."
+        },
+    )
+    def close(self, request: HttpRequest, tenant: Tenant, data: dict[str, Any]) -> None:
+        tenant_close(tenant=tenant, reason=data["reason"], actor=staff_user(request))
+
+    @form_action(
+        form_class=ReasonForm,
+        title="Reopen tenants",
+        description="Reopen the selected closed tenants",
+        permissions=["change"],
+        success="{count} tenant(s) reopened; issue them new API keys.",
+        success_level=messages.SUCCESS,
+    )
+    def reopen(self, request: HttpRequest, tenant: Tenant, data: dict[str, Any]) -> None:
+        tenant_reopen(tenant=tenant, reason=data["reason"], actor=staff_user(request))
 
     @admin.action(
         description="Compute limit recommendations for the selected tenants",
