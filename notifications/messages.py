@@ -10,12 +10,12 @@ payload carries per language (``channel_labels``, added when the notification is
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from creditguard.locale_format import (
@@ -50,28 +50,67 @@ class Message:
         }
 
 
+# What a figure that does not read as one raises (decimal's InvalidOperation included).
+_UNREADABLE = (ArithmeticError, ValueError, TypeError)
+
+
 @dataclass(frozen=True)
 class _Writer:
-    """Formats a payload's figures for one language and time zone."""
+    """Formats a payload's figures for one language and time zone. A figure the payload
+    lacks or that does not read as one is shown as written, never an error: the in-app
+    list renders every stored notification, whatever its age or producer."""
 
     p: dict[str, Any]
     language: str
     tz: tzinfo
+    notified_at: datetime
 
     def number(self, key: str) -> str:
-        value = self.p.get(key)
-        return number_text(value if value is not None else 0, language=self.language)
+        return self.number_of(self.p.get(key))
+
+    def number_of(self, value: Any) -> str:
+        try:
+            return number_text(value if value is not None else 0, language=self.language)
+        except _UNREADABLE:
+            return str(value)
 
     def percent(self, key: str) -> str:
-        return percent_text(self.p.get(key) or 0, language=self.language)
+        value = self.p.get(key) or 0
+        try:
+            return percent_text(value, language=self.language)
+        except _UNREADABLE:
+            return str(value)
 
     def money(self, amount: Any, currency: str, *, exact: bool = False) -> str:
-        return money_text(amount, currency, language=self.language, exact=exact)
+        try:
+            return money_text(amount, currency, language=self.language, exact=exact)
+        except _UNREADABLE:
+            return f"{amount} {currency}".strip()
 
-    def instant(self, value: str, *, midnight_as_day: bool = False) -> str:
-        return instant_text(
-            value, language=self.language, tz=self.tz, midnight_as_day=midnight_as_day
+    def instant(self, value: Any, *, midnight_as_day: bool = False) -> str:
+        """An ISO instant in words with its time; "" if there is none that reads."""
+        if not value:
+            return ""
+        try:
+            return instant_text(
+                value if isinstance(value, datetime) else str(value),
+                language=self.language, tz=self.tz, midnight_as_day=midnight_as_day,
+            )  # fmt: skip
+        except _UNREADABLE:
+            return ""
+
+    def effective(self, key: str) -> str:
+        """When a change takes effect: its instant, else the moment it was notified (a
+        change takes effect no earlier than its notice)."""
+        return self.instant(self.p.get(key), midnight_as_day=True) or self.instant(
+            self.notified_at, midnight_as_day=True
         )
+
+    def day(self, key: str) -> str:
+        try:
+            return day_text(str(self.p[key]), language=self.language) if self.p.get(key) else ""
+        except _UNREADABLE:
+            return ""
 
     def label(self, part: str) -> str:
         """The channel's name or unit in this language."""
@@ -90,9 +129,7 @@ class _Writer:
             "percent": self.percent("percent"),
             "threshold": self.percent("threshold"),
             "period": period_text(str(p.get("period", "")), language=self.language),
-            "date": day_text(p["limit_reached_on"], language=self.language)
-            if p.get("limit_reached_on")
-            else "",
+            "date": self.day("limit_reached_on"),
         }
 
 
@@ -103,10 +140,12 @@ def render_message(
     instants in ``time_zone`` (default: the notification's tenant's)."""
     if time_zone is None:
         time_zone = notification.tenant.tzinfo if notification.tenant_id else UTC
-    writer = _Writer(notification.payload, language, time_zone)
+    writer = _Writer(
+        notification.payload, language, time_zone, notification.created_at or timezone.now()
+    )
     with translation.override(language):
         subject, lines = _subject_and_lines(notification.kind, writer)
-        offer = _offer(writer) if writer.p.get("offer") else None
+        offer = _offer(writer) if isinstance(writer.p.get("offer"), dict) else None
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     return Message(
         language=language,
@@ -156,7 +195,7 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
             _("From %(date)s, your %(channel)s credits are %(included)s units per period "
               "(before: %(before)s; unit: %(unit)s).") % {
                 **figures,
-                "date": w.instant(p["effective_from"], midnight_as_day=True),
+                "date": w.effective("effective_from"),
                 "included": w.number("included_units"),
                 "before": w.number("before_included_units"),
             },
@@ -173,7 +212,7 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
     if kind == K.POLICY_CHANGE:
         policy = {
             "version": p.get("version", ""),
-            "date": w.instant(p["effective_from"], midnight_as_day=True),
+            "date": w.effective("effective_from"),
         }
         return _("Fair use policy %(version)s") % policy, [
             _("Fair use policy %(version)s takes effect on %(date)s. Please read it and "
@@ -220,10 +259,10 @@ def _restriction(kind: str, w: _Writer) -> tuple[str, list[str]]:
             if p.get("ended") == "expired"
             else _("%(scope)s: the restriction has been lifted")
         )
-        if p.get("ended_at"):
+        if when := w.instant(p.get("ended_at")):
             line = _("Since %(when)s, you can send on %(scope)s again as usual.") % {
                 "scope": scope,
-                "when": w.instant(p["ended_at"]),
+                "when": when,
             }
         else:
             line = _("You can send on %(scope)s again as usual.") % {"scope": scope}
@@ -232,7 +271,7 @@ def _restriction(kind: str, w: _Writer) -> tuple[str, list[str]]:
         "scope": scope,
         "units": w.number("limit_units"),
         "window": _window(p.get("window")),
-        "until": w.instant(p["ends_at"]) if p.get("ends_at") else "",
+        "until": w.instant(p.get("ends_at")),
     }
     suspended = p.get("kind") == "suspend"
     if suspended and figures["until"]:
@@ -258,7 +297,7 @@ def _fee_schedule(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
     currency = str(p.get("currency", ""))
     lines = [
         _("From %(date)s, use beyond your included %(channel)s credits is charged:")
-        % {**figures, "date": w.instant(p["effective_from"], midnight_as_day=True)}
+        % {**figures, "date": w.effective("effective_from")}
     ]
     for up_to, price in p.get("tiers", []):
         tier = {"price": w.money(price, currency, exact=True)}
@@ -267,7 +306,7 @@ def _fee_schedule(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
         else:
             lines.append(
                 _("up to %(up_to)s units: %(price)s per unit")
-                % {**tier, "up_to": number_text(up_to, language=w.language)}
+                % {**tier, "up_to": w.number_of(up_to)}
             )
     if p.get("mode") == "volume":
         lines.append(_("The tier your use in a period reaches prices all its units."))
@@ -279,9 +318,9 @@ def _fee_schedule(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
 def _offer(w: _Writer) -> str:
     offer = w.p["offer"]
     figures = {
-        "units": number_text(offer.get("units", 0), language=w.language),
+        "units": w.number_of(offer.get("units")),
         "price": w.money(offer.get("price", 0), str(offer.get("currency", ""))),
-        "until": _valid_until(w, offer.get("expires_at")),
+        "until": w.instant(offer.get("expires_at")),
     }
     if figures["until"]:
         return _("Top up %(units)s units for %(price)s so that your service is not "
@@ -289,14 +328,6 @@ def _offer(w: _Writer) -> str:
                  "%(until)s.") % figures  # fmt: skip
     return _("Top up %(units)s units for %(price)s so that your service is not interrupted: "
              "accept the offer in your dashboard.") % figures  # fmt: skip
-
-
-def _valid_until(w: _Writer, expires_at: Any) -> str:
-    """The offer's end, or nothing if its payload has none that reads as an instant."""
-    try:
-        return w.instant(str(expires_at))
-    except ValueError:
-        return ""
 
 
 def _welcome(w: _Writer) -> tuple[str, list[str]]:
