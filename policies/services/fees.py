@@ -116,7 +116,12 @@ class OverageFee:
 
 
 def overage_fee(
-    *, balance: Balance, units: int, spans: Sequence[FeeSpan], currency: str
+    *,
+    balance: Balance,
+    units: int,
+    spans: Sequence[FeeSpan],
+    currency: str,
+    period_start: datetime | None = None,
 ) -> OverageFee:
     """The fee of a balance's first ``units`` units of overage, from its ledger by time.
 
@@ -124,12 +129,18 @@ def overage_fee(
     are the ones used after them, in ledger order, numbered from 1. Each is priced by the
     schedule in effect when its usage entry was booked, at the tier its number falls in
     (volume: at the tier the period's ``units`` reach), or not at all before any took
-    effect; the sum is rounded once. One query for the usage entries.
+    effect; the sum is rounded once. One query for the usage entries — none when one
+    schedule was in effect since ``period_start`` (every usage entry is booked after it).
     """
     last = spans[-1].schedule if spans else None
     currency = last.currency if last is not None else currency
     if units <= 0 or not any(span.schedule for span in spans):
         return OverageFee(round_money(Decimal(0), currency), currency, last)
+    if period_start is not None and all(span.starts_at <= period_start for span in spans):
+        assert last is not None
+        fee = fee_for_units(mode=last.mode, tiers=list(last.tiers.all()), units=units,
+                            currency=currency)  # fmt: skip
+        return OverageFee(fee, currency, last)
     covered = balance.used - balance.overage_units  # the units the credits cover
     first, end = covered, covered + units  # overage positions [first, end) in use order
     total, position = Decimal(0), 0

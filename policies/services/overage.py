@@ -84,7 +84,7 @@ def overage_charge_refresh(
     carried = min(charge.carried_units, units) if charge is not None else 0
     fee = overage_fee(
         balance=balance, units=units - carried, currency=tenant.currency,
-        spans=fee_spans(tenant=tenant, channel=channel, until=at),
+        spans=fee_spans(tenant=tenant, channel=channel, until=at), period_start=period.starts_at,
     )  # fmt: skip
     fields = {
         "action": rule.action,
