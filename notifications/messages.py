@@ -191,16 +191,7 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
     if kind == K.TOPUP_OFFER:
         return _("%(channel)s: an offer to top up your credits") % figures, []
     if kind == K.LIMIT_CHANGED:
-        return _("%(channel)s: your limit changes") % figures, [
-            _("From %(date)s, your %(channel)s credits are %(included)s units per period "
-              "(before: %(before)s; unit: %(unit)s).") % {
-                **figures,
-                "date": w.effective("effective_from"),
-                "included": w.number("included_units"),
-                "before": w.number("before_included_units"),
-            },
-            _past_limit(w),
-        ]  # fmt: skip
+        return _("%(channel)s: your limit changes") % figures, _limit_changes(w, figures)
     if kind == K.FEE_SCHEDULE_NOTICE:
         return _fee_schedule(w, figures)
     if kind == K.WELCOME:
@@ -225,6 +216,80 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
 def _usage_line(figures: dict[str, str]) -> str:
     return _("You have used %(used)s of %(available)s included units on %(channel)s in "
              "%(period)s (%(percent)s; unit: %(unit)s).") % figures  # fmt: skip
+
+
+def _limit_changes(w: _Writer, figures: dict[str, str]) -> list[str]:
+    """Each term that changes, before and after, and from when; payloads from before they
+    listed the changes say the included credits and the action past them."""
+    changes = w.p.get("changes")
+    if not isinstance(changes, list) or not changes:
+        return [
+            _("From %(date)s, your %(channel)s credits are %(included)s units per period "
+              "(before: %(before)s; unit: %(unit)s).") % {
+                **figures,
+                "date": w.effective("effective_from"),
+                "included": w.number("included_units"),
+                "before": w.number("before_included_units"),
+            },
+            _past_limit(w),
+        ]  # fmt: skip
+    lines = []
+    for change in changes:
+        if not isinstance(change, dict):
+            continue
+        line = _limit_change(w, figures, change)
+        if line and line not in lines:
+            lines.append(line)
+    if w.p.get("enforcement") and w.p.get("customer_reason"):
+        lines.append(
+            _("This change applies at once as a measure under the fair use policy: %(reason)s")
+            % {"reason": w.p["customer_reason"]}
+        )
+    return lines
+
+
+def _limit_change(w: _Writer, figures: dict[str, str], change: dict[str, Any]) -> str:
+    term, before, after = change.get("term"), change.get("before"), change.get("after")
+    date = w.instant(change.get("effective_from"), midnight_as_day=True) or w.effective(
+        "effective_from"
+    )
+    if term == "included_units":
+        values = {**figures, "date": date, "included": w.number_of(after),
+                  "before": w.number_of(before)}  # fmt: skip
+        return _("From %(date)s, your %(channel)s credits are %(included)s units per period "
+                 "(before: %(before)s; unit: %(unit)s).") % values  # fmt: skip
+    if term == "hard_limit":
+        values = {
+            "date": date,
+            "after": w.number_of(after),
+            "before": _("no ceiling") if before is None else w.number_of(before),
+        }
+        if after is None:
+            return _("From %(date)s, there is no ceiling on use beyond your credits "
+                     "(before: %(before)s).") % values  # fmt: skip
+        return _("From %(date)s, at most %(after)s units beyond your credits can be used "
+                 "(before: %(before)s).") % values  # fmt: skip
+    if term in ("action", "restrict_units", "restrict_window"):
+        return _("From %(date)s: %(rule)s") % {"date": date, "rule": _past_limit(w)}
+    if term == "warning_thresholds" and isinstance(after, list):
+        return _("From %(date)s, we warn you at %(percents)s of your credits.") % {
+            "date": date,
+            "percents": ", ".join(_percent(w, value) for value in after),
+        }
+    if term == "carry_over":
+        if after == "carry":
+            return _("From %(date)s, use beyond your credits is carried into the next "
+                     "period.") % {"date": date}  # fmt: skip
+        return _("From %(date)s, use beyond your credits is no longer carried into the next "
+                 "period.") % {"date": date}  # fmt: skip
+    return ""
+
+
+def _percent(w: _Writer, value: Any) -> str:
+    try:
+        return percent_text(value, language=w.language)
+    except _UNREADABLE:
+        return str(value)
 
 
 def _past_limit(w: _Writer) -> str:
