@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "notifications",
     # The staff console, the face over the domain apps above.
     "console",
+    # The customer portal, the tenants' own face over the same apps.
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -133,7 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Staff (and future portal) logins: django-axes refuses an account at a client address
+# Staff and portal logins: django-axes refuses an account at a client address
 # after AXES_FAILURE_LIMIT wrong passwords, for AXES_COOLOFF_MINUTES, with
 # templates/admin/login_locked.html (429). Per account *and* address: a lock per account
 # alone would let anyone lock staff out; per address alone, a shared office would lock
@@ -150,8 +152,12 @@ AXES_RESET_ON_SUCCESS = True
 # The wait runs from the failure that locked; attempts while locked do not prolong it (the
 # lock is per account and address already, and the right password must work at the end).
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+# The lockout page: the console's (templates/admin/login_locked.html) or the portal's.
+AXES_LOCKOUT_CALLABLE = "portal.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "creditguard.client_address.client_address"
+# The customer portal's login (the staff console has its own at /admin/login/).
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:overview"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]

@@ -1,0 +1,28 @@
+"""The portal's navigation, in one place: each page adds its entry here.
+
+Only pages that exist are listed; an entry names its URL and the capability a member
+needs to see it in the menu (the view checks the same capability itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from portal.access import SEE
+
+
+@dataclass(frozen=True)
+class NavItem:
+    url_name: str
+    label: str | Promise
+    capability: str = SEE
+
+
+# In the order the menu shows them: Overview, Usage, Credits, Notifications, Limit
+# requests, Developers, Policy, Team — each page adds its line in its place.
+NAV: list[NavItem] = [
+    NavItem("portal:overview", _("Overview")),
+    NavItem("portal:policy", _("Fair use policy")),
+]

@@ -1,0 +1,64 @@
+"""Figures in the person's language and the tenant's time zone
+(``creditguard.locale_format``): ``{% number n %}``, ``{% money amount currency %}``,
+``{% day moment %}``, ``{% instant moment %}``, ``{% channel_name channel %}``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.translation import get_language
+
+from creditguard.locale_format import day_text, instant_text, money_text, number_text
+
+register = template.Library()
+
+
+def _language() -> str:
+    return (get_language() or "en")[:2]
+
+
+def _tz(context: template.Context) -> Any:
+    tenant = context.get("tenant")
+    return tenant.tzinfo if tenant is not None else timezone.get_current_timezone()
+
+
+@register.simple_tag
+def number(value: int | Decimal | None) -> str:
+    return "" if value is None else number_text(value, language=_language())
+
+
+@register.simple_tag
+def money(amount: Decimal | str | None, currency: str, exact: bool = False) -> str:
+    if amount is None:
+        return ""
+    return money_text(amount, currency, language=_language(), exact=exact)
+
+
+@register.simple_tag(takes_context=True)
+def day(context: template.Context, value: datetime | date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(_tz(context)).date()
+    return day_text(value, language=_language())
+
+
+@register.simple_tag(takes_context=True)
+def instant(context: template.Context, value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return instant_text(value, language=_language(), tz=_tz(context))
+
+
+@register.simple_tag
+def channel_name(channel: Any) -> str:
+    return str(channel.labels().get(_language(), {}).get("name") or channel.name)
+
+
+@register.simple_tag
+def channel_unit(channel: Any) -> str:
+    return str(channel.labels().get(_language(), {}).get("unit") or channel.unit)

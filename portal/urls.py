@@ -1,0 +1,34 @@
+"""The portal's URLs (namespace ``portal``), mounted at the site's root."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from portal.views import account, overview, policy
+
+app_name = "portal"
+
+urlpatterns = [
+    path("login/", account.LoginView.as_view(), name="login"),
+    path("logout/", account.LogoutView.as_view(), name="logout"),
+    path("password-reset/", account.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/sent/",
+        account.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        account.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        account.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("account/switch/", account.tenant_switch, name="tenant_switch"),
+    path("dashboard/", overview.overview, name="overview"),
+    path("dashboard/offers/<uuid:offer_id>/accept/", overview.offer_accept, name="offer_accept"),
+    path("policy/", policy.policy, name="policy"),
+]
