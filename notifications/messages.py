@@ -164,7 +164,13 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         lines = [_usage_line(figures)]
         if figures["date"]:
             lines.append(_("At this rate you reach your limit on %(date)s.") % figures)
-        return _("%(channel)s: %(threshold)s of your included credits used") % figures, lines
+        # The level now, not the threshold crossed: one warning covers every threshold
+        # below it (policies.services.evaluate).
+        level = figures["percent"] if p.get("percent") is not None else figures["threshold"]
+        return _("%(channel)s: %(level)s of your included credits used") % {
+            **figures,
+            "level": level,
+        }, lines
     if kind == K.FORECAST_WARNING:
         return _("%(channel)s: at this rate you reach your limit on %(date)s") % figures, [
             _usage_line(figures),

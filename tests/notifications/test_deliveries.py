@@ -58,12 +58,12 @@ def deliver_all() -> list[str]:
     [
         (
             "en",
-            "SMS: 80% of your included credits used",
+            "SMS: 85% of your included credits used",
             "At this rate you reach your limit on 23 November 2026.",
         ),
         (
             "de",
-            "SMS: 80\u00a0% Ihres Inklusivkontingents verbraucht",
+            "SMS: 85\u00a0% Ihres Inklusivkontingents verbraucht",
             "erreichen Sie Ihr Limit am 23. November 2026.",
         ),
     ],

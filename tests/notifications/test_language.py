@@ -207,7 +207,7 @@ def test_each_kind_renders_in_german_without_english(kind):
 def test_figures_money_and_channels_in_german():
     message = render(K.THRESHOLD_WARNING, "de")
     body = " ".join(texts(message))
-    assert message.subject == f"Telefonate: 90{NBSP}% Ihres Inklusivkontingents verbraucht"
+    assert message.subject == f"Telefonate: 91{NBSP}% Ihres Inklusivkontingents verbraucht"
     assert "1.815 von 2.000" in body and f"(91{NBSP}%" in body
     assert "Einheit: Minute" in body and "November 2026" in body
     assert f"1.500 Einheiten für 29,00{NBSP}€" in body
@@ -217,7 +217,7 @@ def test_figures_money_and_channels_in_german():
 def test_figures_money_and_channels_in_english():
     message = render(K.THRESHOLD_WARNING, "en")
     body = " ".join(texts(message))
-    assert message.subject == "Phone calls: 90% of your included credits used"
+    assert message.subject == "Phone calls: 91% of your included credits used"
     assert "1,815 of 2,000" in body and "(91%" in body and "unit: minute" in body
     assert "1,500 units for €29.00" in body
     assert "valid until 27 November 2026, 13:00 CET" in body

@@ -9,6 +9,7 @@ import copy
 import pytest
 
 from metering.models import Balance
+from notifications.messages import render_message
 from notifications.models import Delivery, Notification
 from policies.services.evaluate import balances_evaluate, evaluate_pending, evaluate_sweep
 from tests.conftest import World, event
@@ -33,6 +34,7 @@ def test_several_thresholds_crossed_send_one_message_for_the_highest(world: Worl
     assert evaluate_pending().notifications == 1
     [message] = listed(world.alice_api)
     assert (message["kind"], message["payload"]["threshold"]) == ("threshold_warning", 80)
+    assert "88" in message["message"]["subject"]
     assert "50" not in message["message"]["subject"]
     assert (
         Delivery.objects.filter(
@@ -40,6 +42,15 @@ def test_several_thresholds_crossed_send_one_message_for_the_highest(world: Worl
         ).count()
         == 1
     )
+
+
+def test_the_subject_says_the_current_level_in_both_languages(world: World):
+    set_rule(world.alpha, "sms", included_units=1000)
+    world.alice_api.ingest([event("a", channel="sms", quantity=880)])
+    evaluate_pending()
+    warning = Notification.objects.get(tenant=world.alpha, kind="threshold_warning", covered_by="")
+    assert "88\xa0%" in render_message(warning, language="de").subject
+    assert "88%" in render_message(warning, language="en").subject
 
 
 def test_covered_thresholds_never_arrive_later(world: World):
