@@ -1,10 +1,11 @@
 """Figures in the person's language and the tenant's time zone
 (``creditguard.locale_format``): ``{% number n %}``, ``{% money amount currency %}``,
-``{% day moment %}``, ``{% instant moment %}``, ``{% channel_name channel %}``."""
+``{% percent p %}``, ``{% day moment %}``, ``{% last_day end %}``,
+``{% instant moment %}``, ``{% channel_name channel %}``."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,13 @@ from django import template
 from django.utils import timezone
 from django.utils.translation import get_language
 
-from creditguard.locale_format import day_text, instant_text, money_text, number_text
+from creditguard.locale_format import (
+    day_text,
+    instant_text,
+    money_text,
+    number_text,
+    percent_text,
+)
 
 register = template.Library()
 
@@ -32,6 +39,12 @@ def number(value: int | Decimal | None) -> str:
 
 
 @register.simple_tag
+def percent(value: int | float | None) -> str:
+    """A whole percentage ("91%" / "91 %")."""
+    return "" if value is None else percent_text(value, language=_language())
+
+
+@register.simple_tag
 def money(amount: Decimal | str | None, currency: str, exact: bool = False) -> str:
     if amount is None:
         return ""
@@ -45,6 +58,15 @@ def day(context: template.Context, value: datetime | date | None) -> str:
     if isinstance(value, datetime):
         value = value.astimezone(_tz(context)).date()
     return day_text(value, language=_language())
+
+
+@register.simple_tag(takes_context=True)
+def last_day(context: template.Context, end: datetime) -> str:
+    """The last day of a span that ends (exclusively) at ``end``: a period ending at
+    midnight on 1 December ends on 30 November."""
+    return day_text(
+        (end.astimezone(_tz(context)) - timedelta(microseconds=1)).date(), language=_language()
+    )
 
 
 @register.simple_tag(takes_context=True)
