@@ -18,6 +18,7 @@ from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from notifications.messages import render_message
 from notifications.models import Notification, WebhookEndpoint
+from notifications.selectors import notifications_listed
 from notifications.services.webhooks import webhook_endpoint_create, webhook_endpoint_delete
 from tenants.authentication import request_tenant
 from tenants.models import Scope, Tenant
@@ -50,13 +51,7 @@ class NotificationsApi(CursorListApi):
         description="The tenant's notifications (in-app), newest first, cursor-paginated.",
     )
     def get(self, request: Request) -> Response:
-        # The tenant comes with each row: its language and time zone write the message.
-        # Covered notifications (said by another, or history) hold only their key.
-        notifications = (
-            Notification.objects.for_tenant(request_tenant(request))
-            .filter(covered_by="")
-            .select_related("tenant")
-        )
+        notifications = notifications_listed(tenant=request_tenant(request))
         return self.page_of(request, notifications, NotificationOutputSerializer)
 
 

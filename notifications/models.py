@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from creditguard.tenancy import TenantScopedManager
@@ -54,6 +55,27 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} → {self.tenant_id}"
+
+
+class NotificationRead(models.Model):
+    """A person has read a notification in the portal. Read state is per person: the
+    notification is the tenant's, and each of its members reads it for themselves."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_reads"
+    )
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "notification"], name="notification_read_once_per_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification_id} read by {self.user_id}"
 
 
 class WebhookEndpoint(models.Model):

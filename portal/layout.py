@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from notifications.selectors import notifications_unread_count
 from portal.access import ACT, MANAGE_MEMBERS, can
 from portal.nav import NAV
 
@@ -26,14 +27,21 @@ def layout_context(request: HttpRequest) -> dict[str, Any]:
     if membership is None:
         return context
     here = request.resolver_match.view_name if request.resolver_match else ""
+    counts = {"unread": notifications_unread_count(tenant=membership.tenant, user=request.user)}
     context.update(
+        unread_count=counts["unread"],
         tenant=membership.tenant,
         membership=membership,
         memberships=getattr(request, "memberships", [membership]),
         can_act=can(membership, ACT),
         can_manage_members=can(membership, MANAGE_MEMBERS),
         nav=[
-            {"url": reverse(item.url_name), "label": item.label, "active": item.url_name == here}
+            {
+                "url": reverse(item.url_name),
+                "label": item.label,
+                "active": item.url_name == here,
+                "badge": counts.get(item.badge, 0) if item.badge else 0,
+            }
             for item in NAV
             if can(membership, item.capability)
         ],

@@ -18,11 +18,14 @@ class NavItem:
     url_name: str
     label: str | Promise
     capability: str = SEE
+    # A count shown beside the label, by name from the layout's counts ("unread").
+    badge: str = ""
 
 
 # In the order the menu shows them: Overview, Usage, Credits, Notifications, Limit
 # requests, Developers, Policy, Team — each page adds its line in its place.
 NAV: list[NavItem] = [
     NavItem("portal:overview", _("Overview")),
+    NavItem("portal:notifications", _("Notifications"), badge="unread"),
     NavItem("portal:policy", _("Fair use policy")),
 ]

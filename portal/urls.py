@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal.views import account, overview, policy
+from portal.views import account, notifications, overview, policy
 
 app_name = "portal"
 
@@ -30,5 +30,7 @@ urlpatterns = [
     path("account/switch/", account.tenant_switch, name="tenant_switch"),
     path("dashboard/", overview.overview, name="overview"),
     path("dashboard/offers/<uuid:offer_id>/accept/", overview.offer_accept, name="offer_accept"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("policy/", policy.policy, name="policy"),
 ]

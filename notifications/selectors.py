@@ -1,0 +1,30 @@
+"""Reads of notifications shared by the API's in-app list and the portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from notifications.models import Notification, NotificationRead
+from tenants.models import Tenant
+
+
+def notifications_listed(*, tenant: Tenant) -> QuerySet[Notification]:
+    """The tenant's in-app list, newest first: the messages, not what they covered (a
+    covered notification — said by another, or the demo's history — holds only its key).
+    The tenant comes with each row: its language and time zone write the message."""
+    return Notification.objects.for_tenant(tenant).filter(covered_by="").select_related("tenant")
+
+
+def notifications_for_person(
+    *, tenant: Tenant, user: Any, unread_only: bool = False
+) -> QuerySet[Notification]:
+    """``notifications_listed`` with ``is_read``: whether this person has read each."""
+    read = NotificationRead.objects.filter(notification=OuterRef("pk"), user=user)
+    listed = notifications_listed(tenant=tenant).annotate(is_read=Exists(read))
+    return listed.filter(is_read=False) if unread_only else listed
+
+
+def notifications_unread_count(*, tenant: Tenant, user: Any) -> int:
+    return notifications_for_person(tenant=tenant, user=user, unread_only=True).count()
