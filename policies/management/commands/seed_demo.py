@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -28,10 +29,17 @@ from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.recommend import recommendations_compute
 from tenants.models import ApiKey, Membership, Scope, Tenant
-from tenants.services import api_key_create, tenant_create
+from tenants.services import api_key_create, membership_add, tenant_create
 
 STAFF_USERNAME, STAFF_PASSWORD = "staff", "creditguard-staff"
 CUSTOMER_USERNAME, CUSTOMER_PASSWORD = "customer", "creditguard-customer"
+# The customer portal's logins of the first tenant, one per role (all with
+# CUSTOMER_PASSWORD); the owner is also a viewer of the second tenant, to switch to.
+CUSTOMER_LOGINS = [
+    (CUSTOMER_USERNAME, Membership.Role.OWNER),
+    ("customer-admin", Membership.Role.ADMIN),
+    ("customer-viewer", Membership.Role.VIEWER),
+]
 
 # slug, name, industry, size band, language, time zone, share of the included
 # credits used by now this month (email, sms, call), monthly growth of usage
@@ -95,11 +103,8 @@ class Command(BaseCommand):
         self._offers_and_fees(now)
         first = Tenant.objects.get(slug=TENANTS[0][0])
         staff = self._user(STAFF_USERNAME, STAFF_PASSWORD, staff=True)
-        customer = self._user(CUSTOMER_USERNAME, CUSTOMER_PASSWORD, staff=False)
-        Membership.objects.get_or_create(
-            user=customer, tenant=first, defaults={"role": Membership.Role.OWNER}
-        )
-        key_line = self._demo_key(first, customer)
+        customers = self._customers(first, Tenant.objects.get(slug=TENANTS[1][0]))
+        key_line = self._demo_key(first, customers[0][0])
         if not LimitRecommendation.objects.exists():
             recommendations_compute(now=now)
 
@@ -108,9 +113,10 @@ class Command(BaseCommand):
             f"{recorded} usage events recorded by this run."
         )
         self.stdout.write(f"  Staff login (admin): {staff.username} / {STAFF_PASSWORD}")
-        self.stdout.write(
-            f"  Customer login ({first.slug}): {customer.username} / {CUSTOMER_PASSWORD}"
-        )
+        base = settings.PUBLIC_BASE_URL.rstrip("/")
+        self.stdout.write(f"  Customer portal ({first.name}): {base}/login/")
+        for user, role in customers:
+            self.stdout.write(f"    {role:<6} {user.username} / {CUSTOMER_PASSWORD}")
         self.stdout.write(f"  {key_line}")
 
     def _offers_and_fees(self, now: datetime) -> None:
@@ -207,6 +213,19 @@ class Command(BaseCommand):
                 )
                 recorded += result.accepted
         return recorded
+
+    def _customers(self, first: Tenant, second: Tenant) -> list[tuple[User, str]]:
+        """The portal's demo logins, made members through the service (audited)."""
+        customers = []
+        for username, role in CUSTOMER_LOGINS:
+            user = self._user(username, CUSTOMER_PASSWORD, staff=False)
+            if not Membership.objects.filter(user=user, tenant=first).exists():
+                membership_add(tenant=first, user=user, role=role, actor=None)
+            customers.append((user, role))
+        owner = customers[0][0]
+        if not Membership.objects.filter(user=owner, tenant=second).exists():
+            membership_add(tenant=second, user=owner, role=Membership.Role.VIEWER, actor=None)
+        return customers
 
     def _user(self, username: str, password: str, *, staff: bool) -> User:
         user, _ = User.objects.get_or_create(
