@@ -113,6 +113,47 @@ def test_adding_a_member_in_the_admin_is_audited(world: World):
     assert entry.after == {"user": "carol", "role": "admin"}
 
 
+def test_a_member_added_with_a_new_tenant_is_audited(world: World):
+    carol = User.objects.create_user(username="carol")
+    user, client = signed_in("Administrators")
+    url = reverse("admin:tenants_tenant_add")
+    data = form_data(client.get(url))
+    data.update(
+        {
+            "name": "Delta", "slug": "delta", "industry": "retail", "size_band": "10-49",
+            "language": "en", "currency": "EUR", "time_zone": "Europe/Vienna",
+            "memberships-TOTAL_FORMS": "1", "memberships-0-user": carol.pk,
+            "memberships-0-role": "owner",
+        }
+    )  # fmt: skip
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    delta = Tenant.objects.get(slug="delta")
+    entry = AuditEntry.objects.get(action="membership.add")
+    assert (entry.actor, entry.tenant, entry.after) == (
+        user,
+        delta,
+        {"user": "carol", "role": "owner"},
+    )
+
+
+def test_adding_a_member_twice_in_the_admin_is_an_error_on_the_form(world: World):
+    _, client = signed_in("Administrators")
+    url, data = tenant_page(client, world.alpha)
+    data.update(
+        {
+            "memberships-TOTAL_FORMS": "3",
+            "memberships-2-user": User.objects.get(username="alice").pk,
+            "memberships-2-role": "viewer",
+        }
+    )
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert response.context["errors"]
+    assert Membership.objects.filter(tenant=world.alpha).count() == 2
+    assert not AuditEntry.objects.filter(action="membership.add").exists()
+
+
 def test_changing_a_members_role_in_the_admin_is_audited(world: World):
     user, client = signed_in("Administrators")
     url, data = tenant_page(client, world.alpha)
