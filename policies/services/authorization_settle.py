@@ -106,6 +106,11 @@ def _commit(
         reason="committed", now=now,
     )  # fmt: skip
     caps_give_back(authorization.window_counts, authorization.quantity - units)
+    # The answer reports what this commit booked, as things stand now: other reservations
+    # may have been released or committed since the hold.
+    room = balance.remaining
+    authorization.overage_after = max(units - room, 0)
+    authorization.remaining_after = max(room - units, 0)
     channel = Channel.objects.get(pk=authorization.channel_id)
     occurred_at = authorization.created_at
     UsageEvent.objects.create(
@@ -129,7 +134,15 @@ def _commit(
     authorization.status = status.COMMITTED
     authorization.committed_quantity = units
     authorization.resolved_at = now
-    authorization.save(update_fields=["status", "committed_quantity", "resolved_at"])
+    authorization.save(
+        update_fields=[
+            "status",
+            "committed_quantity",
+            "resolved_at",
+            "overage_after",
+            "remaining_after",
+        ]
+    )
     request_evaluation()
     return authorization, None
 

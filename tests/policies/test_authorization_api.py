@@ -442,3 +442,29 @@ def test_a_restriction_that_ends_by_itself_is_told_once_and_the_status_follows(
     world.alpha.refresh_from_db()
     assert world.alpha.status == Tenant.Status.ACTIVE
     assert Notification.objects.filter(tenant=world.alpha, kind="restriction_lifted").count() == 1
+
+
+def test_commit_reports_the_overage_and_remaining_of_what_it_booked(world: World):
+    # Reserved past the credits while another reservation held them; that one is released
+    # before the commit, so the committed units fit the credits after all: the commit's
+    # answer says so rather than repeating the reservation's figures.
+    set_rule(world.alpha, "sms", included_units=100, hard_limit=50)
+    first = authorize(world.alice_api, "sms", 90).json()
+    second = authorize(world.alice_api, "sms", 40).json()
+    assert (second["overage_units"], second["remaining"]) == (30, 0)
+    world.alice_api.post(f"/api/v1/authorizations/{first['id']}/release")
+    body = world.alice_api.post(
+        f"/api/v1/authorizations/{second['id']}/commit", {"quantity": 25}
+    ).json()
+    assert (body["committed_quantity"], body["overage_units"], body["remaining"]) == (25, 0, 75)
+    again = world.alice_api.post(f"/api/v1/authorizations/{second['id']}/commit").json()
+    assert again == body
+
+
+def test_commit_past_the_credits_reports_only_the_units_beyond_them(world: World):
+    set_rule(world.alpha, "sms", included_units=100, hard_limit=50)
+    held = authorize(world.alice_api, "sms", 120).json()
+    assert held["overage_units"] == 20
+    body = world.alice_api.post(f"/api/v1/authorizations/{held['id']}/commit", {"quantity": 105})
+    assert (body.json()["overage_units"], body.json()["remaining"]) == (5, 0)
+    assert balance_of(world.alpha).overage_units == 5
