@@ -20,15 +20,10 @@ from creditguard.api.fields import AwareDateTimeField
 from creditguard.api.schema import problems, strict_inline_serializer
 from creditguard.api.serializers import StrictInputSerializer
 from metering.models import Channel
-from metering.selectors import (
-    GRANULARITIES,
-    MAX_BUCKETS,
-    balances_for_tenant,
-    bucket_count,
-    usage_series,
-)
+from metering.selectors import balances_for_tenant
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import period_bounds
+from metering.usage import GRANULARITIES, MAX_BUCKETS, bucket_count, usage_series
 from tenants.authentication import request_tenant
 from tenants.models import Scope
 

@@ -131,6 +131,38 @@ class UsageEvent(models.Model):
         return f"{self.client_event_id} ({self.quantity})"
 
 
+class UsageRollup(models.Model):
+    """The usage events of one tenant × channel × quarter hour in UTC, summed: what usage
+    charts and totals read instead of the events. Kept current in the transaction that
+    records the events (ingestion and authorization commits, after the balance lock), and
+    rebuilt from the events by ``usage_rollups_rebuild``.
+
+    Quarter hours, not hours: every zone's offset since 2000 is a whole number of quarter
+    hours (India +05:30, Nepal +05:45), so a local hour, day or month is a whole number of
+    slots, and the rollups stay right if the tenant changes its time zone.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", db_index=False)
+    slot_start = models.DateTimeField(help_text="A whole quarter hour in UTC")
+    quantity = models.BigIntegerField(default=0)
+    event_count = models.BigIntegerField(default=0)
+
+    objects = TenantScopedManager["UsageRollup"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "slot_start"], name="usage_rollup_unique_slot"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.tenant_id}/{self.channel_id}@{self.slot_start:%Y-%m-%d %H:%M}: {self.quantity}"
+        )
+
+
 class Balance(models.Model):
     """Running totals of one tenant × channel × period; equal to the sum of its entries."""
 

@@ -1,19 +1,18 @@
-"""Reads of balances and usage, shared by the API, the dashboard and the workers."""
+"""Reads of balances, shared by the API, the dashboard and the workers (usage over time:
+``metering.usage``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.db.models import Case, F, Sum, When
-from django.db.models.functions import TruncDay, TruncHour, TruncMonth
 from django.utils import timezone
 
 from metering.hooks import rules_reader
 from metering.levels import NEAR_LIMIT_PERCENT, usage_level
-from metering.models import Balance, BillingPeriod, Channel, Grant, UsageEvent
-from metering.services.periods import PeriodBounds, month_bounds, period_bounds
+from metering.models import Balance, BillingPeriod, Channel, Grant
+from metering.services.periods import PeriodBounds, period_bounds
 from tenants.models import Tenant
 
 
@@ -165,80 +164,3 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             )
         )
     return TenantBalances(bounds=bounds, period=period, channels=rows)
-
-
-GRANULARITIES = {"hour": TruncHour, "day": TruncDay, "month": TruncMonth}
-MAX_BUCKETS = 5000
-
-
-def _bucket_starts(
-    start: datetime, end: datetime, granularity: str, tenant: Tenant
-) -> list[datetime]:
-    """Every bucket start in [start, end) in the tenant's time zone, as UTC."""
-    tz = tenant.tzinfo
-    local = start.astimezone(tz)
-    if granularity == "hour":
-        cursor = local.replace(minute=0, second=0, microsecond=0)
-    elif granularity == "day":
-        cursor = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    else:
-        cursor = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    starts: list[datetime] = []
-    while cursor.astimezone(UTC) < end:
-        starts.append(cursor.astimezone(UTC))
-        if granularity == "hour":
-            # Step in UTC so that DST changes neither skip nor repeat an hour.
-            cursor = (cursor.astimezone(UTC) + timedelta(hours=1)).astimezone(tz)
-        elif granularity == "day":
-            naive = cursor.replace(tzinfo=None) + timedelta(days=1)
-            cursor = naive.replace(tzinfo=tz)
-        else:
-            cursor = month_bounds(
-                cursor.year + (cursor.month == 12), cursor.month % 12 + 1, tz
-            ).starts_at.astimezone(tz)
-    return starts
-
-
-def bucket_count(start: datetime, end: datetime, granularity: str) -> int:
-    seconds = (end - start).total_seconds()
-    per = {"hour": 3600, "day": 86400, "month": 28 * 86400}[granularity]
-    return int(seconds // per) + 1
-
-
-def usage_series(
-    *,
-    tenant: Tenant,
-    start: datetime,
-    end: datetime,
-    granularity: str,
-    channels: list[Channel],
-) -> list[dict[str, Any]]:
-    """Usage per channel and bucket in [start, end), zero-filled, buckets aligned
-    to the tenant's time zone. One query, whatever the history."""
-    trunc = GRANULARITIES[granularity]
-    rows = (
-        UsageEvent.objects.for_tenant(tenant)
-        .filter(occurred_at__gte=start, occurred_at__lt=end, channel__in=channels)
-        .annotate(bucket=trunc("occurred_at", tzinfo=tenant.tzinfo))
-        .values("channel_id", "bucket")
-        .annotate(quantity=Sum("quantity"))
-    )
-    totals: dict[tuple[int, datetime], int] = {
-        (row["channel_id"], row["bucket"].astimezone(UTC)): row["quantity"] for row in rows
-    }
-    starts = _bucket_starts(start, end, granularity, tenant)
-    series: list[dict[str, Any]] = []
-    for channel in channels:
-        quantities = [totals.get((channel.pk, bucket), 0) for bucket in starts]
-        series.append(
-            {
-                "channel": channel.code,
-                "unit": channel.unit,
-                "total": sum(quantities),
-                "points": [
-                    {"start": bucket.astimezone(tenant.tzinfo), "quantity": quantity}
-                    for bucket, quantity in zip(starts, quantities, strict=True)
-                ],
-            }
-        )
-    return series

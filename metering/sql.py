@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import connection
 from django.db.models import Model
 
-from metering.models import Authorization, Balance, BillingPeriod, LedgerEntry, UsageEvent
+from metering.models import (
+    Authorization,
+    Balance,
+    BillingPeriod,
+    LedgerEntry,
+    UsageEvent,
+    UsageRollup,
+)
 
 
 def native() -> bool:
@@ -106,6 +113,92 @@ def usage_events_insert(
             ],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+# ---------------------------------------------------------------- usage rollups
+
+
+@cache
+def _usage_rollups_add() -> str:
+    r = Names(UsageRollup)
+    return f"""
+INSERT INTO {r.db_table} AS r
+    ({r.tenant}, {r.channel}, {r.slot_start}, {r.quantity}, {r.event_count})
+SELECT %s, u.channel_id, u.slot_start, u.quantity, u.event_count
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[])
+     AS u(channel_id, slot_start, quantity, event_count)
+ORDER BY u.channel_id, u.slot_start
+ON CONFLICT ({r.tenant}, {r.channel}, {r.slot_start}) DO UPDATE
+SET {r.quantity} = r.{r.quantity} + EXCLUDED.{r.quantity},
+    {r.event_count} = r.{r.event_count} + EXCLUDED.{r.event_count}
+"""
+
+
+def usage_rollups_add(
+    *,
+    tenant_id: int,
+    channel_ids: Sequence[int],
+    slot_starts: Sequence[datetime],
+    quantities: Sequence[int],
+    event_counts: Sequence[int],
+) -> None:
+    """Add to the tenant's rollups (one row per index of the sequences, each key once),
+    creating the slots not there yet; one statement, rows in key order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _usage_rollups_add(),
+            [tenant_id, list(channel_ids), list(slot_starts), list(quantities), list(event_counts)],
+        )
+
+
+@cache
+def _usage_rollups_drop() -> str:
+    r = Names(UsageRollup)
+    return f"DELETE FROM {r.db_table} WHERE %(tenant)s::bigint IS NULL OR {r.tenant} = %(tenant)s"
+
+
+@cache
+def _usage_rollups_rebuild() -> str:
+    r, e = Names(UsageRollup), Names(UsageEvent)
+    return f"""
+INSERT INTO {r.db_table} ({r.tenant}, {r.channel}, {r.slot_start}, {r.quantity}, {r.event_count})
+SELECT {e.tenant}, {e.channel}, date_bin(%(slot)s::interval, {e.occurred_at}, %(origin)s),
+       sum({e.quantity}), count(*)
+FROM {e.db_table}
+WHERE %(tenant)s::bigint IS NULL OR {e.tenant} = %(tenant)s
+GROUP BY 1, 2, 3
+"""
+
+
+def usage_rollups_rebuild(*, tenant_id: int | None, slot: timedelta, origin: datetime) -> int:
+    """Replace the rollups of one tenant (or of all, ``None``) by the sums of their events,
+    in slots of ``slot`` counted from ``origin``; the number of slots written. The caller
+    keeps events from being recorded meanwhile."""
+    with connection.cursor() as cursor:
+        # Two statements: an INSERT in the same statement as the DELETE would still meet
+        # the deleted rows in the unique index.
+        cursor.execute(_usage_rollups_drop(), {"tenant": tenant_id})
+        cursor.execute(
+            _usage_rollups_rebuild(),
+            {
+                "tenant": tenant_id,
+                "slot": f"{int(slot.total_seconds())} seconds",
+                "origin": origin,
+            },
+        )
+        return int(cursor.rowcount)
+
+
+@cache
+def _usage_events_lock() -> str:
+    return f"LOCK TABLE {Names(UsageEvent).db_table} IN SHARE MODE"
+
+
+def usage_events_lock() -> None:
+    """Keep every other transaction from recording events until this one ends (it waits
+    for those recording now): what a rebuild of the rollups needs to see them all."""
+    with connection.cursor() as cursor:
+        cursor.execute(_usage_events_lock())
 
 
 # ---------------------------------------------------------------- period locks

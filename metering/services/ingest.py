@@ -3,8 +3,9 @@
 This is a hot path (tens of thousands of events a second over HTTP). The batch is
 validated by lean code rather than a serializer per event
 (``metering.services.usage_validation``), written with one multi-row
-``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL, and
-each affected balance row is locked and moved once per batch.
+``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL,
+each affected balance row is locked and moved once per batch, and the events are added
+to the usage rollups (one statement per batch) in the same transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from metering.models import BillingPeriod, Channel, UsageEvent
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balances_lock, usage_apply
 from metering.services.periods import periods_lock_for_booking
+from metering.services.rollups import slot_totals, usage_rollups_add
 from metering.services.usage_validation import (
     MAX_REPORTED_ERRORS,
     ValidEvent,
@@ -236,6 +238,15 @@ def _record(
     # the balance rows just for the booking, not for the whole insert.
     balances = balances_lock(tenant=tenant, pairs=pairs, now=now)
     usage_apply(balances=balances, units_by_balance=units, batch_id=batch_id, now=now)
+    # Under the balance locks, as every booking adds to the rollups (see usage_rollups_add).
+    usage_rollups_add(
+        tenant=tenant,
+        totals=slot_totals(
+            (event.channel.pk, event.occurred_at, event.quantity)
+            for event in events
+            if event.client_event_id in inserted
+        ),
+    )
     return IngestResult(
         accepted=len(inserted),
         duplicates=duplicates,

@@ -20,6 +20,7 @@ from metering.models import Authorization, Balance, BillingPeriod, Channel, Usag
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import reservation_release, usage_apply
 from metering.services.periods import period_lock_of_balance
+from metering.services.rollups import slot_totals, usage_rollups_add
 from metering.services.usage_validation import RESERVED_ID_PREFIX, content_hash
 from policies.services.caps import caps_give_back
 from tenants.models import Tenant
@@ -131,6 +132,7 @@ def _commit(
         batch_id=authorization.public_id,
         now=now,
     )
+    usage_rollups_add(tenant=tenant, totals=slot_totals([(channel.pk, occurred_at, units)]))
     authorization.status = status.COMMITTED
     authorization.committed_quantity = units
     authorization.resolved_at = now

@@ -1,0 +1,289 @@
+"""Usage rollups: every path that records usage keeps them equal to the events, and usage
+read from them equals usage summed from the events, in any time zone (DST, offsets of
+30 and 45 minutes, zones that changed at hh:01), for any range and granularity."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.management import call_command
+from django.db import transaction
+from django.db.models import Sum
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from metering import sql as metering_sql
+from metering.models import BillingPeriod, Channel, UsageEvent, UsageRollup
+from metering.services.ingest import usage_record_batch
+from metering.services.rollups import SLOT_SECONDS, slot_of, usage_rollups_rebuild
+from metering.usage import GRANULARITIES, straddled_slots, usage_totals
+from tenants.models import Tenant
+from tests.conftest import event
+from tests.factories import TenantFactory
+
+# Whole hours with DST, half and three-quarter hours (Lord Howe shifts by 30 minutes),
+# and zones that changed their offset at hh:01 (St. John's and Goose Bay until 2011).
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Eucla",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+    "America/St_Johns",
+    "America/Goose_Bay",
+]
+# Instants near offset changes of those zones, and one ordinary one.
+AROUND = [
+    datetime(2005, 4, 3, 3, 31, tzinfo=UTC),  # St. John's at 00:01 local
+    datetime(2005, 10, 30, 2, 31, tzinfo=UTC),
+    datetime(2008, 3, 9, 4, 1, tzinfo=UTC),  # Goose Bay at 00:01 local
+    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # Berlin
+    datetime(2026, 4, 4, 15, 0, tzinfo=UTC),  # Lord Howe, 30 minutes back
+    datetime(2026, 9, 26, 14, 0, tzinfo=UTC),  # Chatham
+    datetime(2026, 11, 1, 6, 0, tzinfo=UTC),  # New York
+    datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+]
+DAYS = 4 * 86400
+
+
+def raw_totals(
+    *, tenant: Tenant, start: datetime, end: datetime, granularity: str, channels: list[Channel]
+) -> dict[tuple[int, datetime], int]:
+    """The reference: usage summed from the events themselves, as GET /usage did before."""
+    rows = (
+        UsageEvent.objects.for_tenant(tenant)
+        .filter(occurred_at__gte=start, occurred_at__lt=end, channel__in=channels)
+        .annotate(bucket=GRANULARITIES[granularity]("occurred_at", tzinfo=tenant.tzinfo))
+        .values("channel_id", "bucket")
+        .annotate(quantity=Sum("quantity"))
+    )
+    return {(row["channel_id"], row["bucket"].astimezone(UTC)): row["quantity"] for row in rows}
+
+
+def rollup_rows(tenant: Tenant) -> dict[tuple[int, datetime], tuple[int, int]]:
+    return {
+        (r.channel_id, r.slot_start): (r.quantity, r.event_count)
+        for r in UsageRollup.objects.for_tenant(tenant)
+    }
+
+
+def events_create(tenant: Tenant, rows: list[tuple[str, int, datetime]]) -> None:
+    """Events written straight into the table (reads are under test, not ingestion)."""
+    period = BillingPeriod.objects.create(
+        tenant=tenant, starts_at=AROUND[0], ends_at=AROUND[-1], label="2000-01"
+    )
+    channels = {c.code: c for c in Channel.objects.all()}
+    UsageEvent.objects.bulk_create(
+        [
+            UsageEvent(
+                tenant=tenant,
+                channel=channels[code],
+                period=period,
+                client_event_id=f"e{n}",
+                quantity=quantity,
+                occurred_at=moment,
+                content_hash="0" * 64,
+                batch_id=uuid.uuid4(),
+                received_at=moment,
+            )
+            for n, (code, quantity, moment) in enumerate(rows)
+        ]
+    )
+
+
+seconds = st.integers(min_value=-DAYS, max_value=DAYS)
+# Instants often on or near quarter hours and hh:01, where slots and buckets meet.
+instant_offsets = st.one_of(
+    seconds,
+    st.builds(
+        lambda q, s: q * SLOT_SECONDS + s,
+        st.integers(-384, 384),
+        st.sampled_from([-1, 0, 1, 59, 60, 61]),
+    ),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    zone=st.sampled_from(ZONES),
+    around=st.sampled_from(AROUND),
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["sms", "email", "call"]),
+            st.integers(min_value=1, max_value=1000),
+            instant_offsets,
+        ),
+        max_size=40,
+    ),
+    start_offset=instant_offsets,
+    length=st.one_of(st.integers(min_value=1, max_value=2 * DAYS), st.integers(1, 4 * 3600)),
+    granularity=st.sampled_from(list(GRANULARITIES)),
+    one_channel=st.booleans(),
+)
+def test_usage_from_rollups_equals_usage_from_events(
+    db, zone, around, events, start_offset, length, granularity, one_channel
+):
+    with transaction.atomic():
+        tenant = TenantFactory.create(time_zone=zone)
+        events_create(
+            tenant,
+            [(code, quantity, around + timedelta(seconds=at)) for code, quantity, at in events],
+        )
+        usage_rollups_rebuild(tenant=tenant)
+        channels = list(
+            Channel.objects.filter(code__in=["sms"] if one_channel else ["sms", "email", "call"])
+        )
+        start = around + timedelta(seconds=start_offset)
+        end = start + timedelta(seconds=length)
+        query = {"start": start, "end": end, "granularity": granularity, "channels": channels}
+        assert usage_totals(tenant=tenant, **query) == raw_totals(tenant=tenant, **query)
+        transaction.set_rollback(True)
+
+
+def test_a_slot_an_offset_change_splits_is_read_from_the_events(db):
+    """St. John's sprang forward at 00:01 local on 3 April 2005: the slot from 03:30 UTC
+    holds 00:00-00:01 and 01:01-01:15 local, two local hours."""
+    tenant = TenantFactory.create(time_zone="America/St_Johns")
+    events_create(
+        tenant,
+        [
+            ("sms", 3, datetime(2005, 4, 3, 3, 30, 30, tzinfo=UTC)),  # 00:00:30 -03:30
+            ("sms", 5, datetime(2005, 4, 3, 3, 31, 30, tzinfo=UTC)),  # 01:01:30 -02:30
+        ],
+    )
+    usage_rollups_rebuild(tenant=tenant)
+    assert datetime(2005, 4, 3, 3, 30, tzinfo=UTC) in (straddled_slots(tenant.time_zone) or ())
+    query: dict[str, Any] = {
+        "start": datetime(2005, 4, 3, 0, 0, tzinfo=UTC),
+        "end": datetime(2005, 4, 3, 12, 0, tzinfo=UTC),
+        "granularity": "hour",
+        "channels": list(Channel.objects.filter(code="sms")),
+    }
+    totals = usage_totals(tenant=tenant, **query)
+    assert sorted(totals.values()) == [3, 5]  # two local hours
+    assert totals == raw_totals(tenant=tenant, **query)
+
+
+def test_every_zone_changes_its_offset_on_quarter_hours_after_the_checked_years():
+    """metering.usage checks each zone's changes up to 2041; after that, the zones' standing
+    rules must change offsets on whole quarter hours, to quarter-hour offsets."""
+    step = timedelta(days=14)
+    for name in sorted(zoneinfo.available_timezones()):
+        tz = zoneinfo.ZoneInfo(name)
+        moment = datetime(2040, 12, 1, tzinfo=UTC)
+        offset = moment.astimezone(tz).utcoffset()
+        while moment < datetime(2100, 1, 1, tzinfo=UTC):
+            following = moment + step
+            next_offset = following.astimezone(tz).utcoffset()
+            assert next_offset is not None and next_offset.total_seconds() % SLOT_SECONDS == 0
+            if next_offset != offset:
+                before, after = moment, following  # the change lies in (before, after]
+                while after - before > timedelta(seconds=1):
+                    middle = before + (after - before) / 2
+                    if middle.astimezone(tz).utcoffset() == offset:
+                        before = middle
+                    else:
+                        after = middle
+                assert after.replace(microsecond=0).timestamp() % SLOT_SECONDS == 0, (name, after)
+            moment, offset = following, next_offset
+
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    zone=st.sampled_from(ZONES),
+    batches=st.lists(
+        # Event ids; an id keeps its content, so a repeat is a duplicate, never a conflict.
+        st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=15),
+        min_size=1,
+        max_size=5,
+    ),
+    commits=st.lists(st.integers(min_value=1, max_value=20), max_size=3),
+    portable=st.booleans(),
+)
+def test_ingestion_and_commits_keep_the_rollups_equal_to_the_events(
+    db, monkeypatch, zone, batches, commits, portable
+):
+    from policies.services.authorization_settle import authorization_commit
+    from policies.services.authorize import authorization_create
+
+    monkeypatch.setattr(metering_sql, "native", lambda: not portable)
+    with transaction.atomic():
+        tenant = TenantFactory.create(time_zone=zone)
+        for batch in batches:
+            payload = {
+                "events": [
+                    event(
+                        f"id{key}",
+                        channel=["sms", "email"][key % 2],
+                        quantity=key + 1,
+                        occurred_at=(NOW - timedelta(seconds=key * 7919)).isoformat(),
+                    )
+                    for key in batch
+                ]
+            }
+            usage_record_batch(tenant=tenant, payload=payload, now=NOW)
+        for quantity in commits:
+            held = authorization_create(
+                tenant=tenant, channel_code="sms", quantity=quantity, now=NOW
+            )
+            if held.status == held.Status.HELD:
+                authorization_commit(tenant=tenant, public_id=held.public_id, now=NOW)
+        kept = rollup_rows(tenant)
+        assert (
+            sum(quantity for quantity, _ in kept.values())
+            == (UsageEvent.objects.for_tenant(tenant).aggregate(total=Sum("quantity"))["total"])
+        )
+        usage_rollups_rebuild(tenant=tenant)
+        assert rollup_rows(tenant) == kept
+        transaction.set_rollback(True)
+
+
+def test_a_committed_authorization_adds_to_its_slot(world):
+    from policies.services.authorization_settle import authorization_commit
+    from policies.services.authorize import authorization_create
+
+    held = authorization_create(tenant=world.alpha, channel_code="sms", quantity=7, now=NOW)
+    authorization_commit(tenant=world.alpha, public_id=held.public_id, quantity=4, now=NOW)
+    sms = Channel.objects.get(code="sms")
+    assert rollup_rows(world.alpha) == {(sms.pk, slot_of(held.created_at)): (4, 1)}
+
+
+def test_a_refused_batch_adds_nothing(world):
+    world.alice_api.ingest([event("a", quantity=2)])
+    before = rollup_rows(world.alpha)
+    response = world.alice_api.ingest([event("b", quantity=3), event("a", quantity=9)])
+    assert response.status_code == 409
+    assert rollup_rows(world.alpha) == before
+    assert sum(q for q, _ in before.values()) == 2
+
+
+def test_the_rebuild_command_fills_rollups_of_events_written_around_the_services(world):
+    world.alice_api.ingest([event("a", quantity=2)])
+    events_create(world.beta, [("call", 4, NOW), ("call", 6, NOW + timedelta(minutes=1))])
+    call = Channel.objects.get(code="call")
+    assert rollup_rows(world.beta) == {}
+    call_command("usage_rollups_rebuild", "--tenant", "beta", verbosity=0)
+    assert rollup_rows(world.beta) == {(call.pk, NOW): (10, 2)}
+    alpha_before = rollup_rows(world.alpha)
+    call_command("usage_rollups_rebuild", verbosity=0)
+    assert rollup_rows(world.alpha) == alpha_before
+    assert rollup_rows(world.beta) == {(call.pk, NOW): (10, 2)}
