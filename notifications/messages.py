@@ -206,6 +206,8 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         return _overage_carried(w, figures)
     if kind == K.OVERAGE_DECIDED:
         return _overage_decided(w, figures)
+    if kind in (K.LIMIT_REQUEST_APPROVED, K.LIMIT_REQUEST_DECLINED):
+        return _limit_request(kind, w, figures)
     if kind == K.POLICY_CHANGE:
         policy = {
             "version": p.get("version", ""),
@@ -495,3 +497,33 @@ def _overage_decided(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str
     if p.get("reason"):
         lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
     return subject, lines
+
+
+def _limit_request(kind: str, w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
+    """The decision on a customer's limit request: the credits approved and from when, or
+    why it is declined."""
+    p = w.p
+    asked = {
+        **figures,
+        "requested": w.number("requested_included_units"),
+        "included": w.number("included_units"),
+        "before": w.number("before_included_units"),
+        "date": w.effective("effective_from"),
+    }
+    if kind == K.LIMIT_REQUEST_DECLINED:
+        lines = [
+            _("You asked for %(requested)s units per period on %(channel)s (now: %(before)s; "
+              "unit: %(unit)s). Your credits stay as they are.") % asked
+        ]  # fmt: skip
+        if p.get("reason"):
+            lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
+        return _("%(channel)s: your limit request is declined") % figures, lines
+    lines = [
+        _("From %(date)s, your %(channel)s credits are %(included)s units per period "
+          "(before: %(before)s; unit: %(unit)s).") % asked
+    ]  # fmt: skip
+    if p.get("included_units") != p.get("requested_included_units"):
+        lines.append(_("You asked for %(requested)s units per period.") % asked)
+    if p.get("reason"):
+        lines.append(_("Our note: %(reason)s") % {"reason": p["reason"]})
+    return _("%(channel)s: your limit request is approved") % figures, lines

@@ -30,6 +30,8 @@ class Notification(models.Model):
         WELCOME = "welcome", "Welcome: terms and fees"
         OVERAGE_CARRIED = "overage_carried", "Overage carried over"
         OVERAGE_DECIDED = "overage_decided", "Overage decided"
+        LIMIT_REQUEST_APPROVED = "limit_request_approved", "Limit request approved"
+        LIMIT_REQUEST_DECLINED = "limit_request_declined", "Limit request declined"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")

@@ -130,6 +130,22 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "currency": "EUR",
         "reason": "Erstes Mal",
     },
+    K.LIMIT_REQUEST_APPROVED: {
+        **CALL,
+        "requested_included_units": 5000,
+        "before_included_units": 2000,
+        "included_units": 4000,
+        "effective_from": "2026-11-20T12:00:00+00:00",
+        "reason": "Viel Erfolg mit der Kampagne",
+    },
+    K.LIMIT_REQUEST_DECLINED: {
+        **CALL,
+        "requested_included_units": 5000,
+        "before_included_units": 2000,
+        "included_units": None,
+        "effective_from": None,
+        "reason": "Ihre Nutzung liegt weit darunter",
+    },
     K.WELCOME: {
         "tenant_name": "Alpha",
         "channels": [
