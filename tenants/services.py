@@ -20,6 +20,7 @@ from tenants.models import ApiKey, Membership, Scope, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex characters, public, used to find the key
 KEY_SECRET_BYTES = 24
+API_KEY_NAME_MAX = ApiKey._meta.get_field("name").max_length or 100
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -303,24 +304,39 @@ def membership_remove(
 
 @transaction.atomic
 def api_key_create(
-    *, tenant: Tenant | None, name: str, scopes: list[str], created_by: User | None = None
+    *,
+    tenant: Tenant | None,
+    name: str,
+    scopes: list[str],
+    created_by: User | None = None,
+    now: datetime | None = None,
 ) -> IssuedKey:
-    """Issue a key with the given scopes; the raw key is returned once and not kept. A
-    closed tenant is issued none (``ValueError``): the tenant's row is locked and read
-    afresh, so a key cannot slip past a concurrent ``tenant_close``, which revokes the
-    keys under the same lock."""
-    if tenant is not None:
-        status = Tenant.objects.select_for_update().values_list("status", flat=True)
-        if status.get(pk=tenant.pk) == Tenant.Status.CLOSED:
-            raise ValueError(f"{tenant.slug} is closed: a closed tenant is issued no key.")
+    """Issue a key with the given scopes, audited (``api_key.create``: name, prefix and
+    scopes, never the secret) in the same transaction; the raw key is returned once and
+    not kept. A name (at most 100 characters, kept without surrounding blanks) and at
+    least one known scope are required (``InvalidInput``). A closed tenant is issued none
+    (``Conflict``): the tenant's row is locked and read afresh, so a key cannot slip past
+    a concurrent ``tenant_close``, which revokes the keys under the same lock."""
+    now = now or timezone.now()
+    name = name.strip()
+    if not name or len(name) > API_KEY_NAME_MAX:
+        raise InvalidInput(
+            f"A key needs a name of 1 to {API_KEY_NAME_MAX} characters.",
+            errors=[{"pointer": "/name", "field": "name", "detail": "required, at most 100"}],
+        )
     valid = set(Scope.values)
     unknown = [scope for scope in scopes if scope not in valid]
     if unknown or not scopes:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown scopes {unknown}; choose from {sorted(valid)}"
             if unknown
-            else "A key needs at least one scope."
+            else "A key needs at least one scope.",
+            errors=[{"pointer": "/scopes", "field": "scopes", "detail": "unknown or none"}],
         )
+    if tenant is not None:
+        status = Tenant.objects.select_for_update().values_list("status", flat=True)
+        if status.get(pk=tenant.pk) == Tenant.Status.CLOSED:
+            raise Conflict(f"{tenant.slug} is closed: a closed tenant is issued no key.")
     prefix = secrets.token_hex(KEY_PREFIX_BYTES)
     raw_key = f"cg_{prefix}_{secrets.token_urlsafe(KEY_SECRET_BYTES).replace('_', '-')}"
     api_key = ApiKey.objects.create(
@@ -331,6 +347,10 @@ def api_key_create(
         scopes=sorted(set(scopes)),
         created_by=created_by,
     )
+    audit_record(
+        actor=created_by, action="api_key.create", tenant=tenant, obj=api_key, before=None,
+        after={"name": name, "prefix": prefix, "scopes": api_key.scopes}, reason="", now=now,
+    )  # fmt: skip
     return IssuedKey(api_key=api_key, raw_key=raw_key)
 
 

@@ -92,7 +92,7 @@ def test_a_closed_tenants_usage_and_authorizations_are_refused_at_the_api(
 
 def test_a_closed_tenant_is_issued_no_key(world: World, staff: User):
     tenant_close(tenant=world.alpha, reason="Contract ended", actor=staff)
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(Conflict, match="closed"):
         issue(world.alpha)
 
 
@@ -101,7 +101,7 @@ def test_a_tenant_closed_since_it_was_read_is_issued_no_key(world: World, staff:
     slip past a close, which revokes the keys under the same lock."""
     stale = Tenant.objects.get(pk=world.alpha.pk)
     tenant_close(tenant=world.alpha, reason="Contract ended", actor=staff)
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(Conflict, match="closed"):
         api_key_create(tenant=stale, name="racer", scopes=["usage:write"])
     assert not ApiKey.objects.filter(tenant=world.alpha, revoked_at=None).exists()
 

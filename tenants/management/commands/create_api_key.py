@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from creditguard.errors import ServiceError
 from tenants.models import Scope, Tenant
 from tenants.services import api_key_create
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         name = options["name"] or (f"{tenant.slug} key" if tenant else "platform key")
         try:
             issued = api_key_create(tenant=tenant, name=name, scopes=scopes)
-        except ValueError as exc:
+        except ServiceError as exc:
             raise CommandError(str(exc)) from exc
         owner = f"tenant {tenant.slug}" if tenant else "the platform"
         self.stderr.write(f"API key for {owner} with scopes {', '.join(issued.api_key.scopes)}.")
