@@ -39,6 +39,8 @@ class TopUpOffer(models.Model):
         STAFF = "staff", "Staff"
         WARNING = "warning", "Threshold warning"
         AUTOMATIC = "automatic", "Automatic top-up"
+        # A pack the customer bought directly (portal): made and accepted in one step.
+        PURCHASE = "purchase", "Bought by the customer"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="topup_offers")

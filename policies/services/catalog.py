@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record, snapshot
-from creditguard.errors import full_clean_or_refuse
+from creditguard.errors import InvalidInput, full_clean_or_refuse
 from policies.models import AutoTopUp, CohortDefault, TopUpPack
 from tenants.models import Tenant
 
@@ -93,7 +93,20 @@ def topup_pack_delete(*, pack: TopUpPack, actor: User | None, now: datetime | No
 def auto_topup_save(
     *, auto_topup: AutoTopUp, actor: User | None, now: datetime | None = None
 ) -> AutoTopUp:
-    """Create or change a tenant's automatic top-up, audited on the tenant's trail."""
+    """Create or change a tenant's automatic top-up, audited on the tenant's trail. Its
+    pack must be of its channel, and on sale while it is on; it buys at least once a
+    period (switch it off to buy none)."""
+    problems = []
+    pack = auto_topup.pack
+    if pack.channel_id != auto_topup.channel_id or (auto_topup.enabled and not pack.active):
+        problems.append({"field": "pack", "detail": "not a pack on sale on this channel"})
+    if auto_topup.max_per_period < 1:
+        problems.append({"field": "max_per_period", "detail": "at least 1"})
+    if problems:
+        raise InvalidInput(
+            "The automatic top-up is not valid.",
+            errors=[{"pointer": f"/{p['field']}", **p} for p in problems],
+        )
     return _save(
         auto_topup, action="auto_topup", tenant=auto_topup.tenant, actor=actor,
         now=now or timezone.now(),
