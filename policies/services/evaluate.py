@@ -29,7 +29,7 @@ from metering.selectors import forecast
 from metering.services.periods import PeriodBounds
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
-from policies.models import Action, AutoTopUp, LimitRule, TopUpOffer, TopUpPack
+from policies.models import Action, AutoTopUp, LimitRule, OverageCharge, TopUpOffer, TopUpPack
 from policies.selectors import EffectiveRule, effective_rule, rule_terms
 from policies.services.overage import overage_charge_refresh
 from policies.services.topups import (
@@ -315,21 +315,33 @@ class SideEffects:
 
 
 def _side_effects_due(balances: list[Balance], now: datetime) -> list[SideEffects]:
-    """Overage charges of balances that moved since their last evaluation and are over;
-    automatic top-ups where configured and the remaining credits are low. One query."""
+    """Overage charges of balances that moved since their last evaluation and are over,
+    or were over and have an open charge that must follow them down (credits added by a
+    top-up or a raised limit); automatic top-ups where configured and the remaining
+    credits are low. Two queries."""
+    tenant_ids = {b.tenant_id for b in balances}
     settings_by_pair = {
         (a.tenant_id, a.channel_id): a
-        for a in AutoTopUp.objects.filter(
-            tenant_id__in={b.tenant_id for b in balances}, enabled=True
-        )
+        for a in AutoTopUp.objects.filter(tenant_id__in=tenant_ids, enabled=True)
     }
+    charged = set(
+        OverageCharge.objects.filter(
+            tenant_id__in=tenant_ids,
+            period_id__in={b.period_id for b in balances},
+            finalized_at__isnull=True,
+            units__gt=0,
+        ).values_list("tenant_id", "channel_id", "period_id")
+    )
     due = []
     for balance in balances:
         auto = settings_by_pair.get((balance.tenant_id, balance.channel_id))
         effects = SideEffects(
             balance=balance,
             refresh_charge=balance.version > balance.evaluated_version
-            and balance.overage_units > 0,
+            and (
+                balance.overage_units > 0
+                or (balance.tenant_id, balance.channel_id, balance.period_id) in charged
+            ),
             auto_topup=auto is not None
             and balance.remaining <= auto.threshold_units
             and balance.period.starts_at <= now < balance.period.ends_at,

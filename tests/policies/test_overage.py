@@ -162,3 +162,26 @@ def test_customers_keys_cannot_decide_anything(world: World, charged):
             world.alice_api.post(path, {"decision": "waive", "reason": "please"}).status_code == 404
         )
     assert OverageCharge.objects.get(pk=charged.pk).status == "pending"
+
+
+@pytest.mark.parametrize("how", ["limit_raise", "topup"])
+def test_the_charge_follows_overage_down_to_zero_after_credits_are_added(
+    world: World, charged: OverageCharge, how: str
+):
+    """A limit raise or a purchased top-up that covers the overage leaves no pending
+    charge of the units it covered: the evaluation refreshes the charge whenever the
+    balance moved and a charge is open, not only while the balance is over."""
+    from policies.models import TopUpPack
+    from policies.services.evaluate import evaluate_pending
+    from policies.services.topups import topup_offer_accept, topup_offer_create
+
+    evaluate_pending()
+    if how == "limit_raise":
+        set_rule(world.alpha, "sms", included_units=300, action="charge_overage")
+    else:
+        pack = TopUpPack.objects.create(channel=charged.channel, units=500, price=Decimal("9.00"))
+        offer = topup_offer_create(tenant=world.alpha, pack=pack)
+        topup_offer_accept(tenant=world.alpha, public_id=offer.public_id)
+    evaluate_pending()
+    charged.refresh_from_db()
+    assert (charged.units, charged.amount, charged.status) == (0, Decimal("0.00"), "pending")
