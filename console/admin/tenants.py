@@ -73,6 +73,9 @@ class TenantAdmin(TenantPages):
         AuditInline,
     ]
     change_form_template = "admin/console/tenant_change_form.html"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a tenant is closed (audited, keys revoked); its history stays
     list_per_page = 50
     actions = ["compute_recommendations", "send_offer", "restrict_bulk", "close", "reopen"]
     form = TenantForm

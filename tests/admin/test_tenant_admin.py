@@ -197,3 +197,12 @@ def test_a_members_user_is_fixed_once_added(world: World):
         if inline.formset.prefix == "memberships"
     )
     assert all(form.fields["user"].disabled for form in formset.initial_forms)
+
+
+def test_no_one_deletes_a_tenant_it_is_closed_instead(world: World):
+    _, client = signed_in("Administrators")
+    delete = reverse("admin:tenants_tenant_delete", args=[world.alpha.pk])
+    assert client.get(delete).status_code == 403
+    page = client.get(reverse(CHANGELIST)).content.decode()
+    assert 'value="delete_selected"' not in page
+    assert Tenant.objects.filter(pk=world.alpha.pk).exists()
