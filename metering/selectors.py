@@ -164,3 +164,15 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
             )
         )
     return TenantBalances(bounds=bounds, period=period, channels=rows)
+
+
+def balances_by_period(*, tenant: Tenant, channel: Channel, periods: int) -> list[Balance]:
+    """The tenant × channel's balances of its last ``periods`` periods (the current one
+    included, if opened), newest first, with their period: the units used and available
+    per period, as the close and the recommendations read them. One query."""
+    return list(
+        Balance.objects.for_tenant(tenant)
+        .filter(channel=channel)
+        .select_related("period")
+        .order_by("-period__starts_at")[:periods]
+    )

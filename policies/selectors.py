@@ -1,5 +1,5 @@
 """Reads of the rules in force: the effective limit rule, the restrictions in force,
-the fee schedule that applies."""
+the fee schedule that applies; and a tenant's limit requests with what staff weigh."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from datetime import datetime
 
 from django.db.models import F, Q
 
-from metering.models import Channel
+from metering.models import Balance, Channel
+from metering.selectors import balances_by_period
 from policies.models import (
     CohortDefault,
     FeeSchedule,
+    LimitRecommendation,
+    LimitRequest,
     LimitRule,
     Restriction,
     RuleTerms,
@@ -166,4 +169,60 @@ def applicable_fee_schedule(
         .order_by(F("tenant_id").asc(nulls_last=True), "-effective_from", "-pk")
         .prefetch_related("tiers")
         .first()
+    )
+
+
+# How many of a tenant's limit requests its portal page lists (newest first).
+LIMIT_REQUESTS_LISTED = 50
+# How many periods of a channel's usage staff see beside a limit request.
+LIMIT_REQUEST_HISTORY_PERIODS = 6
+
+
+def limit_requests_of(*, tenant: Tenant) -> list[LimitRequest]:
+    """The tenant's latest limit requests with their channel, newest first (one query)."""
+    return list(
+        LimitRequest.objects.for_tenant(tenant)
+        .select_related("channel")
+        .order_by("-requested_at", "-pk")[:LIMIT_REQUESTS_LISTED]
+    )
+
+
+@dataclass(frozen=True)
+class LimitRequestReview:
+    """What staff weigh beside a limit request: the terms in force and any scheduled, the
+    channel's usage of the last periods, the latest recommendation (its own history and
+    trend, the peer cohort, the system's load) and the tenant's earlier requests."""
+
+    request: LimitRequest
+    rule: EffectiveRule
+    scheduled: list[LimitRule]
+    history: list[Balance]
+    recommendation: LimitRecommendation | None
+    earlier: list[LimitRequest]
+
+
+def limit_request_review(*, limit_request: LimitRequest, at: datetime) -> LimitRequestReview:
+    """A limit request beside what decides it, read as the recommendation and the balances
+    record it (nothing recomputed here). A fixed number of queries."""
+    tenant, channel = limit_request.tenant, limit_request.channel
+    return LimitRequestReview(
+        request=limit_request,
+        rule=effective_rule(tenant=tenant, channel=channel, at=at),
+        scheduled=[
+            r for r in limit_rules_scheduled(tenant=tenant, at=at) if r.channel_id == channel.pk
+        ],
+        history=balances_by_period(
+            tenant=tenant, channel=channel, periods=LIMIT_REQUEST_HISTORY_PERIODS
+        ),
+        recommendation=LimitRecommendation.objects.for_tenant(tenant)
+        .filter(channel=channel)
+        .order_by("-computed_at")
+        .first(),
+        earlier=list(
+            LimitRequest.objects.for_tenant(tenant)
+            .filter(channel=channel)
+            .exclude(pk=limit_request.pk)
+            .select_related("decided_by")
+            .order_by("-requested_at")[:10]
+        ),
     )

@@ -27,5 +27,6 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("portal:overview", _("Overview")),
     NavItem("portal:notifications", _("Notifications"), badge="unread"),
+    NavItem("portal:limit_requests", _("Limit requests")),
     NavItem("portal:policy", _("Fair use policy")),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal.views import account, notifications, overview, policy
+from portal.views import account, limit_requests, notifications, overview, policy
 
 app_name = "portal"
 
@@ -32,5 +32,6 @@ urlpatterns = [
     path("dashboard/offers/<uuid:offer_id>/accept/", overview.offer_accept, name="offer_accept"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
+    path("limits/requests/", limit_requests.limit_requests, name="limit_requests"),
     path("policy/", policy.policy, name="policy"),
 ]

@@ -3,6 +3,7 @@ top-ups, recommendations and policy versions, one module per area."""
 
 from policies.models.fees import FeeSchedule, FeeScheduleNotice, FeeTier, OverageCharge
 from policies.models.guidance import LimitRecommendation, PolicyAcknowledgement, PolicyVersion
+from policies.models.limit_requests import LimitRequest
 from policies.models.rules import (
     DEFAULT_THRESHOLDS,
     Action,
@@ -26,6 +27,7 @@ __all__ = [
     "FeeScheduleNotice",
     "FeeTier",
     "LimitRecommendation",
+    "LimitRequest",
     "LimitRule",
     "OverageCharge",
     "PolicyAcknowledgement",
