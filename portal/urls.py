@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal.views import account, limit_requests, notifications, overview, policy
+from portal.views import account, credits, limit_requests, notifications, overview, policy
 
 app_name = "portal"
 
@@ -30,6 +30,9 @@ urlpatterns = [
     path("account/switch/", account.tenant_switch, name="tenant_switch"),
     path("dashboard/", overview.overview, name="overview"),
     path("dashboard/offers/<uuid:offer_id>/accept/", overview.offer_accept, name="offer_accept"),
+    path("credits/", credits.credits_page, name="credits"),
+    path("credits/packs/<int:pack_id>/buy/", credits.pack_buy, name="pack_buy"),
+    path("credits/auto-topup/<slug:channel_code>/", credits.auto_topup_change, name="auto_topup"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("limits/requests/", limit_requests.limit_requests, name="limit_requests"),
