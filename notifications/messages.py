@@ -217,6 +217,11 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
             _("Fair use policy %(version)s takes effect on %(date)s. Please read it and "
               "acknowledge it in your dashboard.") % policy
         ]  # fmt: skip
+    if kind == K.WEBHOOK_TEST:
+        return _("Test event from CreditGuard"), [
+            _("This test event checks that your webhook endpoint receives and verifies "
+              "CreditGuard's events. It needs no action.")
+        ]  # fmt: skip
     # A kind this renderer does not know yet: what its producer wrote.
     return str(p.get("subject") or kind), [str(line) for line in p.get("lines", [])]
 

@@ -32,6 +32,7 @@ class Notification(models.Model):
         OVERAGE_DECIDED = "overage_decided", "Overage decided"
         LIMIT_REQUEST_APPROVED = "limit_request_approved", "Limit request approved"
         LIMIT_REQUEST_DECLINED = "limit_request_declined", "Limit request declined"
+        WEBHOOK_TEST = "webhook_test", "Webhook test event"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")
@@ -50,6 +51,9 @@ class Notification(models.Model):
 
     # covered_by of what was recorded as history (seed_demo), never sent.
     HISTORY = "history"
+    # covered_by of a test event a tenant sent to one webhook endpoint: delivered there
+    # only (webhook_endpoint_test), never listed in-app nor e-mailed.
+    TEST = "test"
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from notifications.models import Notification, NotificationRead
+from notifications.models import Delivery, Notification, NotificationRead
 from tenants.models import Tenant
 
 
@@ -28,3 +28,13 @@ def notifications_for_person(
 
 def notifications_unread_count(*, tenant: Tenant, user: Any) -> int:
     return notifications_for_person(tenant=tenant, user=user, unread_only=True).count()
+
+
+def webhook_deliveries_recent(*, tenant: Tenant, limit: int) -> QuerySet[Delivery]:
+    """The tenant's latest webhook deliveries, newest first, with their endpoint and
+    notification (one query), whatever the endpoint's state."""
+    return (
+        Delivery.objects.filter(notification__tenant=tenant, transport=Delivery.Transport.WEBHOOK)
+        .select_related("endpoint", "notification")
+        .order_by("-created_at", "-pk")[:limit]
+    )

@@ -13,9 +13,11 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from creditguard.audit import audit_record
 from creditguard.errors import InvalidInput, NotFound
 from notifications.crypto import secret_encrypt, secret_rotate
 from notifications.models import Notification, WebhookEndpoint
@@ -149,9 +151,16 @@ def _url_error(detail: str) -> dict[str, str]:
 
 @transaction.atomic
 def webhook_endpoint_create(
-    *, tenant: Tenant, url: str, kinds: list[str] | None = None, now: datetime | None = None
+    *,
+    tenant: Tenant,
+    url: str,
+    kinds: list[str] | None = None,
+    actor: User | None = None,
+    now: datetime | None = None,
 ) -> WebhookEndpoint:
-    """Register an endpoint; its secret is returned once, on the created object."""
+    """Register an endpoint; its secret is returned once, on the created object. Audited
+    (``webhook_endpoint.create``: the URL and kinds, never the secret)."""
+    now = now or timezone.now()
     url = validate_webhook_url(url)
     kinds = kinds or []
     unknown = sorted(set(kinds) - set(Notification.Kind.values))
@@ -167,29 +176,76 @@ def webhook_endpoint_create(
         >= settings.WEBHOOK_ENDPOINTS_PER_TENANT
     ):
         raise InvalidInput(f"At most {settings.WEBHOOK_ENDPOINTS_PER_TENANT} endpoints per tenant.")
-    return WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         public_id=uuid.uuid4(), tenant=tenant, url=url,
         secret_encrypted=secret_encrypt(webhook_secret_new()),
-        kinds=sorted(set(kinds)), created_at=now or timezone.now(),
+        kinds=sorted(set(kinds)), created_at=now,
     )  # fmt: skip
+    audit_record(
+        actor=actor, action="webhook_endpoint.create", tenant=tenant, obj=endpoint, before=None,
+        after={"url": url, "kinds": endpoint.kinds}, reason="", now=now,
+    )  # fmt: skip
+    return endpoint
 
 
-@transaction.atomic
-def webhook_endpoint_delete(
-    *, tenant: Tenant, public_id: uuid.UUID, now: datetime | None = None
-) -> None:
-    """Stop sending to an endpoint; its pending deliveries are cancelled."""
+def webhook_endpoint_of(*, tenant: Tenant, public_id: uuid.UUID) -> WebhookEndpoint:
+    """The tenant's endpoint not deleted, locked for the change; another tenant's, a
+    deleted or an unknown one is ``NotFound`` alike. Call it inside a transaction."""
     endpoint = (
         WebhookEndpoint.objects.for_tenant(tenant)
+        .select_for_update()
         .filter(public_id=public_id, deleted_at__isnull=True)
         .first()
     )
     if endpoint is None:
         raise NotFound("No such webhook endpoint.")
-    endpoint.deleted_at = now or timezone.now()
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(
+    *,
+    tenant: Tenant,
+    public_id: uuid.UUID,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Stop sending to an endpoint; its pending deliveries are cancelled. Audited."""
+    now = now or timezone.now()
+    endpoint = webhook_endpoint_of(tenant=tenant, public_id=public_id)
+    endpoint.deleted_at = now
     endpoint.active = False
     endpoint.save(update_fields=["deleted_at", "active"])
     endpoint.deliveries.filter(status="pending").update(status="cancelled")
+    audit_record(
+        actor=actor, action="webhook_endpoint.delete", tenant=tenant, obj=endpoint,
+        before={"url": endpoint.url}, after=None, reason="", now=now,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def webhook_endpoint_secret_rotate(
+    *,
+    tenant: Tenant,
+    public_id: uuid.UUID,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Give an endpoint a new signing secret and return it, once (it is stored only
+    encrypted). Every delivery signed from the commit on, retries of older messages
+    included, is signed with the new secret only: the receiver switches when it is told.
+    Audited (``webhook_endpoint.rotate_secret``, never the secret). Concurrent rotations
+    serialize on the endpoint's row; the last one's secret is the one in force."""
+    now = now or timezone.now()
+    endpoint = webhook_endpoint_of(tenant=tenant, public_id=public_id)
+    secret = webhook_secret_new()
+    endpoint.secret_encrypted = secret_encrypt(secret)
+    endpoint.save(update_fields=["secret_encrypted"])
+    audit_record(
+        actor=actor, action="webhook_endpoint.rotate_secret", tenant=tenant, obj=endpoint,
+        before=None, after={"url": endpoint.url}, reason="", now=now,
+    )  # fmt: skip
+    return secret
 
 
 def webhook_secrets_rotate() -> int:

@@ -176,6 +176,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
             },
         ],
     },
+    K.WEBHOOK_TEST: {
+        "endpoint": "5f0c2a8e-1d7b-4c8e-9a51-3b1f2e4d6c7a",
+        "url": "https://hooks.example.com/creditguard",
+    },
 }
 
 # Words of the English texts that a German text never needs (whole words, case kept).
