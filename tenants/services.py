@@ -235,6 +235,21 @@ def _role_valid(role: str) -> None:
         )
 
 
+def _keep_an_owner(current: Membership, *, what: str) -> None:
+    """Refuse to take away a tenant's last owner (``Conflict``). The caller holds the
+    tenant's row lock, so two owners removing or demoting each other at once serialize
+    and the second sees the one left."""
+    if current.role != Membership.Role.OWNER:
+        return
+    others = (
+        Membership.objects.filter(tenant_id=current.tenant_id)
+        .filter(role=Membership.Role.OWNER)
+        .exclude(pk=current.pk)
+    )
+    if not others.exists():
+        raise Conflict(f"The last owner cannot be {what}: make another member owner first.")
+
+
 @transaction.atomic
 def membership_add(
     *, tenant: Tenant, user: User, role: str, actor: User | None, now: datetime | None = None
@@ -262,12 +277,15 @@ def membership_change_role(
 ) -> Membership:
     """Give a member another role; audited (``membership.change_role``, before and
     after). An unknown role is refused (``InvalidInput``); the same role is no change and
-    writes no audit row. Concurrent changes serialize on the membership's row."""
+    writes no audit row; the last owner is not demoted (``Conflict``). Concurrent changes
+    serialize on the tenant's row, then the membership's."""
     now = now or timezone.now()
     _role_valid(role)
+    Tenant.objects.select_for_update().filter(pk=membership.tenant_id).first()
     current = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     if current.role == role:
         return current
+    _keep_an_owner(current, what="demoted")
     before = _member(current)
     current.role = role
     current.save(update_fields=["role"])
@@ -285,8 +303,10 @@ def membership_remove(
 ) -> None:
     """Remove a member from its tenant; audited (``membership.remove``, who and with
     which role). A membership removed already is refused (``Conflict``): of two
-    concurrent removals, one removes and the other is refused."""
+    concurrent removals, one removes and the other is refused; so is the last owner, and
+    removals and role changes of one tenant serialize on its row."""
     now = now or timezone.now()
+    Tenant.objects.select_for_update().filter(pk=membership.tenant_id).first()
     current = (
         Membership.objects.select_for_update()
         .select_related("user", "tenant")
@@ -295,6 +315,7 @@ def membership_remove(
     )
     if current is None:
         raise Conflict("This member was removed already.")
+    _keep_an_owner(current, what="removed")
     audit_record(
         actor=actor, action="membership.remove", tenant=current.tenant, obj=current,
         before=_member(current), after=None, reason=reason, now=now,
