@@ -3,8 +3,8 @@ role matrix: the permission each action and custom view of the staff console req
 
 * Support: sees everything; restricts, lifts and sends top-up offers.
 * Billing: sees everything; decides overage charges and edits fee schedules.
-* Administrators: every permission of CreditGuard's apps (limits, recommendations, policy
-  versions and API keys included).
+* Administrators: every permission of CreditGuard's apps (limits, limit requests,
+  recommendations, policy versions and API keys included).
 
 docs/ROLES.md is this module in words (``tests/admin/test_roles.py`` keeps the two equal)
 and the same test walks every action and custom URL of the admin and holds it to
@@ -89,6 +89,16 @@ CONSOLE: dict[str, ConsoleEntry] = {
     "policies_tenant_reduce": ConsoleEntry("Tenant page: reduce credits", "policies.add_limitrule"),
     "policies.limitrecommendation:apply": ConsoleEntry(
         "Limit recommendations: apply", "policies.add_limitrule"
+    ),
+    "policies_limitrequest_review": ConsoleEntry(
+        "Limit requests: review (usage, terms, recommendation, cohort)",
+        "policies.view_limitrequest",
+    ),
+    "policies_limitrequest_approve": ConsoleEntry(
+        "Limit requests: approve (a new limit rule version)", "policies.add_limitrule"
+    ),
+    "policies_limitrequest_decline": ConsoleEntry(
+        "Limit requests: decline with a reason for the customer", "policies.change_limitrequest"
     ),
     "tenants.tenant:compute_recommendations": ConsoleEntry(
         "Tenants: compute limit recommendations", "policies.add_limitrecommendation"

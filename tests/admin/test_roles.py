@@ -35,6 +35,7 @@ from policies.models import (
 )
 from policies.roles import ADMINISTRATORS, CONSOLE, ROLES, console_permission
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
+from policies.services.limit_requests import limit_request_create
 from policies.services.overage import overage_charge_refresh
 from policies.services.recommend import recommendations_compute
 from policies.services.restrictions import restriction_apply
@@ -153,6 +154,10 @@ def console(world: World) -> World:
         duration=None, reason="test", customer_reason="test", actor=None,
     )  # fmt: skip
     recommendations_compute(tenants=[world.alpha])
+    limit_request_create(
+        tenant=world.alpha, channel=sms, included_units=500, expected_volume=450,
+        reason="campaign", requested_by=None,
+    )  # fmt: skip
     PolicyVersion.objects.create(
         label="1.1-draft", text_de="x", text_en="x", effective_from=timezone.now()
     )
