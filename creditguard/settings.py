@@ -266,6 +266,10 @@ if TOPUP_VALIDITY_DAYS < 1:
     refuse_to_start("TOPUP_VALIDITY_DAYS must be 1 or more.")
 # An API key's last_used_at is written at most this often, to keep writes off the hot path.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# How long an owner's invitation to join a tenant can be accepted (portal: Team).
+INVITATION_VALIDITY_DAYS = env.int("INVITATION_VALIDITY_DAYS", default=7)
+if INVITATION_VALIDITY_DAYS < 1:
+    refuse_to_start("INVITATION_VALIDITY_DAYS must be 1 or more.")
 
 # --- Notifications -------------------------------------------------------------
 

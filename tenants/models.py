@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from datetime import datetime
 from functools import cached_property
 
 from django.conf import settings
@@ -131,3 +132,35 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         owner = self.tenant.slug if self.tenant_id and self.tenant else "platform"
         return f"{self.name} ({owner}, cg_{self.prefix}_…)"
+
+
+class Invitation(models.Model):
+    """An owner's invitation to join a tenant with a role, sent by e-mail as a link. Only
+    the SHA-256 of the link's token is kept; it is accepted once, before it expires
+    (``INVITATION_VALIDITY_DAYS``), unless revoked."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["Invitation"]()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.tenant_id} as {self.role}"
+
+    def is_open(self, now: datetime) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
