@@ -29,5 +29,6 @@ NAV: list[NavItem] = [
     NavItem("portal:credits", _("Credits")),
     NavItem("portal:notifications", _("Notifications"), badge="unread"),
     NavItem("portal:limit_requests", _("Limit requests")),
+    NavItem("portal:developers", _("Developers")),
     NavItem("portal:policy", _("Fair use policy")),
 ]

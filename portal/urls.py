@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal.views import account, credits, limit_requests, notifications, overview, policy
+from portal.views import (
+    account,
+    credits,
+    developers,
+    limit_requests,
+    notifications,
+    overview,
+    policy,
+)
 
 app_name = "portal"
 
@@ -36,5 +44,29 @@ urlpatterns = [
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("limits/requests/", limit_requests.limit_requests, name="limit_requests"),
+    path("developers/", developers.developers, name="developers"),
+    path("developers/keys/", developers.key_create, name="key_create"),
+    path("developers/keys/<str:prefix>/revoke/", developers.key_revoke, name="key_revoke"),
+    path("developers/webhooks/", developers.endpoint_create, name="endpoint_create"),
+    path(
+        "developers/webhooks/<uuid:endpoint_id>/rotate/",
+        developers.endpoint_rotate,
+        name="endpoint_rotate",
+    ),
+    path(
+        "developers/webhooks/<uuid:endpoint_id>/test/",
+        developers.endpoint_test,
+        name="endpoint_test",
+    ),
+    path(
+        "developers/webhooks/<uuid:endpoint_id>/delete/",
+        developers.endpoint_delete,
+        name="endpoint_delete",
+    ),
+    path(
+        "developers/deliveries/<int:delivery_id>/retry/",
+        developers.delivery_retry_view,
+        name="delivery_retry",
+    ),
     path("policy/", policy.policy, name="policy"),
 ]
