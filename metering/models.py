@@ -132,19 +132,22 @@ class UsageEvent(models.Model):
 
 
 class UsageRollup(models.Model):
-    """The usage events of one tenant × channel × quarter hour in UTC, summed: what usage
-    charts and totals read instead of the events. Kept current in the transaction that
-    records the events (ingestion and authorization commits, after the balance lock), and
-    rebuilt from the events by ``usage_rollups_rebuild``.
+    """The usage events of one tenant × channel × slot, summed: what usage charts and
+    totals read instead of the events. Slots are UTC quarter hours, hours and days (each
+    event counts once at each size), so a year is read in a few hundred rows. Kept current
+    in the transaction that records the events (ingestion and authorization commits, after
+    the balance lock), rebuilt from the events by ``usage_rollups_rebuild``.
 
-    Quarter hours, not hours: every zone's offset since 2000 is a whole number of quarter
-    hours (India +05:30, Nepal +05:45), so a local hour, day or month is a whole number of
-    slots, and the rollups stay right if the tenant changes its time zone.
+    Quarter hours are the finest size because every zone's offset since 2000 is a whole
+    number of them (India +05:30, Nepal +05:45): a local hour, day or month is a whole
+    number of slots. Slots depend on instants only, so a change of the tenant's zone leaves
+    them right.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", db_index=False)
-    slot_start = models.DateTimeField(help_text="A whole quarter hour in UTC")
+    slot_seconds = models.IntegerField(help_text="900, 3600 or 86400")
+    slot_start = models.DateTimeField(help_text="A whole slot in UTC")
     quantity = models.BigIntegerField(default=0)
     event_count = models.BigIntegerField(default=0)
 
@@ -153,13 +156,15 @@ class UsageRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "channel", "slot_start"], name="usage_rollup_unique_slot"
+                fields=["tenant", "channel", "slot_seconds", "slot_start"],
+                name="usage_rollup_unique_slot",
             )
         ]
 
     def __str__(self) -> str:
         return (
-            f"{self.tenant_id}/{self.channel_id}@{self.slot_start:%Y-%m-%d %H:%M}: {self.quantity}"
+            f"{self.tenant_id}/{self.channel_id}@{self.slot_start:%Y-%m-%d %H:%M}"
+            f"+{self.slot_seconds}s: {self.quantity}"
         )
 
 

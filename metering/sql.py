@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from django.db import connection
@@ -123,12 +123,12 @@ def _usage_rollups_add() -> str:
     r = Names(UsageRollup)
     return f"""
 INSERT INTO {r.db_table} AS r
-    ({r.tenant}, {r.channel}, {r.slot_start}, {r.quantity}, {r.event_count})
-SELECT %s, u.channel_id, u.slot_start, u.quantity, u.event_count
-FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[])
-     AS u(channel_id, slot_start, quantity, event_count)
-ORDER BY u.channel_id, u.slot_start
-ON CONFLICT ({r.tenant}, {r.channel}, {r.slot_start}) DO UPDATE
+    ({r.tenant}, {r.channel}, {r.slot_seconds}, {r.slot_start}, {r.quantity}, {r.event_count})
+SELECT %s, u.channel_id, u.slot_seconds, u.slot_start, u.quantity, u.event_count
+FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::bigint[], %s::bigint[])
+     AS u(channel_id, slot_seconds, slot_start, quantity, event_count)
+ORDER BY u.channel_id, u.slot_seconds, u.slot_start
+ON CONFLICT ({r.tenant}, {r.channel}, {r.slot_seconds}, {r.slot_start}) DO UPDATE
 SET {r.quantity} = r.{r.quantity} + EXCLUDED.{r.quantity},
     {r.event_count} = r.{r.event_count} + EXCLUDED.{r.event_count}
 """
@@ -138,6 +138,7 @@ def usage_rollups_add(
     *,
     tenant_id: int,
     channel_ids: Sequence[int],
+    slot_seconds: Sequence[int],
     slot_starts: Sequence[datetime],
     quantities: Sequence[int],
     event_counts: Sequence[int],
@@ -147,7 +148,14 @@ def usage_rollups_add(
     with connection.cursor() as cursor:
         cursor.execute(
             _usage_rollups_add(),
-            [tenant_id, list(channel_ids), list(slot_starts), list(quantities), list(event_counts)],
+            [
+                tenant_id,
+                list(channel_ids),
+                list(slot_seconds),
+                list(slot_starts),
+                list(quantities),
+                list(event_counts),
+            ],
         )
 
 
@@ -161,32 +169,82 @@ def _usage_rollups_drop() -> str:
 def _usage_rollups_rebuild() -> str:
     r, e = Names(UsageRollup), Names(UsageEvent)
     return f"""
-INSERT INTO {r.db_table} ({r.tenant}, {r.channel}, {r.slot_start}, {r.quantity}, {r.event_count})
-SELECT {e.tenant}, {e.channel}, date_bin(%(slot)s::interval, {e.occurred_at}, %(origin)s),
+INSERT INTO {r.db_table}
+    ({r.tenant}, {r.channel}, {r.slot_seconds}, {r.slot_start}, {r.quantity}, {r.event_count})
+SELECT {e.tenant}, {e.channel}, %(size)s,
+       date_bin(make_interval(secs => %(size)s), {e.occurred_at}, %(origin)s),
        sum({e.quantity}), count(*)
 FROM {e.db_table}
 WHERE %(tenant)s::bigint IS NULL OR {e.tenant} = %(tenant)s
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 4
 """
 
 
-def usage_rollups_rebuild(*, tenant_id: int | None, slot: timedelta, origin: datetime) -> int:
+def usage_rollups_rebuild(*, tenant_id: int | None, sizes: Sequence[int], origin: datetime) -> int:
     """Replace the rollups of one tenant (or of all, ``None``) by the sums of their events,
-    in slots of ``slot`` counted from ``origin``; the number of slots written. The caller
-    keeps events from being recorded meanwhile."""
+    in slots of each of ``sizes`` seconds counted from ``origin``; the number of rows
+    written. The caller keeps events from being recorded meanwhile."""
+    written = 0
     with connection.cursor() as cursor:
-        # Two statements: an INSERT in the same statement as the DELETE would still meet
+        # Separate statements: an INSERT in the statement of the DELETE would still meet
         # the deleted rows in the unique index.
         cursor.execute(_usage_rollups_drop(), {"tenant": tenant_id})
+        for size in sizes:
+            cursor.execute(
+                _usage_rollups_rebuild(), {"tenant": tenant_id, "size": size, "origin": origin}
+            )
+            written += int(cursor.rowcount)
+    return written
+
+
+@cache
+def _usage_rollups_read() -> str:
+    r, e = Names(UsageRollup), Names(UsageEvent)
+    return f"""
+SELECT s.bucket, u.{r.channel}, sum(u.{r.quantity})
+FROM unnest(%(slot_sizes)s::int[], %(slot_from)s::timestamptz[], %(slot_to)s::timestamptz[],
+            %(slot_buckets)s::int[]) AS s(size, lo, hi, bucket)
+JOIN {r.db_table} AS u
+  ON u.{r.tenant} = %(tenant)s AND u.{r.channel} = ANY(%(channels)s::bigint[])
+ AND u.{r.slot_seconds} = s.size AND u.{r.slot_start} >= s.lo AND u.{r.slot_start} < s.hi
+GROUP BY 1, 2
+UNION ALL
+SELECT w.bucket, v.{e.channel}, sum(v.{e.quantity})
+FROM unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[], %(raw_buckets)s::int[])
+     AS w(lo, hi, bucket)
+JOIN {e.db_table} AS v
+  ON v.{e.tenant} = %(tenant)s AND v.{e.channel} = ANY(%(channels)s::bigint[])
+ AND v.{e.occurred_at} >= w.lo AND v.{e.occurred_at} < w.hi
+GROUP BY 1, 2
+"""
+
+
+def usage_rollups_read(
+    *,
+    tenant_id: int,
+    channel_ids: Sequence[int],
+    slots: Sequence[tuple[int, datetime, datetime, int]],
+    raw: Sequence[tuple[datetime, datetime, int]],
+) -> list[tuple[int, int, int]]:
+    """Units per (bucket, channel): the rollups of ``slots`` (size, from, to, bucket: the
+    slots of that size starting in [from, to) count towards that bucket) and the events of
+    ``raw`` (from, to, bucket); a bucket may appear twice. One statement."""
+    with connection.cursor() as cursor:
         cursor.execute(
-            _usage_rollups_rebuild(),
+            _usage_rollups_read(),
             {
                 "tenant": tenant_id,
-                "slot": f"{int(slot.total_seconds())} seconds",
-                "origin": origin,
+                "channels": list(channel_ids),
+                "slot_sizes": [size for size, _, _, _ in slots],
+                "slot_from": [low for _, low, _, _ in slots],
+                "slot_to": [high for _, _, high, _ in slots],
+                "slot_buckets": [bucket for _, _, _, bucket in slots],
+                "raw_from": [low for low, _, _ in raw],
+                "raw_to": [high for _, high, _ in raw],
+                "raw_buckets": [bucket for _, _, bucket in raw],
             },
         )
-        return int(cursor.rowcount)
+        return [(int(b), int(c), int(q)) for b, c, q in cursor.fetchall()]
 
 
 @cache

@@ -1,40 +1,36 @@
 """Reads of usage over time — the API's usage series and the portal's usage chart — from
 the rollups (``metering.models.UsageRollup``), never by scanning the events.
 
-Rollups sum the events per quarter hour in UTC. Since 2000 every zone's offset is a whole
-number of quarter hours, so a bucket of the tenant's local time (hour, day, month) is a
-whole number of slots and the rollups give its exact sum. Events are read only where a
-slot would straddle a bucket edge: a range that starts or ends inside a quarter hour (the
-default end is now), and the rare slots in which a zone changed its offset at a time that
-is not a quarter hour (St. John's, Goose Bay and Moncton changed at 00:01 local until
-2011, Gaza, Hebron and Casey at hh:01 before 2023). A zone that had an offset in quarter
-hours of none from 1999 is read from the events altogether.
+A bucket (a local hour, day or month) is a span of instants between two local boundaries.
+Rollups sum the events per UTC quarter hour, hour and day, and since 2000 every zone's
+offset is a whole number of quarter hours, so each bucket is a whole number of slots: it is
+read as its largest whole UTC days, then hours, then quarter hours, and is exact. Events
+are read only for a part of a quarter hour: at ``start`` and ``end`` when they fall inside
+one (the default end, now, does), or at a boundary of a zone whose offset is not in quarter
+hours. Buckets are spans of instants, so an hour that a DST change repeats (02:00 twice in
+Berlin in October) is two buckets, each with its own usage.
 """
 
 from __future__ import annotations
 
-import zoneinfo
+import bisect
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncHour, TruncMonth
+from django.db.models import Q, Sum
 from django.utils import timezone
 
+from metering import sql as metering_sql
 from metering.hooks import rules_reader
 from metering.models import Balance, Channel, Grant, UsageEvent, UsageRollup
 from metering.services.periods import PeriodBounds, month_bounds, period_bounds
-from metering.services.rollups import SLOT, SLOT_SECONDS
+from metering.services.rollups import SLOT_SECONDS, SLOT_SIZES, slot_floor
 from tenants.models import Tenant
 
-GRANULARITIES = {"hour": TruncHour, "day": TruncDay, "month": TruncMonth}
+GRANULARITIES = ("hour", "day", "month")
 MAX_BUCKETS = 5000
-
-# Offsets checked from here to here; later instants follow each zone's standing rule,
-# whose changes fall on whole hours (tests/metering/test_usage_rollups.py checks 2100).
-_ZONE_SCAN = (datetime(1999, 12, 1, tzinfo=UTC), datetime(2041, 1, 1, tzinfo=UTC))
 
 
 def _bucket_starts(
@@ -71,44 +67,25 @@ def bucket_count(start: datetime, end: datetime, granularity: str) -> int:
     return int(seconds // per) + 1
 
 
-@cache
-def straddled_slots(zone: str) -> tuple[datetime, ...] | None:
-    """The slots (their UTC starts) in which ``zone`` changed its offset after the slot
-    began, so that their events may fall into two local hours; None when some offset of
-    the zone is not a whole number of quarter hours (rollups cannot serve it). Found once
-    per zone and process: a day-by-day walk and a bisection at each change."""
-    tz = zoneinfo.ZoneInfo(zone)
-    day = timedelta(days=1)
-    moment, until = _ZONE_SCAN
-    offset = moment.astimezone(tz).utcoffset()
-    straddled: list[datetime] = []
-    while moment < until:
-        if offset is None or offset.total_seconds() % SLOT_SECONDS:
-            return None
-        following = moment + day
-        next_offset = following.astimezone(tz).utcoffset()
-        if next_offset != offset:
-            before, after = moment, following  # the change lies in (before, after]
-            while after - before > timedelta(seconds=1):
-                middle = before + (after - before) / 2
-                if middle.astimezone(tz).utcoffset() == offset:
-                    before = middle
-                else:
-                    after = middle
-            change = after.replace(microsecond=0)
-            if change.timestamp() % SLOT_SECONDS:
-                straddled.append(change - timedelta(seconds=change.timestamp() % SLOT_SECONDS))
-        moment, offset = following, next_offset
-    return tuple(straddled)
+def _cover(
+    low: datetime, high: datetime, sizes: tuple[int, ...]
+) -> list[tuple[int, datetime, datetime]]:
+    """[low, high), both on quarter hours, as the fewest slots: (slot seconds, from, to)
+    spans, the largest slots in the middle."""
+    if low >= high:
+        return []
+    size = sizes[0]
+    if len(sizes) == 1:
+        return [(size, low, high)]
+    first, last = _ceil(low, size), slot_floor(high, size)
+    if first >= last:
+        return _cover(low, high, sizes[1:])
+    return [*_cover(low, first, sizes[1:]), (size, first, last), *_cover(last, high, sizes[1:])]
 
 
-def _ceil_slot(moment: datetime) -> datetime:
-    floor = _floor_slot(moment)
-    return floor if floor == moment else floor + SLOT
-
-
-def _floor_slot(moment: datetime) -> datetime:
-    return datetime.fromtimestamp(moment.timestamp() // SLOT_SECONDS * SLOT_SECONDS, UTC)
+def _ceil(moment: datetime, seconds: int) -> datetime:
+    floor = slot_floor(moment, seconds)
+    return floor if floor == moment else floor + timedelta(seconds=seconds)
 
 
 def usage_totals(
@@ -120,55 +97,72 @@ def usage_totals(
     channels: list[Channel],
 ) -> dict[tuple[int, datetime], int]:
     """Units used per (channel id, bucket start in UTC) in [start, end), buckets of the
-    tenant's local time; buckets without usage are left out. Equal to summing the events,
-    read from the rollups: one query, whatever the history."""
-    trunc = GRANULARITIES[granularity]
-    tz = tenant.tzinfo
-    first, last = _ceil_slot(start), _floor_slot(end)
-    straddled = straddled_slots(tenant.time_zone)
-    # Windows read from the events: what no whole slot inside the range covers.
-    raw_windows: list[tuple[datetime, datetime]] = []
-    if straddled is None or first >= last:
-        raw_windows.append((start, end))
-        rollups: QuerySet[Any] | None = None
+    tenant's local time (``_bucket_starts``; the first is cut at ``start``); buckets
+    without usage are left out. Equal to summing the events by instant, read from the
+    rollups: one query, whatever the history."""
+    starts = _bucket_starts(start, end, granularity, tenant)
+    edges = [start, *starts[1:], end]
+    slots: list[tuple[int, datetime, datetime, int]] = []
+    raw: list[tuple[datetime, datetime, int]] = []
+    for bucket, (low, high) in enumerate(itertools.pairwise(edges)):
+        first, last = _ceil(low, SLOT_SECONDS), slot_floor(high)
+        if first >= last:
+            raw.append((low, high, bucket))
+            continue
+        if low < first:
+            raw.append((low, first, bucket))
+        if last < high:
+            raw.append((last, high, bucket))
+        slots.extend((size, a, b, bucket) for size, a, b in _cover(first, last, SLOT_SIZES))
+    channel_ids = [channel.pk for channel in channels]
+    if metering_sql.native():
+        rows = metering_sql.usage_rollups_read(
+            tenant_id=tenant.pk, channel_ids=channel_ids, slots=slots, raw=raw
+        )
     else:
-        if start < first:
-            raw_windows.append((start, first))
-        if last < end:
-            raw_windows.append((last, end))
-        inside = [slot for slot in straddled if first <= slot < last]
-        raw_windows.extend((slot, slot + SLOT) for slot in inside)
-        rollups = UsageRollup.objects.for_tenant(tenant).filter(
-            channel__in=channels, slot_start__gte=first, slot_start__lt=last
-        )
-        if inside:
-            rollups = rollups.exclude(slot_start__in=inside)
-        rollups = (
-            rollups.annotate(bucket=trunc("slot_start", tzinfo=tz))
-            .values("channel_id", "bucket")
-            .annotate(quantity=Sum("quantity"))
-            .order_by()
-        )
-    query = rollups
-    if raw_windows:
-        window = Q()
-        for low, high in raw_windows:
-            window |= Q(occurred_at__gte=low, occurred_at__lt=high)
-        raw = (
-            UsageEvent.objects.for_tenant(tenant)
-            .filter(window, channel__in=channels)
-            .annotate(bucket=trunc("occurred_at", tzinfo=tz))
-            .values("channel_id", "bucket")
-            .annotate(quantity=Sum("quantity"))
-            .order_by()
-        )
-        query = raw if rollups is None else rollups.union(raw, all=True)
-    assert query is not None
+        rows = _read_portably(tenant, channel_ids, slots, raw)
     totals: dict[tuple[int, datetime], int] = {}
-    for row in query:
-        key = (row["channel_id"], row["bucket"].astimezone(UTC))
-        totals[key] = totals.get(key, 0) + row["quantity"]
+    for bucket, channel_id, quantity in rows:
+        key = (channel_id, starts[bucket])
+        totals[key] = totals.get(key, 0) + quantity
     return totals
+
+
+def _read_portably(
+    tenant: Tenant,
+    channel_ids: list[int],
+    slots: list[tuple[int, datetime, datetime, int]],
+    raw: list[tuple[datetime, datetime, int]],
+) -> list[tuple[int, int, int]]:
+    """``usage_rollups_read`` through the ORM (the embedded SQLite default): the spans'
+    rows, summed here."""
+    rows: list[tuple[int, int, int]] = []
+    if slots:
+        spans = Q()
+        for size, low, high, _ in slots:
+            spans |= Q(slot_seconds=size, slot_start__gte=low, slot_start__lt=high)
+        bucket_of = {(size, low): bucket for size, low, _, bucket in slots}
+        lows = sorted(bucket_of)
+        for size, slot_start, channel_id, quantity in (
+            UsageRollup.objects.for_tenant(tenant)
+            .filter(spans, channel_id__in=channel_ids)
+            .values_list("slot_seconds", "slot_start", "channel_id", "quantity")
+        ):
+            # The span holding this slot: the last of its size starting at or before it.
+            at = bisect.bisect_right(lows, (size, slot_start)) - 1
+            rows.append((bucket_of[lows[at]], channel_id, quantity))
+    if raw:
+        windows = Q()
+        for low, high, _ in raw:
+            windows |= Q(occurred_at__gte=low, occurred_at__lt=high)
+        for occurred_at, channel_id, quantity in (
+            UsageEvent.objects.for_tenant(tenant)
+            .filter(windows, channel_id__in=channel_ids)
+            .values_list("occurred_at", "channel_id", "quantity")
+        ):
+            bucket = next(b for low, high, b in raw if low <= occurred_at < high)
+            rows.append((bucket, channel_id, quantity))
+    return rows
 
 
 def usage_series(

@@ -1,4 +1,4 @@
-"""Usage rollups: the events summed per tenant × channel × quarter hour in UTC.
+"""Usage rollups: the events summed per tenant × channel × UTC quarter hour, hour and day.
 
 Usage series (``metering.usage``) read these instead of the events, so a chart of a year
 costs the same with ten events or ten million. Every path that records usage events adds
@@ -11,7 +11,7 @@ only, never on the tenant's time zone, so a change of zone leaves the rollups ri
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -20,27 +20,37 @@ from metering import sql as metering_sql
 from metering.models import UsageEvent, UsageRollup
 from tenants.models import Tenant
 
-SLOT = timedelta(minutes=15)
-SLOT_SECONDS = 900
-# Slots are counted from here (any whole quarter hour would do; the migration's
+SLOT_SECONDS = 900  # the finest slot: every zone's offset since 2000 is whole quarter hours
+# Each event counts once in a slot of every size; a read takes the largest slots that fit.
+SLOT_SIZES = (86400, 3600, SLOT_SECONDS)
+# Slots are counted from here (a UTC midnight, so day slots are UTC days; the migration's
 # backfill and ``usage_rollups_rebuild`` use the same origin).
 SLOT_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
-SlotKey = tuple[int, datetime]  # (channel id, slot start)
+SlotKey = tuple[int, int, datetime]  # (channel id, slot seconds, slot start)
 
 
-def slot_of(moment: datetime) -> datetime:
-    """The start of the quarter hour (UTC) holding ``moment``."""
-    return datetime.fromtimestamp(int(moment.timestamp()) // SLOT_SECONDS * SLOT_SECONDS, UTC)
+def slot_floor(moment: datetime, seconds: int = SLOT_SECONDS) -> datetime:
+    """The start of the slot of ``seconds`` (UTC) holding ``moment``."""
+    return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, UTC)
 
 
 def slot_totals(events: Iterable[tuple[int, datetime, int]]) -> dict[SlotKey, tuple[int, int]]:
-    """(channel id, instant, quantity) of events summed per slot: (units, event count)."""
-    totals: dict[SlotKey, tuple[int, int]] = {}
+    """(channel id, instant, quantity) of events summed per slot of every size:
+    (units, event count). Events are summed per quarter hour first, so a batch costs one
+    division per event, whatever the number of sizes."""
+    quarters: dict[tuple[int, int], tuple[int, int]] = {}
     for channel_id, occurred_at, quantity in events:
-        key = (channel_id, slot_of(occurred_at))
-        units, count = totals.get(key, (0, 0))
-        totals[key] = (units + quantity, count + 1)
+        in_quarter = (channel_id, int(occurred_at.timestamp()) // SLOT_SECONDS)
+        units, count = quarters.get(in_quarter, (0, 0))
+        quarters[in_quarter] = (units + quantity, count + 1)
+    totals: dict[SlotKey, tuple[int, int]] = {}
+    for (channel_id, quarter), (units, count) in quarters.items():
+        stamp = quarter * SLOT_SECONDS
+        for size in SLOT_SIZES:
+            key = (channel_id, size, datetime.fromtimestamp(stamp // size * size, UTC))
+            total_units, total_count = totals.get(key, (0, 0))
+            totals[key] = (total_units + units, total_count + count)
     return totals
 
 
@@ -49,10 +59,11 @@ def usage_rollups_add(*, tenant: Tenant, totals: dict[SlotKey, tuple[int, int]])
     gives them. Runs inside the caller's transaction, the one that recorded the events, so
     the rollups and the events commit together or not at all.
 
-    Concurrency: call it after locking the balances the events book on. A slot belongs to
-    one channel and one period, hence to one balance, so two transactions adding to the
-    same slot already hold its balance in turn: the slot's row lock never waits on a
-    transaction that waits for another lock. One statement on PostgreSQL.
+    Concurrency: call it last, after locking the balances the events book on. Slot rows
+    are locked in key order, and a transaction holding them waits for nothing more but its
+    commit, so waits on them cannot form a cycle. Batches adding to the same slots mostly
+    hold the same balance already (a quarter hour and an hour lie in one period), so the
+    slots add no waiting of their own. One statement on PostgreSQL.
     """
     assert connection.in_atomic_block, "rollups move in the transaction of their events"
     if not totals:
@@ -61,22 +72,24 @@ def usage_rollups_add(*, tenant: Tenant, totals: dict[SlotKey, tuple[int, int]])
     if metering_sql.native():
         metering_sql.usage_rollups_add(
             tenant_id=tenant.pk,
-            channel_ids=[channel_id for channel_id, _ in keys],
-            slot_starts=[slot for _, slot in keys],
+            channel_ids=[channel_id for channel_id, _, _ in keys],
+            slot_seconds=[size for _, size, _ in keys],
+            slot_starts=[slot for _, _, slot in keys],
             quantities=[totals[key][0] for key in keys],
             event_counts=[totals[key][1] for key in keys],
         )
         return
     # Portable path (the embedded SQLite default, which serializes writers).
-    for channel_id, slot in keys:
-        units, count = totals[(channel_id, slot)]
+    for channel_id, size, slot in keys:
+        units, count = totals[(channel_id, size, slot)]
         moved = UsageRollup.objects.filter(
-            tenant=tenant, channel_id=channel_id, slot_start=slot
+            tenant=tenant, channel_id=channel_id, slot_seconds=size, slot_start=slot
         ).update(quantity=F("quantity") + units, event_count=F("event_count") + count)
         if not moved:
             UsageRollup.objects.create(
                 tenant=tenant,
                 channel_id=channel_id,
+                slot_seconds=size,
                 slot_start=slot,
                 quantity=units,
                 event_count=count,
@@ -96,7 +109,9 @@ def usage_rollups_rebuild(*, tenant: Tenant | None = None) -> int:
     if metering_sql.native():
         metering_sql.usage_events_lock()
         return metering_sql.usage_rollups_rebuild(
-            tenant_id=tenant.pk if tenant is not None else None, slot=SLOT, origin=SLOT_ORIGIN
+            tenant_id=tenant.pk if tenant is not None else None,
+            sizes=SLOT_SIZES,
+            origin=SLOT_ORIGIN,
         )
     rollups = UsageRollup.objects.all()
     events = UsageEvent.objects.all()
@@ -112,12 +127,13 @@ def usage_rollups_rebuild(*, tenant: Tenant | None = None) -> int:
         UsageRollup(
             tenant_id=tenant_id,
             channel_id=channel_id,
+            slot_seconds=size,
             slot_start=slot,
             quantity=units,
             event_count=count,
         )
         for tenant_id, tenant_events in by_tenant.items()
-        for (channel_id, slot), (units, count) in slot_totals(tenant_events).items()
+        for (channel_id, size, slot), (units, count) in slot_totals(tenant_events).items()
     ]
     UsageRollup.objects.bulk_create(rows, batch_size=1000)
     return len(rows)

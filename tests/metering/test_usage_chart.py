@@ -49,7 +49,7 @@ def test_this_period_by_day_with_running_total_and_included_line(world: World):
 
 
 def test_an_earlier_period_by_hour(world: World):
-    october = datetime(2026, 10, 20, 0, 30, tzinfo=UTC)
+    october = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # Berlin leaves summer time at 03:00
     ingest(
         world,
         [
@@ -69,7 +69,8 @@ def test_an_earlier_period_by_hour(world: World):
     email = next(c for c in chart.channels if c.channel.code == "email")
     assert len(email.points) == 31 * 24 + 1  # the 25th has 25 hours
     used = [(p.start.isoformat(), p.quantity) for p in email.points if p.quantity]
-    assert used == [("2026-10-20T02:00:00+02:00", 2), ("2026-10-20T03:00:00+02:00", 3)]
+    # 02:00-03:00 happened twice: two buckets
+    assert used == [("2026-10-25T02:00:00+02:00", 2), ("2026-10-25T02:00:00+01:00", 3)]
     assert email.total == 5 and email.points[-1].cumulative == 5
 
 

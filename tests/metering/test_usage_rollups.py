@@ -1,25 +1,31 @@
 """Usage rollups: every path that records usage keeps them equal to the events, and usage
 read from them equals usage summed from the events, in any time zone (DST, offsets of
-30 and 45 minutes, zones that changed at hh:01), for any range and granularity."""
+30 and 45 minutes, zones that changed at hh:01), for any range and granularity, on
+PostgreSQL's statement and on the portable path."""
 
 from __future__ import annotations
 
+import bisect
 import uuid
-import zoneinfo
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metering import sql as metering_sql
 from metering.models import BillingPeriod, Channel, UsageEvent, UsageRollup
 from metering.services.ingest import usage_record_batch
-from metering.services.rollups import SLOT_SECONDS, slot_of, usage_rollups_rebuild
-from metering.usage import GRANULARITIES, straddled_slots, usage_totals
+from metering.services.rollups import (
+    SLOT_SECONDS,
+    SLOT_SIZES,
+    slot_floor,
+    usage_rollups_rebuild,
+)
+from metering.usage import GRANULARITIES, _bucket_starts, usage_totals
 from tenants.models import Tenant
 from tests.conftest import event
 from tests.factories import TenantFactory
@@ -55,20 +61,23 @@ DAYS = 4 * 86400
 def raw_totals(
     *, tenant: Tenant, start: datetime, end: datetime, granularity: str, channels: list[Channel]
 ) -> dict[tuple[int, datetime], int]:
-    """The reference: usage summed from the events themselves, as GET /usage did before."""
-    rows = (
+    """The reference: each event in [start, end) counted in the bucket whose span of
+    instants holds it, summed here from the events themselves."""
+    starts = _bucket_starts(start, end, granularity, tenant)
+    totals: dict[tuple[int, datetime], int] = {}
+    for channel_id, occurred_at, quantity in (
         UsageEvent.objects.for_tenant(tenant)
         .filter(occurred_at__gte=start, occurred_at__lt=end, channel__in=channels)
-        .annotate(bucket=GRANULARITIES[granularity]("occurred_at", tzinfo=tenant.tzinfo))
-        .values("channel_id", "bucket")
-        .annotate(quantity=Sum("quantity"))
-    )
-    return {(row["channel_id"], row["bucket"].astimezone(UTC)): row["quantity"] for row in rows}
+        .values_list("channel_id", "occurred_at", "quantity")
+    ):
+        key = (channel_id, starts[bisect.bisect_right(starts, occurred_at) - 1])
+        totals[key] = totals.get(key, 0) + quantity
+    return totals
 
 
-def rollup_rows(tenant: Tenant) -> dict[tuple[int, datetime], tuple[int, int]]:
+def rollup_rows(tenant: Tenant) -> dict[tuple[int, int, datetime], tuple[int, int]]:
     return {
-        (r.channel_id, r.slot_start): (r.quantity, r.event_count)
+        (r.channel_id, r.slot_seconds, r.slot_start): (r.quantity, r.event_count)
         for r in UsageRollup.objects.for_tenant(tenant)
     }
 
@@ -128,12 +137,14 @@ instant_offsets = st.one_of(
     ),
     start_offset=instant_offsets,
     length=st.one_of(st.integers(min_value=1, max_value=2 * DAYS), st.integers(1, 4 * 3600)),
-    granularity=st.sampled_from(list(GRANULARITIES)),
+    granularity=st.sampled_from(GRANULARITIES),
     one_channel=st.booleans(),
+    portable=st.booleans(),
 )
 def test_usage_from_rollups_equals_usage_from_events(
-    db, zone, around, events, start_offset, length, granularity, one_channel
+    db, monkeypatch, zone, around, events, start_offset, length, granularity, one_channel, portable
 ):
+    monkeypatch.setattr(metering_sql, "native", lambda: not portable)
     with transaction.atomic():
         tenant = TenantFactory.create(time_zone=zone)
         events_create(
@@ -151,52 +162,49 @@ def test_usage_from_rollups_equals_usage_from_events(
         transaction.set_rollback(True)
 
 
-def test_a_slot_an_offset_change_splits_is_read_from_the_events(db):
-    """St. John's sprang forward at 00:01 local on 3 April 2005: the slot from 03:30 UTC
-    holds 00:00-00:01 and 01:01-01:15 local, two local hours."""
-    tenant = TenantFactory.create(time_zone="America/St_Johns")
+def test_a_repeated_hour_is_two_buckets(db):
+    """Berlin's clocks went back at 03:00 on 25 October 2026: 02:00-03:00 happened twice,
+    once at +02:00 and once at +01:00, and each has its own usage."""
+    tenant = TenantFactory.create(time_zone="Europe/Berlin")
     events_create(
         tenant,
         [
-            ("sms", 3, datetime(2005, 4, 3, 3, 30, 30, tzinfo=UTC)),  # 00:00:30 -03:30
-            ("sms", 5, datetime(2005, 4, 3, 3, 31, 30, tzinfo=UTC)),  # 01:01:30 -02:30
+            ("sms", 3, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # 02:30 +02:00
+            ("sms", 5, datetime(2026, 10, 25, 1, 30, tzinfo=UTC)),  # 02:30 +01:00
         ],
     )
     usage_rollups_rebuild(tenant=tenant)
-    assert datetime(2005, 4, 3, 3, 30, tzinfo=UTC) in (straddled_slots(tenant.time_zone) or ())
-    query: dict[str, Any] = {
-        "start": datetime(2005, 4, 3, 0, 0, tzinfo=UTC),
-        "end": datetime(2005, 4, 3, 12, 0, tzinfo=UTC),
-        "granularity": "hour",
-        "channels": list(Channel.objects.filter(code="sms")),
+    sms = Channel.objects.get(code="sms")
+    totals = usage_totals(
+        tenant=tenant,
+        start=datetime(2026, 10, 24, 22, 0, tzinfo=UTC),
+        end=datetime(2026, 10, 25, 4, 0, tzinfo=UTC),
+        granularity="hour",
+        channels=[sms],
+    )
+    assert totals == {
+        (sms.pk, datetime(2026, 10, 25, 0, 0, tzinfo=UTC)): 3,
+        (sms.pk, datetime(2026, 10, 25, 1, 0, tzinfo=UTC)): 5,
     }
-    totals = usage_totals(tenant=tenant, **query)
-    assert sorted(totals.values()) == [3, 5]  # two local hours
-    assert totals == raw_totals(tenant=tenant, **query)
 
 
-def test_every_zone_changes_its_offset_on_quarter_hours_after_the_checked_years():
-    """metering.usage checks each zone's changes up to 2041; after that, the zones' standing
-    rules must change offsets on whole quarter hours, to quarter-hour offsets."""
-    step = timedelta(days=14)
-    for name in sorted(zoneinfo.available_timezones()):
-        tz = zoneinfo.ZoneInfo(name)
-        moment = datetime(2040, 12, 1, tzinfo=UTC)
-        offset = moment.astimezone(tz).utcoffset()
-        while moment < datetime(2100, 1, 1, tzinfo=UTC):
-            following = moment + step
-            next_offset = following.astimezone(tz).utcoffset()
-            assert next_offset is not None and next_offset.total_seconds() % SLOT_SECONDS == 0
-            if next_offset != offset:
-                before, after = moment, following  # the change lies in (before, after]
-                while after - before > timedelta(seconds=1):
-                    middle = before + (after - before) / 2
-                    if middle.astimezone(tz).utcoffset() == offset:
-                        before = middle
-                    else:
-                        after = middle
-                assert after.replace(microsecond=0).timestamp() % SLOT_SECONDS == 0, (name, after)
-            moment, offset = following, next_offset
+def test_a_year_by_month_reads_whole_days_of_rollups(db):
+    """The rollups are read in the largest slots that fit: a month in Berlin is its whole
+    UTC days, and the hour before the first (local midnight is 23:00 or 22:00 UTC)."""
+    tenant = TenantFactory.create(time_zone="Europe/Berlin")
+    sms = Channel.objects.get(code="sms")
+    with CaptureQueriesContext(connection) as queries:
+        usage_totals(
+            tenant=tenant,
+            start=datetime(2025, 12, 31, 23, 0, tzinfo=UTC),
+            end=datetime(2026, 12, 31, 23, 0, tzinfo=UTC),
+            granularity="month",
+            channels=[sms],
+        )
+    assert len(queries) == 1
+    sql = queries[0]["sql"]
+    # 12 months: each its whole days and one or two hours before them, no quarter hours
+    assert sql.count("86400") == 12 and "900" not in sql.split("UNION ALL")[0].split("AS s(")[0]
 
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -249,7 +257,7 @@ def test_ingestion_and_commits_keep_the_rollups_equal_to_the_events(
                 authorization_commit(tenant=tenant, public_id=held.public_id, now=NOW)
         kept = rollup_rows(tenant)
         assert (
-            sum(quantity for quantity, _ in kept.values())
+            sum(quantity for (_, size, _), (quantity, _) in kept.items() if size == SLOT_SECONDS)
             == (UsageEvent.objects.for_tenant(tenant).aggregate(total=Sum("quantity"))["total"])
         )
         usage_rollups_rebuild(tenant=tenant)
@@ -264,7 +272,9 @@ def test_a_committed_authorization_adds_to_its_slot(world):
     held = authorization_create(tenant=world.alpha, channel_code="sms", quantity=7, now=NOW)
     authorization_commit(tenant=world.alpha, public_id=held.public_id, quantity=4, now=NOW)
     sms = Channel.objects.get(code="sms")
-    assert rollup_rows(world.alpha) == {(sms.pk, slot_of(held.created_at)): (4, 1)}
+    assert rollup_rows(world.alpha) == {
+        (sms.pk, size, slot_floor(held.created_at, size)): (4, 1) for size in SLOT_SIZES
+    }
 
 
 def test_a_refused_batch_adds_nothing(world):
@@ -273,7 +283,7 @@ def test_a_refused_batch_adds_nothing(world):
     response = world.alice_api.ingest([event("b", quantity=3), event("a", quantity=9)])
     assert response.status_code == 409
     assert rollup_rows(world.alpha) == before
-    assert sum(q for q, _ in before.values()) == 2
+    assert sorted(q for q, _ in before.values()) == [2, 2, 2]  # a quarter hour, hour, day
 
 
 def test_the_rebuild_command_fills_rollups_of_events_written_around_the_services(world):
@@ -282,8 +292,16 @@ def test_the_rebuild_command_fills_rollups_of_events_written_around_the_services
     call = Channel.objects.get(code="call")
     assert rollup_rows(world.beta) == {}
     call_command("usage_rollups_rebuild", "--tenant", "beta", verbosity=0)
-    assert rollup_rows(world.beta) == {(call.pk, NOW): (10, 2)}
+    assert rollup_rows(world.beta) == beta_rows(call)
     alpha_before = rollup_rows(world.alpha)
     call_command("usage_rollups_rebuild", verbosity=0)
     assert rollup_rows(world.alpha) == alpha_before
-    assert rollup_rows(world.beta) == {(call.pk, NOW): (10, 2)}
+    assert rollup_rows(world.beta) == beta_rows(call)
+
+
+def beta_rows(call: Channel) -> dict[tuple[int, int, datetime], tuple[int, int]]:
+    return {
+        (call.pk, 900, NOW): (10, 2),
+        (call.pk, 3600, NOW): (10, 2),
+        (call.pk, 86400, datetime(2026, 11, 20, tzinfo=UTC)): (10, 2),
+    }

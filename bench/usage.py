@@ -1,0 +1,183 @@
+"""GET /api/v1/usage over ten million events of history for one tenant, against the same
+requests on an empty database in the same run.
+
+    python -m bench.usage [--events 10000000] [--repeat 15]
+
+On a scratch PostgreSQL database: times ``GET /api/v1/usage`` for last month by day and
+for the last twelve months by month (the Django test client in-process, so server time)
+first on the empty database (the floor), then after loading the history by SQL
+(``generate_series``: a year of events, three channels, in the tenant's periods) and its
+rollups (``usage_rollups_rebuild``, timed: the backfill). For comparison, the same totals
+summed from the events, as GET /usage did before rollups. Writes docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import recreate_database, server_env, write_section
+
+
+def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """Median and worst of ``repeat`` calls, in milliseconds, after one warm-up call."""
+    call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), max(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
+    args = parser.parse_args()
+    url = recreate_database()
+    os.environ.update(server_env(url))
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()  # the app's modules import only once Django is configured
+    from django.db import connection
+    from django.db.models import Sum
+    from django.db.models.functions import TruncDay, TruncMonth
+    from django.test import Client
+
+    from metering.models import BillingPeriod, Channel, UsageEvent
+    from metering.services.periods import period_bounds, period_get_or_open
+    from metering.services.rollups import usage_rollups_rebuild
+    from tenants.models import Scope
+    from tenants.services import api_key_create, tenant_create
+
+    tenant = tenant_create(slug="history", name="History", time_zone="Europe/Berlin")
+    key = api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_READ]).raw_key
+    client = Client(headers={"authorization": f"Bearer {key}"})
+    now = datetime.now(UTC)
+    this_month = period_bounds(tenant=tenant, at=now)
+    last_month = period_bounds(tenant=tenant, at=this_month.starts_at - timedelta(days=1))
+    year_ago = period_bounds(tenant=tenant, at=now - timedelta(days=365)).starts_at
+    queries = {
+        "last month by day": {
+            "granularity": "day",
+            "from": last_month.starts_at.isoformat(),
+            "to": last_month.ends_at.isoformat(),
+        },
+        "twelve months by month": {"granularity": "month", "from": year_ago.isoformat()},
+    }
+
+    def get(params: dict[str, str]) -> Callable[[], Any]:
+        def call() -> Any:
+            response = client.get("/api/v1/usage", params)
+            assert response.status_code == 200, response.content
+            return response.json()
+
+        return call
+
+    channels = list(Channel.objects.filter(active=True))
+
+    def from_events(params: dict[str, str]) -> Callable[[], Any]:
+        """The same totals summed from the events: GET /usage's query before rollups."""
+        start = datetime.fromisoformat(params["from"])
+        end = datetime.fromisoformat(params["to"]) if "to" in params else datetime.now(UTC)
+
+        def call() -> Any:
+            return list(
+                UsageEvent.objects.for_tenant(tenant)
+                .filter(occurred_at__gte=start, occurred_at__lt=end, channel__in=channels)
+                .annotate(
+                    bucket={"day": TruncDay, "month": TruncMonth}[params["granularity"]](
+                        "occurred_at", tzinfo=tenant.tzinfo
+                    )
+                )
+                .values("channel_id", "bucket")
+                .annotate(quantity=Sum("quantity"))
+            )
+
+        return call
+
+    floor = {name: timed(get(params), args.repeat) for name, params in queries.items()}
+
+    # The history: a year of events up to now, three channels, in the tenant's periods.
+    periods = []
+    at = now
+    while at > now - timedelta(days=380):
+        periods.append(
+            period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=at))
+        )
+        at = periods[-1].starts_at - timedelta(days=1)
+    codes = ["email", "sms", "call"]
+    ids = {c.code: c.pk for c in Channel.objects.filter(code__in=codes)}
+    e, p = UsageEvent._meta, BillingPeriod._meta
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+INSERT INTO {e.db_table}
+    (tenant_id, channel_id, period_id, client_event_id, quantity, occurred_at, metadata,
+     content_hash, batch_id, received_at)
+SELECT %(tenant)s, (%(channels)s::bigint[])[1 + g.n %% 3], p.id, 'h' || g.n, 1 + g.n %% 5,
+       g.at, '{{}}'::jsonb, repeat('0', 64), '00000000-0000-0000-0000-000000000000', g.at
+FROM (SELECT n, %(now)s - n * (%(span)s::interval / %(count)s) AS at
+      FROM generate_series(1, %(count)s) AS n) AS g
+JOIN {p.db_table} AS p
+  ON p.tenant_id = %(tenant)s AND g.at >= p.starts_at AND g.at < p.ends_at
+""",
+            {
+                "tenant": tenant.pk,
+                "channels": [ids[code] for code in codes],
+                "now": now,
+                "span": "365 days",
+                "count": args.events,
+            },
+        )
+        loaded = cursor.rowcount
+    load_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    slots = usage_rollups_rebuild(tenant=tenant)
+    backfill_seconds = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {e.db_table}")
+        cursor.execute("VACUUM ANALYZE metering_usagerollup")
+
+    loaded_times = {name: timed(get(params), args.repeat) for name, params in queries.items()}
+    raw_times = {name: timed(from_events(params), 3) for name, params in queries.items()}
+    load = os.getloadavg()
+
+    rows = "\n".join(
+        f"| {name} | {floor[name][0]:.1f} ms | {loaded_times[name][0]:.1f} ms "
+        f"(worst {loaded_times[name][1]:.1f}) | **{loaded_times[name][0] / floor[name][0]:.2f}×** "
+        f"| {raw_times[name][0]:.0f} ms |"
+        for name in queries
+    )
+    body = f"""
+`python -m bench.usage`: one tenant (Europe/Berlin) with {loaded:,} events over the last
+year (three channels; loaded by SQL in {load_seconds:.0f} s), their rollups rebuilt by
+`usage_rollups_rebuild` in {backfill_seconds:.1f} s ({slots:,} quarter-hour slots, the backfill
+an existing installation runs once in migration `metering` 0009). `GET /api/v1/usage`
+through the Django test client (server time, authentication included), median of
+{args.repeat} after a warm-up; the floor is the same requests on the empty database, in the
+same run. The last column sums the same totals from the events, as GET /usage did before.
+
+| request | empty database | {loaded:,} events | ratio | from the events |
+|---|---:|---:|---:|---:|
+{rows}
+
+Load average during the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other work on the
+machine).
+"""
+    print(body)
+    if not args.no_write:
+        write_section("Usage rollups: GET /usage", body)
+
+
+if __name__ == "__main__":
+    main()
