@@ -76,6 +76,7 @@ class TenantAdmin(TenantPages):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a tenant is closed (audited, keys revoked); its history stays
+
     list_per_page = 50
     actions = ["compute_recommendations", "send_offer", "restrict_bulk", "close", "reopen"]
     form = TenantForm

@@ -83,6 +83,7 @@ def test_an_automatic_bill_is_told(world: World, settings):
     world.alice_api.ingest([event("o1", channel="sms", quantity=250)])
     period = BillingPeriod.objects.get(tenant=world.alpha)
     charge = overage_charge_refresh(tenant=world.alpha, channel=sms, period=period)
+    assert charge is not None
     overage_charge_finalize(charge=charge)
     note = decision_notice(world)
     assert (note.payload["status"], note.payload["billed_amount"]) == ("billed", "15.00")

@@ -216,7 +216,7 @@ class Command(BaseCommand):
 
     def _customers(self, first: Tenant, second: Tenant) -> list[tuple[User, str]]:
         """The portal's demo logins, made members through the service (audited)."""
-        customers = []
+        customers: list[tuple[User, str]] = []
         for username, role in CUSTOMER_LOGINS:
             user = self._user(username, CUSTOMER_PASSWORD, staff=False)
             if not Membership.objects.filter(user=user, tenant=first).exists():
