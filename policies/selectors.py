@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import F, Q
+from django.db.models import Q
 
 from metering.models import Balance, Channel
 from metering.selectors import balances_by_period
 from policies.models import (
     CohortDefault,
-    FeeSchedule,
     LimitRecommendation,
     LimitRequest,
     LimitRule,
@@ -151,25 +150,6 @@ def restriction_states(*, tenant: Tenant, at: datetime) -> dict[int | None, str]
         if states.get(restriction.channel_id) != "suspended":
             states[restriction.channel_id] = state
     return states
-
-
-def applicable_fee_schedule(
-    *, tenant: Tenant, channel: Channel, at: datetime
-) -> FeeSchedule | None:
-    """The fee schedule that applies at ``at``: in effect and notified to the tenant by
-    then; the tenant's own override before the global default, the newest first."""
-    return (
-        FeeSchedule.objects.filter(
-            Q(tenant=tenant) | Q(tenant__isnull=True),
-            channel=channel,
-            effective_from__lte=at,
-            notices__tenant=tenant,
-            notices__notified_at__lte=at,
-        )
-        .order_by(F("tenant_id").asc(nulls_last=True), "-effective_from", "-pk")
-        .prefetch_related("tiers")
-        .first()
-    )
 
 
 # How many of a tenant's limit requests its portal page lists (newest first).

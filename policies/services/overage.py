@@ -134,7 +134,12 @@ def overage_charge_finalize(
     charge.finalized_at = now
     charge.save(update_fields=["finalized_at"])
     threshold = settings.OVERAGE_AUTO_BILL_BELOW
-    if charge.action == Action.CHARGE_OVERAGE and charge.amount < threshold:
+    if charge.units == charge.carried_units:
+        # Nothing left to charge (credits added later covered the overage, or all of it
+        # was carried): settled at 0.00, so it waits in no one's queue; 0.00 is not told.
+        _decide(charge, "bill", None, "Automatically settled: no overage left to charge",
+                None, now, announce=announce)  # fmt: skip
+    elif charge.action == Action.CHARGE_OVERAGE and charge.amount < threshold:
         _decide(charge, "bill", None, f"Automatically billed: below {threshold} {charge.currency}",
                 None, now, announce=announce)  # fmt: skip
     return charge

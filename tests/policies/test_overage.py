@@ -185,3 +185,22 @@ def test_the_charge_follows_overage_down_to_zero_after_credits_are_added(
     evaluate_pending()
     charged.refresh_from_db()
     assert (charged.units, charged.amount, charged.status) == (0, Decimal("0.00"), "pending")
+
+
+def test_a_charge_with_nothing_left_to_charge_is_settled_at_close_without_a_message(
+    world: World, charged: OverageCharge
+):
+    """Under notify_only nothing is billed automatically, but a charge whose overage was
+    covered later has nothing to decide: the close settles it at 0.00 and tells no one."""
+    from notifications.models import Notification
+    from policies.services.evaluate import evaluate_pending
+
+    set_rule(world.alpha, "sms", included_units=300, action="notify_only")
+    evaluate_pending()
+    finalized = overage_charge_finalize(charge=charged)
+    assert (finalized.units, finalized.status, finalized.billed_amount) == (
+        0,
+        "billed",
+        Decimal("0.00"),
+    )
+    assert not Notification.objects.filter(kind="overage_decided").exists()
