@@ -169,3 +169,10 @@ def test_the_page_takes_a_fixed_number_of_queries(terms, staff, count, django_as
     # notifications beside the menu
     with django_assert_num_queries(7):
         assert client.get(URL).status_code == 200
+
+
+def test_a_decision_in_the_notifications_links_to_the_requests(terms, staff):
+    limit_request_decline(limit_request=request_of(terms.alpha), customer_reason="no", actor=staff)
+    response = terms.client(terms.viewer).get("/notifications/")
+    assert "SMS: your limit request is declined" in text(response)
+    assert f'href="{URL}"' in response.content.decode()
