@@ -12,7 +12,14 @@ import pytest
 from django.db import OperationalError, connection, transaction
 
 from metering import sql as metering_sql
-from metering.models import Balance, BillingPeriod, Channel, LedgerEntry, UsageEvent
+from metering.models import (
+    Balance,
+    BillingPeriod,
+    Channel,
+    LedgerEntry,
+    UsageEvent,
+    UsageRollup,
+)
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import (
     period_bounds,
@@ -38,6 +45,11 @@ def _all_statements() -> dict[str, str]:
         "read": metering_sql.balance_read_cte(channel_id="1", period_id="2"),
         "authorization": metering_sql.authorization_insert_cte(source="decided"),
         "hold": metering_sql.hold_entry_insert_cte(source="auth"),
+        "rollups add": metering_sql._usage_rollups_add(),
+        "rollups drop": metering_sql._usage_rollups_drop(),
+        "rollups rebuild": metering_sql._usage_rollups_rebuild(),
+        "rollups read": metering_sql._usage_rollups_read(),
+        "events lock": metering_sql._usage_events_lock(),
     }
 
 
@@ -53,6 +65,11 @@ def test_statements_name_tables_from_the_models_and_bind_every_value():
         "read": Balance,
         "authorization": metering_sql.Authorization,
         "hold": LedgerEntry,
+        "rollups add": UsageRollup,
+        "rollups drop": UsageRollup,
+        "rollups rebuild": UsageRollup,
+        "rollups read": UsageRollup,
+        "events lock": UsageEvent,
     }
     for name, sql in statements.items():
         assert tables[name]._meta.db_table in sql, name
@@ -202,3 +219,30 @@ def test_the_orm_path_takes_the_periods_and_the_period_of_a_balance(booked, orm_
         )
         assert periods["2026-11"].pk == balance.period_id
         assert period_lock_of_balance(balance_id=balance.pk).pk == balance.period_id
+
+
+def test_rollups_add_twice_sums_and_the_read_takes_spans_and_raw_windows(db):
+    tenant = TenantFactory.create(slug="rollups")
+    sms = Channel.objects.get(code="sms")
+    with transaction.atomic():
+        for _ in range(2):
+            metering_sql.usage_rollups_add(
+                tenant_id=tenant.pk,
+                channel_ids=[sms.pk, sms.pk],
+                slot_seconds=[900, 3600],
+                slot_starts=[NOW, NOW],
+                quantities=[4, 4],
+                event_counts=[1, 1],
+            )
+    rows = UsageRollup.objects.for_tenant(tenant).order_by("slot_seconds")
+    assert [(r.slot_seconds, r.quantity, r.event_count) for r in rows] == [
+        (900, 8, 2),
+        (3600, 8, 2),
+    ]
+    read = metering_sql.usage_rollups_read(
+        tenant_id=tenant.pk,
+        channel_ids=[sms.pk],
+        slots=[(3600, NOW, NOW.replace(hour=13), 0), (900, NOW, NOW.replace(minute=15), 1)],
+        raw=[(NOW, NOW.replace(minute=1), 2)],
+    )
+    assert sorted(read) == [(0, sms.pk, 8), (1, sms.pk, 8)]
