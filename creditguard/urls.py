@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing import apis as billing_apis
 from creditguard import views
 from metering import apis as metering_apis
 from notifications import apis as notifications_apis
@@ -37,6 +38,10 @@ api_v1 = [
         "webhook-endpoints/<uuid:endpoint_id>",
         notifications_apis.WebhookEndpointApi.as_view(),
         name="webhook-endpoint",
+    ),
+    path("billing/export", billing_apis.BillingExportApi.as_view(), name="billing-export"),
+    path(
+        "billing/line-items", billing_apis.BillingLineItemsApi.as_view(), name="billing-line-items"
     ),
     path("topup-offers", policies_apis.TopUpOffersApi.as_view(), name="topup-offers"),
     path("policy", policies_apis.PolicyApi.as_view(), name="policy"),

@@ -53,6 +53,9 @@ REFUSED_THOUGH_VALID_BY_SCHEMA = {
     "notifications_list": [400],
     "topup_offers_list": [400],
     "webhook_endpoints_list": [400],
+    # a period is YYYY-MM; a tenant key may name only its own tenant (else 404)
+    "billing_export": [400, 404],
+    "billing_line_items": [400, 404],
     # a URL the service refuses (e.g. one urlsplit cannot take apart)
     "webhook_endpoints_create": [400],
 }

@@ -16,7 +16,7 @@ from creditguard.api.fields import instant_parse
 
 
 class NewestFirstCursorPagination(CursorPagination):
-    ordering = ("-created_at", "-pk")
+    ordering: tuple[str, ...] = ("-created_at", "-pk")
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
@@ -24,14 +24,18 @@ class NewestFirstCursorPagination(CursorPagination):
     def decode_cursor(self, request: Request) -> Cursor | None:
         """The cursor, or 400 ``invalid cursor``: DRF answers a malformed one with 404,
         and passes the position it carries to the query unchecked; it must be an
-        instant, as the ``created_at`` it was made from."""
+        instant, as the ``created_at`` it was made from (``position_check``)."""
         try:
             cursor: Cursor | None = super().decode_cursor(request)
             if cursor is not None and cursor.position is not None:
-                instant_parse(str(cursor.position))
+                self.position_check(str(cursor.position))
         except (NotFound, ValueError):
             raise ValidationError({self.cursor_query_param: ["invalid cursor"]}) from None
         return cursor
+
+    def position_check(self, position: str) -> None:
+        """Raise ``ValueError`` unless ``position`` is one this ordering writes."""
+        instant_parse(position)
 
     def get_page_size(self, request: Request) -> int:
         """``page_size`` is a whole number from 1 (above ``max_page_size``, that many);
