@@ -161,9 +161,9 @@ JOIN {p.db_table} AS p
     body = f"""
 `python -m bench.usage`: one tenant (Europe/Berlin) with {loaded:,} events over the last
 year (three channels; loaded by SQL in {load_seconds:.0f} s), their rollups rebuilt by
-`usage_rollups_rebuild` in {backfill_seconds:.1f} s ({slots:,} quarter-hour slots, the backfill
-an existing installation runs once in migration `metering` 0009). `GET /api/v1/usage`
-through the Django test client (server time, authentication included), median of
+`usage_rollups_rebuild` in {backfill_seconds:.1f} s ({slots:,} rows of quarter hours, hours
+and days; the backfill an existing installation runs once in migration `metering` 0009).
+`GET /api/v1/usage` through the Django test client (server time, authentication included), median of
 {args.repeat} after a warm-up; the floor is the same requests on the empty database, in the
 same run. The last column sums the same totals from the events, as GET /usage did before.
 
