@@ -31,4 +31,5 @@ NAV: list[NavItem] = [
     NavItem("portal:limit_requests", _("Limit requests")),
     NavItem("portal:developers", _("Developers")),
     NavItem("portal:policy", _("Fair use policy")),
+    NavItem("portal:team", _("Team")),
 ]

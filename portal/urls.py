@@ -12,6 +12,7 @@ from portal.views import (
     notifications,
     overview,
     policy,
+    team,
 )
 
 app_name = "portal"
@@ -69,4 +70,14 @@ urlpatterns = [
         name="delivery_retry",
     ),
     path("policy/", policy.policy, name="policy"),
+    path("team/", team.team, name="team"),
+    path("team/invite/", team.invite, name="invite"),
+    path("team/members/<int:membership_id>/role/", team.member_role, name="member_role"),
+    path("team/members/<int:membership_id>/remove/", team.member_remove, name="member_remove"),
+    path(
+        "team/invitations/<int:invitation_id>/withdraw/",
+        team.invitation_withdraw,
+        name="invitation_withdraw",
+    ),
+    path("invitations/<str:token>/", team.invitation, name="invitation"),
 ]
