@@ -167,6 +167,18 @@ class DecisionForm(ReasonForm):
         decimal_places=2,
         help_text="For a partial waiver: the amount waived.",
     )
+    reason = forms.CharField(
+        label="Internal reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="For the audit trail and staff; never sent to the tenant.",
+    )
+    customer_reason = forms.CharField(
+        label="Reason sent to the tenant",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Sent to the tenant as written, with the decision and its amounts (e-mail, "
+        "in-app notification, webhooks); empty: the decision is told without a reason.",
+    )
 
 
 class RestrictForm(ReasonForm):

@@ -113,5 +113,6 @@ class OverageChargeAdmin(admin.ModelAdmin):
             decision=data["decision"],
             waived_amount=data["waived_amount"],
             reason=data["reason"],
+            customer_reason=data["customer_reason"].strip(),
             actor=staff_user(request),
         )

@@ -367,3 +367,29 @@ def test_a_missing_tenant_is_404_not_500(world: World):
     client = staff(superuser=True)
     for name in ("policies_tenant_limit", "policies_tenant_restrict", "policies_tenant_reduce"):
         assert client.get(reverse(f"admin:{name}", args=[999999])).status_code == 404
+
+
+def test_a_decision_sends_the_customer_reason_and_keeps_the_internal_one(final_charge):
+    from notifications.models import Notification
+
+    response = decide(
+        staff("Billing"),
+        [final_charge],
+        decision="waive",
+        reason="Key account, churn risk",
+        customer_reason="A one-time courtesy for your launch week.",
+    )
+    assert response.status_code == 302
+    note = Notification.objects.get(kind="overage_decided")
+    assert note.payload["reason"] == "A one-time courtesy for your launch week."
+    assert "churn" not in str(note.payload)
+    assert AuditEntry.objects.get(action="overage.waive").reason == "Key account, churn risk"
+
+
+def test_the_decision_form_says_which_reason_is_sent(final_charge):
+    page = staff("Billing").post(
+        reverse("admin:policies_overagecharge_changelist"),
+        {"action": "decide", "_selected_action": [final_charge.pk]},
+    )
+    text = page.content.decode()
+    assert "Internal reason" in text and "Reason sent to the tenant" in text
