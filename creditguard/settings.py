@@ -184,6 +184,8 @@ if PRODUCTION:
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # The portal's language choice (set_language) rides on HTTPS only as well.
+    LANGUAGE_COOKIE_SECURE = True
 
 # --- Transport security -----------------------------------------------------------
 

@@ -13,7 +13,9 @@ from django.views.decorators.http import require_POST
 
 from creditguard.errors import NotFound, ServiceError
 from creditguard.locale_format import money_text, number_text
+from policies.models import LimitRule
 from policies.services.topups import topup_offer_accept
+from policies.terms import Terms
 from portal.access import ACT, member_required
 from portal.layout import render_page
 from portal.overview import overview_for
@@ -27,16 +29,24 @@ def overview(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "row": row,
-            "past_limit": past_limit_text(
-                action=row.rule.action,
-                restrict_units=row.rule.restrict_units,
-                restrict_window=row.rule.restrict_window,
-                language=language,
-            ),
+            "past_limit": _past_limit(row.rule, language),
+            # Each announced version with what would then happen past the limit.
+            "scheduled": [
+                {"rule": rule, "past_limit": _past_limit(rule, language)} for rule in row.scheduled
+            ],
         }
         for row in data.channels
     ]
     return render_page(request, "portal/overview.html", {"overview": data, "rows": rows})
+
+
+def _past_limit(terms: Terms | LimitRule, language: str) -> str:
+    return past_limit_text(
+        action=terms.action,
+        restrict_units=terms.restrict_units,
+        restrict_window=terms.restrict_window,
+        language=language,
+    )
 
 
 @require_POST

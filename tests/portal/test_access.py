@@ -121,3 +121,16 @@ def test_the_support_contact_is_on_every_page(people, settings):
     for path in ("/dashboard/", "/policy/"):
         assert settings.SUPPORT_CONTACT in client.get(path).content.decode()
     assert settings.SUPPORT_CONTACT in Client().get("/login/").content.decode()
+
+
+def test_production_sends_the_portals_cookies_over_https_only():
+    from tests.test_settings import REDIS, SECRET, WEBHOOK_KEYS, manage
+
+    result = manage(
+        "shell", "-c",
+        "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, "
+        "s.CSRF_COOKIE_SECURE, s.LANGUAGE_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY)",
+        CREDITGUARD_ENV="production", SECRET_KEY=SECRET, REDIS_URL=REDIS,
+        WEBHOOK_SECRET_KEYS=WEBHOOK_KEYS, ALLOWED_HOSTS="example.com",
+    )  # fmt: skip
+    assert result.stdout.split()[-4:] == ["True", "True", "True", "True"], result.stderr
