@@ -207,6 +207,18 @@ class RestrictForm(ReasonForm):
 class ReduceForm(ReasonForm):
     channel = forms.ModelChoiceField(queryset=Channel.objects.filter(active=True))
     units = forms.IntegerField(min_value=1, help_text="Unused credits of this period to take away.")
+    reason = forms.CharField(
+        label="Internal reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="For the audit trail and staff; never sent to the tenant.",
+    )
+    customer_reason = forms.CharField(
+        label="Reason sent to the tenant",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The tenant is told of every reduction (e-mail, in-app notification, "
+        "webhooks), with this reason as written; empty: told without a reason.",
+    )
 
 
 class OfferForm(forms.Form):

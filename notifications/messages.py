@@ -217,6 +217,20 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
             _("Fair use policy %(version)s takes effect on %(date)s. Please read it and "
               "acknowledge it in your dashboard.") % policy
         ]  # fmt: skip
+    if kind == K.CREDITS_REDUCED:
+        reduced = {
+            **figures,
+            "reduced": w.number("reduced_units"),
+            "before": w.number("available_before"),
+            "after": w.number("available"),
+        }
+        lines = [
+            _("We have reduced your %(channel)s credits for %(period)s by %(reduced)s units, "
+              "from %(before)s to %(after)s (unit: %(unit)s).") % reduced
+        ]  # fmt: skip
+        if p.get("reason"):
+            lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
+        return _("%(channel)s: your credits are reduced") % figures, lines
     if kind == K.WEBHOOK_TEST:
         return _("Test event from CreditGuard"), [
             _("This test event checks that your webhook endpoint receives and verifies "

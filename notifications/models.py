@@ -33,6 +33,7 @@ class Notification(models.Model):
         LIMIT_REQUEST_APPROVED = "limit_request_approved", "Limit request approved"
         LIMIT_REQUEST_DECLINED = "limit_request_declined", "Limit request declined"
         WEBHOOK_TEST = "webhook_test", "Webhook test event"
+        CREDITS_REDUCED = "credits_reduced", "Credits reduced"
 
     public_id = models.UUIDField(unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")

@@ -181,6 +181,7 @@ class TenantPages(admin.ModelAdmin):
                     channel=data["channel"],
                     units=data["units"],
                     reason=data["reason"],
+                    customer_reason=data["customer_reason"],
                     actor=staff_user(request),
                 )
             except ServiceError as exc:

@@ -310,10 +310,13 @@ def credits_reduce(
     units: int,
     reason: str,
     actor: User | None,
+    customer_reason: str = "",
     now: datetime | None = None,
 ) -> int:
     """Reduce the current period's available credits (policy § 5) by up to ``units``
-    undrawn units, audited. Returns the units reduced; refuses more than are undrawn."""
+    undrawn units, audited, and tell the tenant (with ``customer_reason`` if given; the
+    internal ``reason`` stays in the audit trail). Returns the units reduced; refuses
+    more than are undrawn."""
     now = now or timezone.now()
     if not reason or not reason.strip():
         raise InvalidInput("A reduction needs a reason.")
@@ -331,7 +334,7 @@ def credits_reduce(
     reduced = credits_reduce_locked(
         balance=balance, units=units, reason=reason.strip(), actor=actor, now=now
     )
-    audit_record(
+    entry = audit_record(
         actor=actor,
         action="credits.reduce",
         tenant=tenant,
@@ -341,6 +344,18 @@ def credits_reduce(
         reason=reason.strip(),
         now=now,
     )
+    notify(
+        tenant=tenant,
+        kind=Notification.Kind.CREDITS_REDUCED,
+        dedupe_key=f"credits_reduced:{entry.pk}",  # one message per reduction
+        payload={
+            "channel": channel.code, "channel_name": channel.name, "unit": channel.unit,
+            "period": period.label, "reduced_units": reduced,
+            "available_before": before["available"], "available": balance.available,
+            "used": balance.used, "reason": customer_reason.strip(),
+        },
+        now=now,
+    )  # fmt: skip
     return reduced
 
 

@@ -176,6 +176,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
             },
         ],
     },
+    K.CREDITS_REDUCED: {
+        **CALL,
+        "period": "2026-11",
+        "reduced_units": 500,
+        "available_before": 2000,
+        "available": 1500,
+        "used": 1200,
+        "reason": "Nutzung außerhalb der Vereinbarung",
+    },
     K.WEBHOOK_TEST: {
         "endpoint": "5f0c2a8e-1d7b-4c8e-9a51-3b1f2e4d6c7a",
         "url": "https://hooks.example.com/creditguard",

@@ -171,6 +171,21 @@ def test_reduce_credits_is_audited_and_refuses_more_than_unused(world: World):
     assert AuditEntry.objects.filter(action="credits.reduce").get().after["reduced"] == 60
 
 
+def test_a_reduction_is_told_to_the_tenant_with_the_reason_written_for_it(world: World):
+    world.alice_api.ingest([event("e", channel="sms", quantity=1500)])
+    credits_reduce(
+        tenant=world.alpha, channel=sms(), units=300, reason="fraud suspicion, ticket 88",
+        customer_reason="Unusual traffic from your account.", actor=None,
+    )  # fmt: skip
+    note = Notification.objects.get(tenant=world.alpha, kind="credits_reduced")
+    assert (note.payload["reduced_units"], note.payload["available_before"]) == (300, 2000)
+    assert (note.payload["available"], note.payload["reason"]) == (
+        1700,
+        "Unusual traffic from your account.",
+    )
+    assert "fraud" not in str(note.payload)
+
+
 def test_set_limit_command_goes_through_the_same_service(world: World, settings):
     settings.LIMIT_NOTICE_DAYS = 14
     out = StringIO()
