@@ -23,7 +23,7 @@ def test_a_member_resets_the_password_by_the_link_in_the_email(people, settings)
     assert (
         message.to == [people.owner.email] and "Reset your CreditGuard password" in message.subject
     )
-    link = re.search(r"http://testserver(/password-reset/\S+/)", message.body).group(1)
+    link = re.search(r"http://testserver(/password-reset/\S+/)", str(message.body)).group(1)
     form = client.get(link, follow=True)
     assert form.status_code == 200 and "Choose a new password" in form.content.decode()
     done = client.post(
