@@ -159,3 +159,10 @@ def test_in_german(people):
     people.alpha.save()
     body = text(people.client(people.owner).get("/team/"))
     assert "Jemanden einladen" in body
+
+
+@pytest.mark.parametrize("path", ["/team/", "/credits/"])
+def test_anonymous_people_log_in_first_and_staff_who_are_no_members_are_refused(people, path):
+    response = Client().get(path)
+    assert response.status_code == 302 and response["Location"] == f"/login/?next={path}"
+    assert people.client(people.staff).get(path).status_code == 403
