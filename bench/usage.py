@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import recreate_database, server_env, write_section
+from bench.common import bench_database_url, recreate_database, server_env, write_section
 
 
 def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
@@ -40,8 +40,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time again on the history an earlier run loaded (the floor: a tenant without "
+        "events in the same database, not an empty database)",
+    )
     args = parser.parse_args()
-    url = recreate_database()
+    url = bench_database_url() if args.reuse else recreate_database()
     os.environ.update(server_env(url))
     os.environ["ALLOWED_HOSTS"] = "testserver"
     import django
@@ -52,15 +58,25 @@ def main() -> None:
     from django.db.models.functions import TruncDay, TruncMonth
     from django.test import Client
 
-    from metering.models import BillingPeriod, Channel, UsageEvent
+    from metering.models import BillingPeriod, Channel, UsageEvent, UsageRollup
     from metering.services.periods import period_bounds, period_get_or_open
     from metering.services.rollups import usage_rollups_rebuild
-    from tenants.models import Scope
+    from tenants.models import Scope, Tenant
     from tenants.services import api_key_create, tenant_create
 
-    tenant = tenant_create(slug="history", name="History", time_zone="Europe/Berlin")
+    if args.reuse:
+        tenant = Tenant.objects.get(slug="history")
+        floor_tenant = tenant_create(
+            slug=f"empty-{int(time.time())}", name="Empty", time_zone="Europe/Berlin"
+        )
+    else:
+        tenant = floor_tenant = tenant_create(
+            slug="history", name="History", time_zone="Europe/Berlin"
+        )
     key = api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_READ]).raw_key
     client = Client(headers={"authorization": f"Bearer {key}"})
+    floor_key = api_key_create(tenant=floor_tenant, name="bench", scopes=[Scope.USAGE_READ])
+    floor_client = Client(headers={"authorization": f"Bearer {floor_key.raw_key}"})
     now = datetime.now(UTC)
     this_month = period_bounds(tenant=tenant, at=now)
     last_month = period_bounds(tenant=tenant, at=this_month.starts_at - timedelta(days=1))
@@ -74,9 +90,9 @@ def main() -> None:
         "twelve months by month": {"granularity": "month", "from": year_ago.isoformat()},
     }
 
-    def get(params: dict[str, str]) -> Callable[[], Any]:
+    def get(params: dict[str, str], on: Any = client) -> Callable[[], Any]:
         def call() -> Any:
-            response = client.get("/api/v1/usage", params)
+            response = on.get("/api/v1/usage", params)
             assert response.status_code == 200, response.content
             return response.json()
 
@@ -104,49 +120,62 @@ def main() -> None:
 
         return call
 
-    floor = {name: timed(get(params), args.repeat) for name, params in queries.items()}
+    def load_history(count: int) -> tuple[int, int, float, float]:
+        """A year of events up to now, three channels, in the tenant's periods, by SQL;
+        then their rollups. (events, rollup rows, load seconds, backfill seconds)."""
+        periods = []
+        at = now
+        while at > now - timedelta(days=380):
+            periods.append(
+                period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=at))
+            )
+            at = periods[-1].starts_at - timedelta(days=1)
+        codes = ["email", "sms", "call"]
+        ids = {c.code: c.pk for c in Channel.objects.filter(code__in=codes)}
+        e, p = UsageEvent._meta, BillingPeriod._meta
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+    INSERT INTO {e.db_table}
+        (tenant_id, channel_id, period_id, client_event_id, quantity, occurred_at, metadata,
+         content_hash, batch_id, received_at)
+    SELECT %(tenant)s, (%(channels)s::bigint[])[1 + g.n %% 3], p.id, 'h' || g.n, 1 + g.n %% 5,
+           g.at, '{{}}'::jsonb, repeat('0', 64), '00000000-0000-0000-0000-000000000000', g.at
+    FROM (SELECT n, %(now)s - n * (%(span)s::interval / %(count)s) AS at
+          FROM generate_series(1, %(count)s) AS n) AS g
+    JOIN {p.db_table} AS p
+      ON p.tenant_id = %(tenant)s AND g.at >= p.starts_at AND g.at < p.ends_at
+    """,
+                {
+                    "tenant": tenant.pk,
+                    "channels": [ids[code] for code in codes],
+                    "now": now,
+                    "span": "365 days",
+                    "count": count,
+                },
+            )
+            loaded = cursor.rowcount
+        load_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        slots = usage_rollups_rebuild(tenant=tenant)
+        backfill_seconds = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {e.db_table}")
+            cursor.execute("VACUUM ANALYZE metering_usagerollup")
 
-    # The history: a year of events up to now, three channels, in the tenant's periods.
-    periods = []
-    at = now
-    while at > now - timedelta(days=380):
-        periods.append(
-            period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=at))
-        )
-        at = periods[-1].starts_at - timedelta(days=1)
-    codes = ["email", "sms", "call"]
-    ids = {c.code: c.pk for c in Channel.objects.filter(code__in=codes)}
-    e, p = UsageEvent._meta, BillingPeriod._meta
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-INSERT INTO {e.db_table}
-    (tenant_id, channel_id, period_id, client_event_id, quantity, occurred_at, metadata,
-     content_hash, batch_id, received_at)
-SELECT %(tenant)s, (%(channels)s::bigint[])[1 + g.n %% 3], p.id, 'h' || g.n, 1 + g.n %% 5,
-       g.at, '{{}}'::jsonb, repeat('0', 64), '00000000-0000-0000-0000-000000000000', g.at
-FROM (SELECT n, %(now)s - n * (%(span)s::interval / %(count)s) AS at
-      FROM generate_series(1, %(count)s) AS n) AS g
-JOIN {p.db_table} AS p
-  ON p.tenant_id = %(tenant)s AND g.at >= p.starts_at AND g.at < p.ends_at
-""",
-            {
-                "tenant": tenant.pk,
-                "channels": [ids[code] for code in codes],
-                "now": now,
-                "span": "365 days",
-                "count": args.events,
-            },
-        )
-        loaded = cursor.rowcount
-    load_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    slots = usage_rollups_rebuild(tenant=tenant)
-    backfill_seconds = time.perf_counter() - started
-    with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {e.db_table}")
-        cursor.execute("VACUUM ANALYZE metering_usagerollup")
+        return loaded, slots, load_seconds, backfill_seconds
+
+    floor = {
+        name: timed(get(params, floor_client), args.repeat) for name, params in queries.items()
+    }
+    if args.reuse:
+        loaded = UsageEvent.objects.for_tenant(tenant).count()
+        slots = UsageRollup.objects.for_tenant(tenant).count()
+        load_seconds: float | None = None
+        backfill_seconds: float | None = None
+    else:
+        loaded, slots, load_seconds, backfill_seconds = load_history(args.events)
 
     loaded_times = {name: timed(get(params), args.repeat) for name, params in queries.items()}
     raw_times = {name: timed(from_events(params), 3) for name, params in queries.items()}
@@ -158,16 +187,27 @@ JOIN {p.db_table} AS p
         f"| {raw_times[name][0]:.0f} ms |"
         for name in queries
     )
+    how = (
+        f"loaded by SQL in {load_seconds:.0f} s), their rollups rebuilt by "
+        f"`usage_rollups_rebuild` in {backfill_seconds:.1f} s ({slots:,} rows of quarter hours, "
+        "hours and days; the backfill an existing installation runs once in migration "
+        "`metering` 0009)"
+        if load_seconds is not None and backfill_seconds is not None
+        else f"loaded by an earlier run, `--reuse`; {slots:,} rollup rows)"
+    )
+    floor_is = (
+        "a tenant without events in the same database (`--reuse`)"
+        if args.reuse
+        else "the empty database"
+    )
     body = f"""
 `python -m bench.usage`: one tenant (Europe/Berlin) with {loaded:,} events over the last
-year (three channels; loaded by SQL in {load_seconds:.0f} s), their rollups rebuilt by
-`usage_rollups_rebuild` in {backfill_seconds:.1f} s ({slots:,} rows of quarter hours, hours
-and days; the backfill an existing installation runs once in migration `metering` 0009).
-`GET /api/v1/usage` through the Django test client (server time, authentication included), median of
-{args.repeat} after a warm-up; the floor is the same requests on the empty database, in the
-same run. The last column sums the same totals from the events, as GET /usage did before.
+year (three channels; {how}. `GET /api/v1/usage` through the Django test client (server
+time, authentication included), median of {args.repeat} after a warm-up; the floor is the same
+requests on {floor_is}, in the same run. The last column sums the same totals from the
+events, as GET /usage did before rollups.
 
-| request | empty database | {loaded:,} events | ratio | from the events |
+| request | floor | {loaded:,} events | ratio | from the events |
 |---|---:|---:|---:|---:|
 {rows}
 
