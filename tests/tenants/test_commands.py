@@ -15,7 +15,7 @@ from metering.models import Balance, BillingPeriod, LedgerEntry, UsageEvent
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import grace, period_bounds
 from notifications.models import Delivery, Notification
-from policies.models import OverageCharge
+from policies.models import LimitRequest, OverageCharge
 from policies.services.evaluate import evaluate_pending
 from tenants.models import ApiKey, Tenant
 from tenants.services import tenant_create
@@ -115,6 +115,11 @@ def test_seed_demo_is_safe_to_run_twice(db):
         LedgerEntry.objects.count(),
         Balance.objects.count(),
     )
+    # One open limit request of the first tenant, in the console's queue.
+    request = LimitRequest.objects.get()
+    assert (request.status, request.channel.code, request.requested_by.username) == (
+        "open", "sms", "customer",
+    )  # fmt: skip
 
 
 def test_seed_demo_finalises_the_charges_of_the_periods_it_closes(db):

@@ -24,9 +24,11 @@ from metering.models import Channel, UsageEvent
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import month_bounds, period_bounds
 from notifications.services.notify import history_recorded
-from policies.models import FeeSchedule, LimitRecommendation, TopUpPack
+from policies.models import FeeSchedule, LimitRecommendation, LimitRequest, TopUpPack
+from policies.selectors import effective_rule
 from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
+from policies.services.limit_requests import limit_request_create
 from policies.services.recommend import recommendations_compute
 from tenants.models import ApiKey, Membership, Scope, Tenant
 from tenants.services import api_key_create, membership_add, tenant_create
@@ -107,6 +109,7 @@ class Command(BaseCommand):
         key_line = self._demo_key(first, customers[0][0])
         if not LimitRecommendation.objects.exists():
             recommendations_compute(now=now)
+        self._limit_request(first, customers[0][0], now)
 
         self.stdout.write(
             f"Demo ready: {len(TENANTS)} tenants ({created_tenants} new), "
@@ -213,6 +216,19 @@ class Command(BaseCommand):
                 )
                 recorded += result.accepted
         return recorded
+
+    def _limit_request(self, tenant: Tenant, owner: User, now: datetime) -> None:
+        """An open limit request of the first tenant (once), for the staff console's queue
+        and the portal's list, through the service the portal uses (audited)."""
+        if LimitRequest.objects.for_tenant(tenant).exists():
+            return
+        sms = Channel.objects.get(code="sms")
+        current = effective_rule(tenant=tenant, channel=sms, at=now).included_units
+        limit_request_create(
+            tenant=tenant, channel=sms, included_units=current * 2,
+            expected_volume=current * 2 - current // 10, requested_by=owner, now=now,
+            reason="Our spring campaign doubles the appointment reminders by SMS until June.",
+        )  # fmt: skip
 
     def _customers(self, first: Tenant, second: Tenant) -> list[tuple[User, str]]:
         """The portal's demo logins, made members through the service (audited)."""
