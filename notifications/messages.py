@@ -9,24 +9,17 @@ payload carries per language (``channel_labels``, added when the notification is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from creditguard.locale_format import (
-    day_text,
-    instant_text,
-    money_text,
-    number_text,
-    percent_text,
-    period_text,
-)
+from notifications import phrases
 from notifications.models import Notification
+from notifications.writer import Writer
 
 K = Notification.Kind
 
@@ -50,89 +43,6 @@ class Message:
         }
 
 
-# What a figure that does not read as one raises (decimal's InvalidOperation included).
-_UNREADABLE = (ArithmeticError, ValueError, TypeError)
-
-
-@dataclass(frozen=True)
-class _Writer:
-    """Formats a payload's figures for one language and time zone. A figure the payload
-    lacks or that does not read as one is shown as written, never an error: the in-app
-    list renders every stored notification, whatever its age or producer."""
-
-    p: dict[str, Any]
-    language: str
-    tz: tzinfo
-    notified_at: datetime
-
-    def number(self, key: str) -> str:
-        return self.number_of(self.p.get(key))
-
-    def number_of(self, value: Any) -> str:
-        try:
-            return number_text(value if value is not None else 0, language=self.language)
-        except _UNREADABLE:
-            return str(value)
-
-    def percent(self, key: str) -> str:
-        value = self.p.get(key) or 0
-        try:
-            return percent_text(value, language=self.language)
-        except _UNREADABLE:
-            return str(value)
-
-    def money(self, amount: Any, currency: str, *, exact: bool = False) -> str:
-        try:
-            return money_text(amount, currency, language=self.language, exact=exact)
-        except _UNREADABLE:
-            return f"{amount} {currency}".strip()
-
-    def instant(self, value: Any, *, midnight_as_day: bool = False) -> str:
-        """An ISO instant in words with its time; "" if there is none that reads."""
-        if not value:
-            return ""
-        try:
-            return instant_text(
-                value if isinstance(value, datetime) else str(value),
-                language=self.language, tz=self.tz, midnight_as_day=midnight_as_day,
-            )  # fmt: skip
-        except _UNREADABLE:
-            return ""
-
-    def effective(self, key: str) -> str:
-        """When a change takes effect: its instant, else the moment it was notified (a
-        change takes effect no earlier than its notice)."""
-        return self.instant(self.p.get(key), midnight_as_day=True) or self.instant(
-            self.notified_at, midnight_as_day=True
-        )
-
-    def day(self, key: str) -> str:
-        try:
-            return day_text(str(self.p[key]), language=self.language) if self.p.get(key) else ""
-        except _UNREADABLE:
-            return ""
-
-    def label(self, part: str) -> str:
-        """The channel's name or unit in this language."""
-        labels = (self.p.get("channel_labels") or {}).get(self.language) or {}
-        fallback = self.p.get("channel_name") or self.p.get("channel") or ""
-        return str(labels.get(part) or (fallback if part == "name" else self.p.get("unit", "")))
-
-    def figures(self) -> dict[str, str]:
-        p = self.p
-        return {
-            "channel": self.label("name"),
-            "unit": self.label("unit"),
-            "used": self.number("used"),
-            "available": self.number("available"),
-            "overage": self.number("overage_units"),
-            "percent": self.percent("percent"),
-            "threshold": self.percent("threshold"),
-            "period": period_text(str(p.get("period", "")), language=self.language),
-            "date": self.day("limit_reached_on"),
-        }
-
-
 def render_message(
     notification: Notification, *, language: str, time_zone: tzinfo | None = None
 ) -> Message:
@@ -140,12 +50,12 @@ def render_message(
     instants in ``time_zone`` (default: the notification's tenant's)."""
     if time_zone is None:
         time_zone = notification.tenant.tzinfo if notification.tenant_id else UTC
-    writer = _Writer(
+    writer = Writer(
         notification.payload, language, time_zone, notification.created_at or timezone.now()
     )
     with translation.override(language):
         subject, lines = _subject_and_lines(notification.kind, writer)
-        offer = _offer(writer) if isinstance(writer.p.get("offer"), dict) else None
+        offer = phrases.offer(writer) if isinstance(writer.p.get("offer"), dict) else None
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     return Message(
         language=language,
@@ -158,10 +68,10 @@ def render_message(
     )
 
 
-def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
+def _subject_and_lines(kind: str, w: Writer) -> tuple[str, list[str]]:
     p, figures = w.p, w.figures()
     if kind == K.THRESHOLD_WARNING:
-        lines = [_usage_line(figures)]
+        lines = [phrases.usage_line(figures)]
         if figures["date"]:
             lines.append(_("At this rate you reach your limit on %(date)s.") % figures)
         # The level now, not the threshold crossed: one warning covers every threshold
@@ -173,13 +83,13 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         }, lines
     if kind == K.FORECAST_WARNING:
         return _("%(channel)s: at this rate you reach your limit on %(date)s") % figures, [
-            _usage_line(figures),
+            phrases.usage_line(figures),
             _("At this rate you reach your limit on %(date)s.") % figures,
         ]
     if kind == K.LIMIT_REACHED:
         return _("%(channel)s: you have reached your included credits") % figures, [
-            _usage_line(figures),
-            _past_limit(w),
+            phrases.usage_line(figures),
+            phrases.past_limit(w),
         ]
     if kind == K.OVERAGE_FEE_NOTICE:
         return _("%(channel)s: fees may apply to use beyond your credits") % figures, [
@@ -187,7 +97,7 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
               "in %(period)s (unit: %(unit)s). Fees may apply.") % figures
         ]  # fmt: skip
     if kind in (K.RESTRICTION_APPLIED, K.RESTRICTION_LIFTED):
-        return _restriction(kind, w)
+        return phrases.restriction(kind, w)
     if kind == K.TOPUP_BOOKED:
         price = w.money(p.get("price", 0), str(p.get("currency", "")))
         return _("%(channel)s: top-up booked") % figures, [
@@ -197,17 +107,17 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
     if kind == K.TOPUP_OFFER:
         return _("%(channel)s: an offer to top up your credits") % figures, []
     if kind == K.LIMIT_CHANGED:
-        return _("%(channel)s: your limit changes") % figures, _limit_changes(w, figures)
+        return _("%(channel)s: your limit changes") % figures, phrases.limit_changes(w, figures)
     if kind == K.FEE_SCHEDULE_NOTICE:
-        return _fee_schedule(w, figures)
+        return phrases.fee_schedule(w, figures)
     if kind == K.WELCOME:
-        return _welcome(w)
+        return phrases.welcome(w)
     if kind == K.OVERAGE_CARRIED:
-        return _overage_carried(w, figures)
+        return phrases.overage_carried(w, figures)
     if kind == K.OVERAGE_DECIDED:
-        return _overage_decided(w, figures)
+        return phrases.overage_decided(w, figures)
     if kind in (K.LIMIT_REQUEST_APPROVED, K.LIMIT_REQUEST_DECLINED):
-        return _limit_request(kind, w, figures)
+        return phrases.limit_request(kind, w, figures)
     if kind == K.POLICY_CHANGE:
         policy = {
             "version": p.get("version", ""),
@@ -238,311 +148,3 @@ def _subject_and_lines(kind: str, w: _Writer) -> tuple[str, list[str]]:
         ]  # fmt: skip
     # A kind this renderer does not know yet: what its producer wrote.
     return str(p.get("subject") or kind), [str(line) for line in p.get("lines", [])]
-
-
-def _usage_line(figures: dict[str, str]) -> str:
-    return _("You have used %(used)s of %(available)s included units on %(channel)s in "
-             "%(period)s (%(percent)s; unit: %(unit)s).") % figures  # fmt: skip
-
-
-def _limit_changes(w: _Writer, figures: dict[str, str]) -> list[str]:
-    """Each term that changes, before and after, and from when; payloads from before they
-    listed the changes say the included credits and the action past them."""
-    changes = w.p.get("changes")
-    if not isinstance(changes, list) or not changes:
-        return [
-            _("From %(date)s, your %(channel)s credits are %(included)s units per period "
-              "(before: %(before)s; unit: %(unit)s).") % {
-                **figures,
-                "date": w.effective("effective_from"),
-                "included": w.number("included_units"),
-                "before": w.number("before_included_units"),
-            },
-            _past_limit(w),
-        ]  # fmt: skip
-    lines = []
-    for change in changes:
-        if not isinstance(change, dict):
-            continue
-        line = _limit_change(w, figures, change)
-        if line and line not in lines:
-            lines.append(line)
-    if w.p.get("enforcement") and w.p.get("customer_reason"):
-        lines.append(
-            _("This change applies at once as a measure under the fair use policy: %(reason)s")
-            % {"reason": w.p["customer_reason"]}
-        )
-    return lines
-
-
-def _limit_change(w: _Writer, figures: dict[str, str], change: dict[str, Any]) -> str:
-    term, before, after = change.get("term"), change.get("before"), change.get("after")
-    date = w.instant(change.get("effective_from"), midnight_as_day=True) or w.effective(
-        "effective_from"
-    )
-    if term == "included_units":
-        values = {**figures, "date": date, "included": w.number_of(after),
-                  "before": w.number_of(before)}  # fmt: skip
-        return _("From %(date)s, your %(channel)s credits are %(included)s units per period "
-                 "(before: %(before)s; unit: %(unit)s).") % values  # fmt: skip
-    if term == "hard_limit":
-        values = {
-            "date": date,
-            "after": w.number_of(after),
-            "before": _("no ceiling") if before is None else w.number_of(before),
-        }
-        if after is None:
-            return _("From %(date)s, there is no ceiling on use beyond your credits "
-                     "(before: %(before)s).") % values  # fmt: skip
-        return _("From %(date)s, at most %(after)s units beyond your credits can be used "
-                 "(before: %(before)s).") % values  # fmt: skip
-    if term in ("action", "restrict_units", "restrict_window"):
-        return _("From %(date)s: %(rule)s") % {"date": date, "rule": _past_limit(w)}
-    if term == "warning_thresholds" and isinstance(after, list):
-        return _("From %(date)s, we warn you at %(percents)s of your credits.") % {
-            "date": date,
-            "percents": ", ".join(_percent(w, value) for value in after),
-        }
-    if term == "carry_over":
-        if after == "carry":
-            return _("From %(date)s, use beyond your credits is carried into the next "
-                     "period.") % {"date": date}  # fmt: skip
-        return _("From %(date)s, use beyond your credits is no longer carried into the next "
-                 "period.") % {"date": date}  # fmt: skip
-    return ""
-
-
-def _percent(w: _Writer, value: Any) -> str:
-    try:
-        return percent_text(value, language=w.language)
-    except _UNREADABLE:
-        return str(value)
-
-
-def _past_limit(w: _Writer) -> str:
-    """What happens past the included credits, by the rule's action (policy § 5)."""
-    action = w.p.get("action_past_limit")
-    if action == "charge_overage":
-        return _("Further use is charged per unit as your fee schedule sets out.")
-    if action == "restrict":
-        return _("Further use is limited to %(units)s units per %(window)s.") % {
-            "units": w.number("restrict_units"),
-            "window": _window(w.p.get("restrict_window")),
-        }
-    if action == "suspend":
-        return _("Sending on this channel is suspended until your credits reset or you top up.")
-    return _("Further use may be charged; we will tell you before we bill it.")
-
-
-def _window(window: Any) -> str:
-    return _("hour") if window == "hour" else _("day")
-
-
-def _restriction(kind: str, w: _Writer) -> tuple[str, list[str]]:
-    p = w.p
-    named = bool(p.get("channel"))
-    scope = w.label("name") if named else _("all channels")
-    title = {"scope": w.label("name") if named else _("All channels")}
-    if kind == K.RESTRICTION_LIFTED:
-        # Lifted by staff or ended by time ("ended": "expired"), and since when; payloads
-        # from before they said when carry neither.
-        subject = (
-            _("%(scope)s: the restriction has ended")
-            if p.get("ended") == "expired"
-            else _("%(scope)s: the restriction has been lifted")
-        )
-        if when := w.instant(p.get("ended_at")):
-            line = _("Since %(when)s, you can send on %(scope)s again as usual.") % {
-                "scope": scope,
-                "when": when,
-            }
-        else:
-            line = _("You can send on %(scope)s again as usual.") % {"scope": scope}
-        return subject % title, [line]
-    figures = {
-        "scope": scope,
-        "units": w.number("limit_units"),
-        "window": _window(p.get("window")),
-        "until": w.instant(p.get("ends_at")),
-    }
-    suspended = p.get("kind") == "suspend"
-    if suspended and figures["until"]:
-        line = _("Sending on %(scope)s is suspended until %(until)s.") % figures
-    elif suspended:
-        line = _("Sending on %(scope)s is suspended until further notice.") % figures
-    elif figures["until"]:
-        line = _("Sending on %(scope)s is limited to %(units)s units per %(window)s until "
-                 "%(until)s.") % figures  # fmt: skip
-    else:
-        line = _("Sending on %(scope)s is limited to %(units)s units per %(window)s until "
-                 "further notice.") % figures  # fmt: skip
-    lines = [line]
-    if p.get("reason"):
-        lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
-    if suspended:
-        return _("%(scope)s: sending is suspended") % title, lines
-    return _("%(scope)s: sending is limited") % title, lines
-
-
-def _fee_schedule(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
-    p = w.p
-    currency = str(p.get("currency", ""))
-    lines = [
-        _("From %(date)s, use beyond your included %(channel)s credits is charged:")
-        % {**figures, "date": w.effective("effective_from")}
-    ]
-    for up_to, price in p.get("tiers", []):
-        tier = {"price": w.money(price, currency, exact=True)}
-        if up_to is None:
-            lines.append(_("beyond that: %(price)s per unit") % tier)
-        else:
-            lines.append(
-                _("up to %(up_to)s units: %(price)s per unit")
-                % {**tier, "up_to": w.number_of(up_to)}
-            )
-    if p.get("mode") == "volume":
-        lines.append(_("The tier your use in a period reaches prices all its units."))
-    elif p.get("mode") == "graduated":
-        lines.append(_("Each tier prices the units within it."))
-    return _("%(channel)s: fees for use beyond your credits") % figures, lines
-
-
-def _offer(w: _Writer) -> str:
-    offer = w.p["offer"]
-    figures = {
-        "units": w.number_of(offer.get("units")),
-        "price": w.money(offer.get("price", 0), str(offer.get("currency", ""))),
-        "until": w.instant(offer.get("expires_at")),
-    }
-    if figures["until"]:
-        return _("Top up %(units)s units for %(price)s so that your service is not "
-                 "interrupted: accept the offer in your dashboard; it is valid until "
-                 "%(until)s.") % figures  # fmt: skip
-    return _("Top up %(units)s units for %(price)s so that your service is not interrupted: "
-             "accept the offer in your dashboard.") % figures  # fmt: skip
-
-
-def _welcome(w: _Writer) -> tuple[str, list[str]]:
-    """A new tenant's terms per channel and the fees that apply: its notice of them."""
-    lines = []
-    for entry in w.p.get("channels", []):
-        channel = replace(w, p=entry)
-        names = {"channel": channel.label("name"), "unit": channel.label("unit")}
-        hard_limit = entry.get("hard_limit")
-        if hard_limit is None:
-            ceiling = _("no hard ceiling")
-        elif hard_limit == 0:
-            ceiling = _("no use beyond your credits")
-        else:
-            ceiling = _("at most %(units)s units beyond your credits") % {
-                "units": channel.number("hard_limit")
-            }
-        lines.append(
-            _("%(channel)s: %(included)s units included per period (unit: %(unit)s); "
-              "%(ceiling)s.") % {**names, "included": channel.number("included_units"),
-                                 "ceiling": ceiling}
-        )  # fmt: skip
-        lines.append(_past_limit(channel))
-        if entry.get("carry_over") == "carry":
-            lines.append(_("Use beyond your credits is carried over: it reduces your included "
-                           "credits of the next period."))  # fmt: skip
-        for schedule in entry.get("fee_schedules", []):
-            lines.extend(_fee_schedule(replace(w, p={**entry, **schedule}), names)[1])
-        if not entry.get("fee_schedules"):
-            lines.append(_("No fee schedule applies to %(channel)s.") % names)
-    lines.append(_("This message is your notice of these fees: they apply only from the dates "
-                   "given."))  # fmt: skip
-    return _("Welcome: your terms and fees"), lines
-
-
-def _overage_carried(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
-    """Overage carried into the next period, and what became of the units that were not."""
-    p = w.p
-    carried = {
-        **figures,
-        "carried": w.number("carried_units"),
-        "next_period": period_text(str(p.get("next_period", "")), language=w.language),
-        "rest": w.number("charged_units"),
-        "amount": w.money(p.get("amount", 0), str(p.get("currency", ""))),
-    }
-    lines = [
-        _("%(carried)s of the %(overage)s units you used beyond your credits on %(channel)s in "
-          "%(period)s were carried over: your included credits for %(next_period)s are "
-          "reduced by %(carried)s units.") % carried
-    ]  # fmt: skip
-    charged = bool(p.get("charged_units"))
-    try:
-        free = not Decimal(str(p.get("amount") or 0))
-    except InvalidOperation:
-        free = False
-    if charged and free:
-        lines.append(_("The other %(rest)s units could not be carried over; no fee applies to "
-                       "them.") % carried)  # fmt: skip
-    elif charged and p.get("status") == "billed":
-        lines.append(_("The other %(rest)s units could not be carried over and are billed: "
-                       "%(amount)s.") % carried)  # fmt: skip
-    elif charged:
-        lines.append(_("The other %(rest)s units could not be carried over; we will tell you "
-                       "whether they are billed (%(amount)s) or waived before we bill them.")
-                     % carried)  # fmt: skip
-    return _("%(channel)s: use beyond your credits carried over") % figures, lines
-
-
-def _overage_decided(w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
-    """A decision on a period's overage: billed, waived or partly waived, and why."""
-    p = w.p
-    currency = str(p.get("currency", ""))
-    decided = {
-        **figures,
-        "units": w.number("charged_units"),
-        "amount": w.money(p.get("amount", 0), currency),
-        "billed": w.money(p.get("billed_amount", 0), currency),
-        "waived": w.money(p.get("waived_amount", 0), currency),
-    }
-    status = p.get("status")
-    if status == "waived":
-        subject = _("%(channel)s: your overage of %(period)s is waived") % decided
-        line = _("Your %(units)s units beyond your credits on %(channel)s in %(period)s are "
-                 "not billed: we waive %(waived)s.") % decided  # fmt: skip
-    elif status == "partly_waived":
-        subject = _("%(channel)s: your overage of %(period)s is partly waived") % decided
-        line = _("Of the %(amount)s for your %(units)s units beyond your credits on %(channel)s "
-                 "in %(period)s, we waive %(waived)s and bill %(billed)s.") % decided  # fmt: skip
-    else:
-        subject = _("%(channel)s: your overage of %(period)s is billed") % decided
-        line = _("Your %(units)s units beyond your credits on %(channel)s in %(period)s are "
-                 "billed: %(billed)s.") % decided  # fmt: skip
-    lines = [line]
-    if p.get("reason"):
-        lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
-    return subject, lines
-
-
-def _limit_request(kind: str, w: _Writer, figures: dict[str, str]) -> tuple[str, list[str]]:
-    """The decision on a customer's limit request: the credits approved and from when, or
-    why it is declined."""
-    p = w.p
-    asked = {
-        **figures,
-        "requested": w.number("requested_included_units"),
-        "included": w.number("included_units"),
-        "before": w.number("before_included_units"),
-        "date": w.effective("effective_from"),
-    }
-    if kind == K.LIMIT_REQUEST_DECLINED:
-        lines = [
-            _("You asked for %(requested)s units per period on %(channel)s (now: %(before)s; "
-              "unit: %(unit)s). Your credits stay as they are.") % asked
-        ]  # fmt: skip
-        if p.get("reason"):
-            lines.append(_("Reason: %(reason)s") % {"reason": p["reason"]})
-        return _("%(channel)s: your limit request is declined") % figures, lines
-    lines = [
-        _("From %(date)s, your %(channel)s credits are %(included)s units per period "
-          "(before: %(before)s; unit: %(unit)s).") % asked
-    ]  # fmt: skip
-    if p.get("included_units") != p.get("requested_included_units"):
-        lines.append(_("You asked for %(requested)s units per period.") % asked)
-    if p.get("reason"):
-        lines.append(_("Our note: %(reason)s") % {"reason": p["reason"]})
-    return _("%(channel)s: your limit request is approved") % figures, lines

@@ -299,10 +299,12 @@ def test_a_payload_without_channel_labels_shows_its_channel_name():
 
 
 def _used_msgids() -> set[str]:
-    """The msgids the e-mail uses: the renderer's and its templates'."""
+    """The msgids the e-mail uses: the renderer's (every module of notifications) and its
+    templates'."""
     msgids: set[str] = set()
-    with (ROOT / "notifications" / "messages.py").open("rb") as source:
-        msgids |= {str(m[1]) for m in extract("python", source)}
+    for module in (ROOT / "notifications").rglob("*.py"):
+        with module.open("rb") as source:
+            msgids |= {str(m[1]) for m in extract("python", source)}
     for template in (ROOT / "templates" / "notifications").iterdir():
         pseudo = templatize(template.read_text(), origin=str(template))
         msgids |= {str(m[1]) for m in extract("python", io.BytesIO(pseudo.encode()))}
