@@ -115,7 +115,7 @@ def test_a_member_is_not_invited_and_a_taken_user_name_uses_nothing_up(owner):
     assert invitation_accept(token=issued.token, username="xavier", password="pw-1234567")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_acceptances_of_one_link_at_once_make_one_member():
     owner = MembershipFactory.create(role=Membership.Role.OWNER)
     issued = invitation_create(tenant=owner.tenant, email="x@example.com", role="admin",

@@ -48,7 +48,7 @@ def test_other_members_of_a_tenant_without_owners_can_be_removed(db):
     assert not Membership.objects.filter(pk=admin.pk).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_owners_removing_each_other_at_once_leave_one():
     tenant = TenantFactory.create(slug="race")
     first, second = (
