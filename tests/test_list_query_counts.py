@@ -21,7 +21,7 @@ from policies.services.topups import topup_offer_create
 from tests.conftest import World, event, issue
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
-INGEST_QUERIES = 11
+INGEST_QUERIES = 12  # one of them the usage rollups' upsert
 
 
 def notifications(world: World, count: int) -> None:
