@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 mkdir -p var/celery/queue var/celery/processed
+# Links in the demo's e-mails and the addresses it prints follow the address it serves.
+export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://${BIND:-127.0.0.1:8000}}
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py seed_demo
 # The server runs in the background too, so that a signal to this script stops both at
