@@ -256,7 +256,7 @@ USAGE_MAX_METADATA_BYTES = env.int("USAGE_MAX_METADATA_BYTES", default=4096)
 # How long an allowed authorization holds its units unless committed or released.
 AUTHORIZATION_TTL_SECONDS = env.int("AUTHORIZATION_TTL_SECONDS", default=600)
 # Serve the common authorization in one SQL statement on PostgreSQL (see
-# policies/services/authorize.py); off, every authorization takes the full path.
+# policies/services/authorization_fast.py); off, every authorization takes the full path.
 AUTHORIZATION_FAST_PATH = env.bool("AUTHORIZATION_FAST_PATH", default=True)
 # Overage charges of 'charge_overage' rules up to this amount are billed automatically.
 OVERAGE_AUTO_BILL_BELOW = Decimal(env.str("OVERAGE_AUTO_BILL_BELOW", default="5.00"))
