@@ -101,13 +101,22 @@ def _percent(w: Writer, value: Any) -> str:
 
 def past_limit(w: Writer) -> str:
     """What happens past the included credits, by the rule's action (policy § 5)."""
-    action = w.p.get("action_past_limit")
+    return past_limit_sentence(
+        action=str(w.p.get("action_past_limit") or ""),
+        units=w.number("restrict_units"),
+        window=w.p.get("restrict_window"),
+    )
+
+
+def past_limit_sentence(*, action: str, units: str, window: Any) -> str:
+    """The sentence for a rule's action, ``units`` already written for the language; the
+    portal's overview says it with the same words as the e-mails."""
     if action == "charge_overage":
         return _("Further use is charged per unit as your fee schedule sets out.")
     if action == "restrict":
         return _("Further use is limited to %(units)s units per %(window)s.") % {
-            "units": w.number("restrict_units"),
-            "window": _window(w.p.get("restrict_window")),
+            "units": units,
+            "window": _window(window),
         }
     if action == "suspend":
         return _("Sending on this channel is suspended until your credits reset or you top up.")

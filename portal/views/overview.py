@@ -13,13 +13,13 @@ from django.views.decorators.http import require_POST
 
 from creditguard.errors import NotFound, ServiceError
 from creditguard.locale_format import money_text, number_text
+from notifications.phrases import past_limit_sentence
 from policies.models import LimitRule
 from policies.services.topups import topup_offer_accept
 from policies.terms import Terms
 from portal.access import ACT, member_required
 from portal.layout import render_page
 from portal.overview import overview_for
-from portal.wording import past_limit_text
 
 
 @member_required()
@@ -41,11 +41,10 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _past_limit(terms: Terms | LimitRule, language: str) -> str:
-    return past_limit_text(
+    return past_limit_sentence(
         action=terms.action,
-        restrict_units=terms.restrict_units,
-        restrict_window=terms.restrict_window,
-        language=language,
+        units=number_text(terms.restrict_units or 0, language=language),
+        window=terms.restrict_window,
     )
 
 
