@@ -53,25 +53,24 @@ def main() -> None:
     import django
 
     django.setup()  # the app's modules import only once Django is configured
-    from django.db import connection
     from django.db.models import Sum
     from django.db.models.functions import TruncDay, TruncMonth
     from django.test import Client
 
-    from metering.models import BillingPeriod, Channel, UsageEvent, UsageRollup
-    from metering.services.periods import period_bounds, period_get_or_open
-    from metering.services.rollups import usage_rollups_rebuild
+    from bench.history import HISTORY_SLUG, load_history, loaded_before
+    from metering.models import Channel, UsageEvent
+    from metering.services.periods import period_bounds
     from tenants.models import Scope, Tenant
     from tenants.services import api_key_create, tenant_create
 
     if args.reuse:
-        tenant = Tenant.objects.get(slug="history")
+        tenant = Tenant.objects.get(slug=HISTORY_SLUG)
         floor_tenant = tenant_create(
             slug=f"empty-{int(time.time())}", name="Empty", time_zone="Europe/Berlin"
         )
     else:
         tenant = floor_tenant = tenant_create(
-            slug="history", name="History", time_zone="Europe/Berlin"
+            slug=HISTORY_SLUG, name="History", time_zone="Europe/Berlin"
         )
     key = api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_READ]).raw_key
     client = Client(headers={"authorization": f"Bearer {key}"})
@@ -120,62 +119,12 @@ def main() -> None:
 
         return call
 
-    def load_history(count: int) -> tuple[int, int, float, float]:
-        """A year of events up to now, three channels, in the tenant's periods, by SQL;
-        then their rollups. (events, rollup rows, load seconds, backfill seconds)."""
-        periods = []
-        at = now
-        while at > now - timedelta(days=380):
-            periods.append(
-                period_get_or_open(tenant=tenant, bounds=period_bounds(tenant=tenant, at=at))
-            )
-            at = periods[-1].starts_at - timedelta(days=1)
-        codes = ["email", "sms", "call"]
-        ids = {c.code: c.pk for c in Channel.objects.filter(code__in=codes)}
-        e, p = UsageEvent._meta, BillingPeriod._meta
-        started = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-    INSERT INTO {e.db_table}
-        (tenant_id, channel_id, period_id, client_event_id, quantity, occurred_at, metadata,
-         content_hash, batch_id, received_at)
-    SELECT %(tenant)s, (%(channels)s::bigint[])[1 + g.n %% 3], p.id, 'h' || g.n, 1 + g.n %% 5,
-           g.at, '{{}}'::jsonb, repeat('0', 64), '00000000-0000-0000-0000-000000000000', g.at
-    FROM (SELECT n, %(now)s - n * (%(span)s::interval / %(count)s) AS at
-          FROM generate_series(1, %(count)s) AS n) AS g
-    JOIN {p.db_table} AS p
-      ON p.tenant_id = %(tenant)s AND g.at >= p.starts_at AND g.at < p.ends_at
-    """,
-                {
-                    "tenant": tenant.pk,
-                    "channels": [ids[code] for code in codes],
-                    "now": now,
-                    "span": "365 days",
-                    "count": count,
-                },
-            )
-            loaded = cursor.rowcount
-        load_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        slots = usage_rollups_rebuild(tenant=tenant)
-        backfill_seconds = time.perf_counter() - started
-        with connection.cursor() as cursor:
-            cursor.execute(f"VACUUM ANALYZE {e.db_table}")
-            cursor.execute("VACUUM ANALYZE metering_usagerollup")
-
-        return loaded, slots, load_seconds, backfill_seconds
-
     floor = {
         name: timed(get(params, floor_client), args.repeat) for name, params in queries.items()
     }
-    if args.reuse:
-        loaded = UsageEvent.objects.for_tenant(tenant).count()
-        slots = UsageRollup.objects.for_tenant(tenant).count()
-        load_seconds: float | None = None
-        backfill_seconds: float | None = None
-    else:
-        loaded, slots, load_seconds, backfill_seconds = load_history(args.events)
+    history = loaded_before(tenant) if args.reuse else load_history(tenant, args.events, now)
+    loaded, slots = history.events, history.rollups
+    load_seconds, backfill_seconds = history.load_seconds, history.backfill_seconds
 
     loaded_times = {name: timed(get(params), args.repeat) for name, params in queries.items()}
     raw_times = {name: timed(from_events(params), 3) for name, params in queries.items()}
