@@ -206,13 +206,14 @@ class BillingExportApi(BillingApi):
             (200, "application/json"): ExportRowSerializer(many=True),
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
             304: OpenApiResponse(description="Not modified (If-None-Match, a final period)"),
-            **problems(400, 404),
+            **problems(400, 404, 409),
         },
         description=(
             "One row per tenant × channel with a balance in the period: credits, usage, "
             "overage, its fee and decision, top-up purchases. Money is a decimal string "
             "in the currency's minor unit. `provisional` while the period is open, "
-            "`final` once closed; a final export carries an ETag."
+            "`final` once closed; a final export carries an ETag. 409 `mixed_currencies` "
+            "when a row's top-ups are priced in another currency than the row's."
         ),
     )
     def get(self, request: Request) -> HttpResponse:

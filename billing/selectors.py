@@ -33,6 +33,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 
+from creditguard.errors import Conflict
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Grant
 from policies.models import OverageCharge, TopUp
@@ -63,12 +64,54 @@ def _topups(field: str, aggregate: type[Sum] | type[Count]) -> Subquery:
     )
 
 
+MAX_REPORTED_CURRENCY_MIXES = 20
+
+
+def export_currency_check(*, period: str, tenant: Tenant | None = None) -> None:
+    """Refuse (``Conflict``, code ``mixed_currencies``) an export whose rows would add up
+    money of two currencies: a row has one ``currency`` (its charge's, else the
+    tenant's) and ``topup_amount`` sums its top-ups, so every top-up must be priced in
+    it. Packs carry their own currency, so a tenant can buy in another one; the line
+    items, each in its own currency, still say what was bought. One statement."""
+    charge_currency = OverageCharge.objects.filter(
+        tenant=OuterRef("tenant"), channel=OuterRef("channel"), period=OuterRef("period")
+    ).values("currency")[:1]
+    purchases = TopUp.objects.filter(period__label=period)
+    if tenant is not None:
+        purchases = purchases.filter(tenant=tenant)
+    mixed = list(
+        purchases.annotate(row_currency=Coalesce(Subquery(charge_currency), F("tenant__currency")))
+        .exclude(currency=F("row_currency"))
+        .order_by("tenant__slug", "channel__code", "currency")
+        .values_list("tenant__slug", "channel__code", "currency", "row_currency")
+        .distinct()[:MAX_REPORTED_CURRENCY_MIXES]
+    )
+    if mixed:
+        named = "; ".join(
+            f"{slug} {code}: {bought} in a {row} row" for slug, code, bought, row in mixed
+        )
+        raise Conflict(
+            "Top-ups priced in another currency than their export row cannot be summed into "
+            f"it: {named}. The line items give each purchase in its own currency.",
+            extra={
+                "code": "mixed_currencies",
+                "rows": [
+                    {"tenant": slug, "channel": code, "topup_currency": bought, "currency": row}
+                    for slug, code, bought, row in mixed
+                ],
+            },
+        )
+
+
 def export_rows(*, period: str, tenant: Tenant | None = None) -> QuerySet[Balance, dict[str, Any]]:
     """One row per tenant × channel with a balance in the period labelled ``period``
     (YYYY-MM in each tenant's zone), of one tenant or of all, in balance id order (a
     stable key: a balance opened later sorts last). Values, not models: see
     :func:`export_record` for the fields. One statement whatever the number of rows:
-    the charge is a left join, grants and purchases are correlated aggregates."""
+    the charge is a left join, grants and purchases are correlated aggregates; before
+    it, :func:`export_currency_check` refuses rows whose top-ups are in another currency
+    (``topup_amount`` sums in the row's)."""
+    export_currency_check(period=period, tenant=tenant)
     balances = Balance.objects.filter(period__label=period)
     if tenant is not None:
         balances = balances.filter(tenant=tenant)
