@@ -26,6 +26,15 @@ from tests.portal.test_browser import CHROMIUM, PASSWORD, SHOTS, browser, pytest
 __all__ = ["CHROMIUM", "browser", "pytestmark"]  # the browser fixture and the DB marker
 
 
+def ask_for_sms_credits(page, included_units: str) -> None:
+    """Fill the limit request form for SMS (a campaign's reason) and send it."""
+    page.select_option("#id_channel", "sms")
+    page.fill("#id_included_units", included_units)
+    page.fill("#id_expected_volume", "4500")
+    page.fill("#id_reason", "Black Friday campaign: three mailings to 1,500 customers.")
+    page.get_by_role("button", name="Send the request").click()
+
+
 def test_a_customer_asks_for_more_credits_and_staff_approve_them(live_server, browser):
     tenant = TenantFactory.create(
         slug="nordlicht", name="Nordlicht Möbel GmbH", language="en", time_zone="Europe/Berlin"
@@ -56,14 +65,9 @@ def test_a_customer_asks_for_more_credits_and_staff_approve_them(live_server, br
     page.get_by_role("link", name="Limit requests").click()
     expect(page).to_have_url(f"{live_server.url}/limits/requests/")
     expect(page.locator("#id_channel")).to_contain_text("SMS (now 2,000 per period)")
-    page.select_option("#id_channel", "sms")
-    page.fill("#id_included_units", "-3")
-    page.fill("#id_expected_volume", "4500")
-    page.fill("#id_reason", "Black Friday campaign: three mailings to 1,500 customers.")
-    page.get_by_role("button", name="Send the request").click()
+    ask_for_sms_credits(page, "-3")
     expect(page.locator(".field-error")).to_contain_text("greater than or equal to 0")
-    page.fill("#id_included_units", "5000")
-    page.get_by_role("button", name="Send the request").click()
+    ask_for_sms_credits(page, "5000")
     expect(page.locator(".flash")).to_contain_text("Your request is sent.")
     mine = page.locator(".list-item").first
     expect(mine).to_contain_text("SMS: 5,000 units per period")
