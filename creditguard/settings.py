@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's and Redoc's files, served from the app (static): /api/docs/ needs no CDN.
+    "drf_spectacular_sidecar",
     "axes",
     "creditguard",
     "tenants",
@@ -228,6 +230,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"NotificationKindEnum": "notifications.models.Notification.Kind"},
+    # /api/docs/ loads Swagger UI from this app's static files (drf-spectacular-sidecar,
+    # collected with the rest and served by WhiteNoise in production), never from a CDN;
+    # and asks no outside validator for a badge: it renders with no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Errors every request can get (401, 405, 429, …) and their problem+json media type.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

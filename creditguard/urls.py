@@ -19,6 +19,11 @@ api_v1 = [
     path("usage", metering_apis.UsageApi.as_view(), name="usage"),
     path("authorizations", policies_apis.AuthorizationsApi.as_view(), name="authorizations"),
     path(
+        "authorizations/<uuid:authorization_id>",
+        policies_apis.AuthorizationApi.as_view(),
+        name="authorization",
+    ),
+    path(
         "authorizations/<uuid:authorization_id>/commit",
         policies_apis.AuthorizationCommitApi.as_view(),
         name="authorization-commit",

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.db.models import Case, F, Sum, When
 from django.utils import timezone
 
+from creditguard.errors import NotFound
 from metering.hooks import rules_reader
 from metering.levels import NEAR_LIMIT_PERCENT, usage_level
-from metering.models import Balance, BillingPeriod, Channel, Grant
+from metering.models import Authorization, Balance, BillingPeriod, Channel, Grant
 from metering.services.periods import PeriodBounds, period_bounds
 from tenants.models import Tenant
 
@@ -176,3 +178,25 @@ def balances_by_period(*, tenant: Tenant, channel: Channel, periods: int) -> lis
         .select_related("period")
         .order_by("-period__starts_at")[:periods]
     )
+
+
+def authorization_state(
+    *, tenant: Tenant, public_id: UUID, now: datetime | None = None
+) -> Authorization:
+    """A tenant's authorization as it stands at ``now``, with its channel; another
+    tenant's or an unknown id is ``NotFound``. A reservation held past its expiry reads
+    ``expired`` (not saved): it can no longer be committed, and the sweeper
+    (``authorizations_expire``) ends it and returns its units shortly. One query."""
+    now = now or timezone.now()
+    authorization = (
+        Authorization.objects.for_tenant(tenant)
+        .select_related("channel")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if authorization is None:
+        raise NotFound("No such authorization.")
+    expires_at = authorization.expires_at
+    if authorization.status == Authorization.Status.HELD and expires_at and expires_at <= now:
+        authorization.status = Authorization.Status.EXPIRED
+    return authorization

@@ -20,6 +20,7 @@ from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from creditguard.errors import InvalidInput
 from metering.models import Authorization
+from metering.selectors import authorization_state
 from policies.models import PolicyAcknowledgement, TopUpOffer
 from policies.services.authorization_settle import authorization_commit, authorization_release
 from policies.services.authorize import authorization_create
@@ -127,6 +128,28 @@ class AuthorizationsApi(APIView):
             channel_code=channel,
             quantity=quantity,
             idempotency_key=idempotency_key,
+        )
+        return Response(authorization_body(authorization))
+
+
+class AuthorizationApi(APIView):
+    # A read, as GET /balances and /usage: whoever watches the tenant's sending may ask
+    # how an authorization stands (docs/API.md, "Authentication").
+    required_scopes = [Scope.USAGE_READ]
+
+    @extend_schema(
+        operation_id="authorizations_retrieve",
+        responses={200: AuthorizationOutputSerializer},
+        description=(
+            "The authorization as it stands now: `held` (until `expires_at`), "
+            "`committed` (`committed_quantity` booked as usage), `released`, `expired` "
+            "(also a held one past `expires_at` that the sweeper has not ended yet) or "
+            "`denied` (with its `reason`). Another tenant's id is a 404."
+        ),
+    )
+    def get(self, request: Request, authorization_id: UUID) -> Response:
+        authorization = authorization_state(
+            tenant=request_tenant(request), public_id=authorization_id
         )
         return Response(authorization_body(authorization))
 

@@ -3,6 +3,7 @@ Dockerfile's own collectstatic command line, with its environment, in production
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -45,3 +46,9 @@ def test_the_image_build_step_collects_static_files_in_production_mode(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "static" / "admin" / "css" / "base.css").exists()
+    # /api/docs/'s Swagger UI comes from here too (WhiteNoise serves the hashed names the
+    # manifest maps), not from a CDN.
+    manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())["paths"]
+    for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        collected = manifest[f"drf_spectacular_sidecar/swagger-ui-dist/{name}"]
+        assert (tmp_path / "static" / collected).exists(), collected

@@ -76,6 +76,10 @@ def problems(*codes: int) -> dict[int, OpenApiResponse]:
 # what to call with the identifier a response carries.
 LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("authorizations_create", "200"): {
+        "GetAuthorization": {
+            "operationId": "authorizations_retrieve",
+            "parameters": {"authorization_id": "$response.body#/id"},
+        },
         "CommitAuthorization": {
             "operationId": "authorizations_commit",
             "parameters": {"authorization_id": "$response.body#/id"},
