@@ -17,11 +17,15 @@ from creditguard.api.pagination import CursorListApi
 from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
 from notifications.messages import render_message
-from notifications.models import Notification, WebhookEndpoint
+from notifications.models import Notification, PlatformEvent
 from notifications.selectors import notifications_listed
-from notifications.services.webhooks import webhook_endpoint_create, webhook_endpoint_delete
+from notifications.services.webhooks import (
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoints_owned,
+)
 from tenants.authentication import request_tenant
-from tenants.models import Scope, Tenant
+from tenants.models import ApiKey, Scope, Tenant
 
 
 class MessageSerializer(serializers.Serializer):
@@ -94,8 +98,17 @@ class WebhookUrlField(serializers.CharField):
         return value
 
 
+def endpoint_owner(request: Request) -> Tenant | None:
+    """Whose endpoints the request manages: the key's tenant's, or with a platform key
+    (no tenant) the platform's. Each sees and touches only its own."""
+    api_key = request.auth
+    assert isinstance(api_key, ApiKey)
+    return api_key.tenant
+
+
 class WebhookEndpointsApi(CursorListApi):
     required_scopes = [Scope.WEBHOOKS_MANAGE]
+    tenant_required = False  # a platform key manages the platform's endpoints
 
     class InputSerializer(StrictInputSerializer):
         class Meta:
@@ -103,9 +116,14 @@ class WebhookEndpointsApi(CursorListApi):
 
         url = WebhookUrlField(max_length=500)
         kinds = serializers.ListField(
-            child=serializers.ChoiceField(choices=Notification.Kind.choices),
+            child=serializers.ChoiceField(
+                choices=[*Notification.Kind.choices, *PlatformEvent.Type.choices]
+            ),
             required=False,
-            help_text="Kinds to receive; empty or absent: all",
+            help_text="Kinds to receive; empty or absent: all. A tenant key's endpoint "
+            "takes notification kinds, a platform key's platform event types "
+            "(period.closed, overage_charge.decided, topup.purchased, limit_rule.changed); "
+            "the other family is refused with 400.",
         )
 
     class CreatedSerializer(WebhookEndpointOutputSerializer):
@@ -117,9 +135,11 @@ class WebhookEndpointsApi(CursorListApi):
     @extend_schema(
         operation_id="webhook_endpoints_list",
         responses={200: WebhookEndpointOutputSerializer(many=True), **problems(400)},
+        description="The endpoints of the key's tenant, or with a platform key the "
+        "platform's (they receive platform events); never the other's.",
     )
     def get(self, request: Request) -> Response:
-        endpoints = WebhookEndpoint.objects.for_tenant(request_tenant(request)).filter(
+        endpoints = webhook_endpoints_owned(tenant=endpoint_owner(request)).filter(
             deleted_at__isnull=True
         )
         return self.page_of(request, endpoints, WebhookEndpointOutputSerializer)
@@ -128,7 +148,9 @@ class WebhookEndpointsApi(CursorListApi):
         operation_id="webhook_endpoints_create",
         request=InputSerializer,
         responses={201: CreatedSerializer, **problems(400)},
-        description="Register an endpoint. Its signing secret is in this answer only. URLs "
+        description="Register an endpoint: with a tenant key for the tenant's "
+        "notifications, with a platform key for platform events (docs/API.md, "
+        "Platform events). Its signing secret is in this answer only. URLs "
         "that resolve to private, loopback or link-local addresses are refused.",
     )
     def post(self, request: Request) -> Response:
@@ -136,13 +158,14 @@ class WebhookEndpointsApi(CursorListApi):
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = dict(serializer.validated_data)
         endpoint = webhook_endpoint_create(
-            tenant=request_tenant(request), url=data["url"], kinds=data.get("kinds")
+            tenant=endpoint_owner(request), url=data["url"], kinds=data.get("kinds")
         )
         return Response(self.CreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
 class WebhookEndpointApi(APIView):
     required_scopes = [Scope.WEBHOOKS_MANAGE]
+    tenant_required = False
 
     @extend_schema(
         operation_id="webhook_endpoints_delete",
@@ -150,5 +173,5 @@ class WebhookEndpointApi(APIView):
         description="Stop sending to an endpoint; its pending deliveries are cancelled.",
     )
     def delete(self, request: Request, endpoint_id: UUID) -> Response:
-        webhook_endpoint_delete(tenant=request_tenant(request), public_id=endpoint_id)
+        webhook_endpoint_delete(tenant=endpoint_owner(request), public_id=endpoint_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

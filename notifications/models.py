@@ -90,13 +90,23 @@ class WebhookEndpoint(models.Model):
     ``secret`` (``whsec_…``, shown once at creation; kept to sign). The secret is stored
     only encrypted (``secret_encrypted``, a Fernet token, ``notifications/crypto.py``)
     and decrypted when read: not a form field, so neither the admin nor a ModelForm
-    shows it."""
+    shows it.
+
+    Without a tenant it is a platform endpoint, registered with a platform key (whose
+    tenant is empty too): the operator's billing system, which receives the
+    ``PlatformEvent`` of every tenant and never a tenant's notifications."""
 
     public_id = models.UUIDField(unique=True, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
     url = models.URLField(max_length=500)
     secret_encrypted = models.TextField(editable=False)
-    kinds = models.JSONField(default=list, blank=True, help_text="Empty: every kind")
+    kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Empty: every kind (a platform endpoint's: every event type)",
+    )
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField()
@@ -115,11 +125,42 @@ class WebhookEndpoint(models.Model):
         return not self.kinds or kind in self.kinds
 
 
+class PlatformEvent(models.Model):
+    """A billable fact told to the operator's billing system through the platform
+    webhook endpoints: an outbox row, written in the transaction of the fact with one
+    delivery per platform endpoint that wants its type, sent after commit by the same
+    workers as notifications. ``event_id`` is derived from the fact (``evt_`` and a hash
+    of the type and ``fact``) and unique: a service that runs twice finds the event there
+    and delivers nothing new, and every delivery and retry carries it as ``webhook-id``."""
+
+    class Type(models.TextChoices):
+        PERIOD_CLOSED = "period.closed", "Billing period closed"
+        OVERAGE_CHARGE_DECIDED = "overage_charge.decided", "Overage charge decided"
+        TOPUP_PURCHASED = "topup.purchased", "Top-up purchased"
+        LIMIT_RULE_CHANGED = "limit_rule.changed", "Limit rule changed"
+
+    event_id = models.CharField(max_length=40, unique=True)
+    type = models.CharField(max_length=32, choices=Type.choices)
+    # The tenant the fact is about (every fact so far is one tenant's); not a reader:
+    # no tenant sees these events.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="platform_events")
+    fact = models.CharField(max_length=200, help_text="What the id is derived from")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
 class Delivery(models.Model):
-    """One transport's attempt(s) to deliver a notification. A worker claims it with a
-    conditional update (``pending`` → ``sending`` with a lease), so two workers never send
-    at once; a worker that dies leaves a lapsed lease, and the retry sweep sends again
-    with the same ``webhook-id``."""
+    """One transport's attempt(s) to deliver a notification, or a platform event to a
+    platform endpoint (then ``event`` is set and ``notification`` empty). A worker claims
+    it with a conditional update (``pending`` → ``sending`` with a lease), so two workers
+    never send at once; a worker that dies leaves a lapsed lease, and the retry sweep
+    sends again with the same ``webhook-id``."""
 
     class Transport(models.TextChoices):
         EMAIL = "email", "E-mail"
@@ -133,7 +174,10 @@ class Delivery(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="deliveries"
+        Notification, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(
+        PlatformEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
     transport = models.CharField(max_length=16, choices=Transport.choices)
     endpoint = models.ForeignKey(
@@ -151,10 +195,16 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(
-                fields=["notification", "transport", "endpoint"],
+                fields=["notification", "event", "transport", "endpoint"],
                 name="delivery_unique_per_transport",
                 nulls_distinct=False,
-            )
+            ),
+            # A notification by any transport, or a platform event by webhook.
+            models.CheckConstraint(
+                condition=models.Q(notification__isnull=False, event__isnull=True)
+                | models.Q(notification__isnull=True, event__isnull=False, transport="webhook"),
+                name="delivery_of_a_notification_or_an_event",
+            ),
         ]
         indexes = [
             models.Index(
@@ -165,4 +215,4 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.transport} of {self.notification_id}: {self.status}"
+        return f"{self.transport} of {self.notification_id or self.event_id}: {self.status}"

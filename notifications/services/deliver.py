@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from notifications.messages import render_message
-from notifications.models import Delivery, Notification
+from notifications.models import Delivery, Notification, PlatformEvent
 from notifications.services.pinned import Deadline, pinned_post
 from notifications.services.webhooks import (
     AddressRefused,
@@ -70,13 +70,14 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> str:
             Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
             or "gone"
         )
-    delivery = Delivery.objects.select_related("notification__tenant", "endpoint").get(
+    delivery = Delivery.objects.select_related("notification__tenant", "event", "endpoint").get(
         pk=delivery_id
     )
     Delivery.objects.filter(pk=delivery_id).update(attempts=delivery.attempts + 1)
     delivery.attempts += 1
     try:
         if delivery.transport == Delivery.Transport.EMAIL:
+            assert delivery.notification is not None  # events go by webhook only
             outcome = _send_email(delivery.notification)
         else:
             outcome = _send_webhook(delivery)
@@ -146,6 +147,30 @@ def webhook_body(notification: Notification) -> bytes:
     ).encode()
 
 
+def platform_event_body(event: PlatformEvent) -> bytes:
+    """A platform event as sent: its type, when the fact happened, and its figures under
+    ``data`` with the event id (``webhook-id``) as ``data.id``."""
+    return json.dumps(
+        {
+            "type": event.type,
+            "timestamp": event.created_at.isoformat(),
+            "data": {"id": event.event_id, **event.payload},
+        },
+        separators=(",", ":"),
+        default=str,
+    ).encode()
+
+
+def _webhook_message(delivery: Delivery) -> tuple[bytes, str]:
+    """The body and the ``webhook-id``: a platform event's own id, or the notification's
+    ``msg_…``; the same on every attempt."""
+    if delivery.event is not None:
+        return platform_event_body(delivery.event), delivery.event.event_id
+    notification = delivery.notification
+    assert notification is not None
+    return webhook_body(notification), f"msg_{notification.public_id.hex}"
+
+
 def _send_webhook(delivery: Delivery) -> Outcome:
     endpoint = delivery.endpoint
     assert endpoint is not None
@@ -159,9 +184,7 @@ def _send_webhook(delivery: Delivery) -> Outcome:
         addresses = webhook_host_resolve(host=host, port=webhook_port(endpoint.url))
     except AddressRefused as refused:
         return Outcome(delivered=False, error=f"refused: {refused}")
-    notification = delivery.notification
-    body = webhook_body(notification)
-    msg_id = f"msg_{notification.public_id.hex}"
+    body, msg_id = _webhook_message(delivery)
     timestamp = int(timezone.now().timestamp())
     headers = {
         "Content-Type": "application/json",

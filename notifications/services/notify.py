@@ -139,6 +139,7 @@ def deliveries_plan(*, notifications: list[Notification], now: datetime) -> list
     for endpoint in WebhookEndpoint.objects.filter(
         tenant_id__in=tenant_ids, active=True, deleted_at__isnull=True
     ):
+        assert endpoint.tenant_id is not None  # a platform endpoint gets no notification
         endpoints[endpoint.tenant_id].append(endpoint)
     deliveries: list[Delivery] = []
     for notification in notifications:

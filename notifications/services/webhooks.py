@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from creditguard.audit import audit_record
 from creditguard.errors import InvalidInput, NotFound
 from notifications.crypto import secret_encrypt, secret_rotate
-from notifications.models import Notification, WebhookEndpoint
+from notifications.models import Notification, PlatformEvent, WebhookEndpoint
 from tenants.models import Tenant
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of the scheme, not a secret
@@ -149,37 +150,58 @@ def _url_error(detail: str) -> dict[str, str]:
     return {"pointer": "/url", "field": "url", "detail": detail}
 
 
+def webhook_endpoints_owned(*, tenant: Tenant | None) -> QuerySet[WebhookEndpoint]:
+    """The endpoints of a tenant, or with ``tenant`` None the platform's (the billing
+    system's, registered with a platform key): neither ever reaches the other's."""
+    if tenant is None:
+        return WebhookEndpoint.objects.filter(tenant__isnull=True)
+    return WebhookEndpoint.objects.for_tenant(tenant)
+
+
+def _kinds_validate(*, tenant: Tenant | None, kinds: list[str]) -> list[str]:
+    """A tenant's endpoint subscribes to notification kinds, a platform endpoint to
+    platform event types; empty means all of them."""
+    known, name = (
+        (PlatformEvent.Type.values, "event types")
+        if tenant is None
+        else (Notification.Kind.values, "notification kinds")
+    )
+    unknown = sorted(set(kinds) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown {name}: {', '.join(unknown)}.",
+            errors=[
+                {"pointer": "/kinds", "field": "kinds", "detail": f"unknown: {', '.join(unknown)}"}
+            ],
+        )
+    return sorted(set(kinds))
+
+
 @transaction.atomic
 def webhook_endpoint_create(
     *,
-    tenant: Tenant,
+    tenant: Tenant | None,
     url: str,
     kinds: list[str] | None = None,
     actor: User | None = None,
     now: datetime | None = None,
 ) -> WebhookEndpoint:
-    """Register an endpoint; its secret is returned once, on the created object. Audited
-    (``webhook_endpoint.create``: the URL and kinds, never the secret)."""
+    """Register an endpoint of ``tenant``, or with ``tenant`` None a platform endpoint
+    (platform events of every tenant, ``kinds`` naming event types); its secret is
+    returned once, on the created object. Audited (``webhook_endpoint.create``: the URL
+    and kinds, never the secret)."""
     now = now or timezone.now()
     url = validate_webhook_url(url)
-    kinds = kinds or []
-    unknown = sorted(set(kinds) - set(Notification.Kind.values))
-    if unknown:
-        raise InvalidInput(
-            f"Unknown notification kinds: {', '.join(unknown)}.",
-            errors=[
-                {"pointer": "/kinds", "field": "kinds", "detail": f"unknown: {', '.join(unknown)}"}
-            ],
-        )
+    kinds = _kinds_validate(tenant=tenant, kinds=kinds or [])
     if (
-        WebhookEndpoint.objects.for_tenant(tenant).filter(deleted_at__isnull=True).count()
+        webhook_endpoints_owned(tenant=tenant).filter(deleted_at__isnull=True).count()
         >= settings.WEBHOOK_ENDPOINTS_PER_TENANT
     ):
         raise InvalidInput(f"At most {settings.WEBHOOK_ENDPOINTS_PER_TENANT} endpoints per tenant.")
     endpoint = WebhookEndpoint.objects.create(
         public_id=uuid.uuid4(), tenant=tenant, url=url,
         secret_encrypted=secret_encrypt(webhook_secret_new()),
-        kinds=sorted(set(kinds)), created_at=now,
+        kinds=kinds, created_at=now,
     )  # fmt: skip
     audit_record(
         actor=actor, action="webhook_endpoint.create", tenant=tenant, obj=endpoint, before=None,
@@ -188,11 +210,12 @@ def webhook_endpoint_create(
     return endpoint
 
 
-def webhook_endpoint_of(*, tenant: Tenant, public_id: uuid.UUID) -> WebhookEndpoint:
-    """The tenant's endpoint not deleted, locked for the change; another tenant's, a
-    deleted or an unknown one is ``NotFound`` alike. Call it inside a transaction."""
+def webhook_endpoint_of(*, tenant: Tenant | None, public_id: uuid.UUID) -> WebhookEndpoint:
+    """The tenant's endpoint (the platform's, with ``tenant`` None) not deleted, locked
+    for the change; another tenant's or the platform's, a deleted or an unknown one is
+    ``NotFound`` alike. Call it inside a transaction."""
     endpoint = (
-        WebhookEndpoint.objects.for_tenant(tenant)
+        webhook_endpoints_owned(tenant=tenant)
         .select_for_update()
         .filter(public_id=public_id, deleted_at__isnull=True)
         .first()
@@ -205,7 +228,7 @@ def webhook_endpoint_of(*, tenant: Tenant, public_id: uuid.UUID) -> WebhookEndpo
 @transaction.atomic
 def webhook_endpoint_delete(
     *,
-    tenant: Tenant,
+    tenant: Tenant | None,
     public_id: uuid.UUID,
     actor: User | None = None,
     now: datetime | None = None,
@@ -226,7 +249,7 @@ def webhook_endpoint_delete(
 @transaction.atomic
 def webhook_endpoint_secret_rotate(
     *,
-    tenant: Tenant,
+    tenant: Tenant | None,
     public_id: uuid.UUID,
     actor: User | None = None,
     now: datetime | None = None,

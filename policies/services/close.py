@@ -22,6 +22,7 @@ from metering.services.periods import (
 )
 from policies.models import CarryOver, OverageCharge
 from policies.selectors import effective_rule
+from policies.services.billing_events import period_closed_emit
 from policies.services.overage import (
     overage_carried_notify,
     overage_charge_finalize,
@@ -72,8 +73,8 @@ def periods_close_due(*, now: datetime | None = None) -> int:
 
 def _finish(*, period: BillingPeriod, now: datetime) -> None:
     """Finalise the period's overage charges, carrying overage into the next period where
-    the rule says so, open the next period with grants from the rules in force, and
-    carry unexpired purchased credits into it."""
+    the rule says so, open the next period with grants from the rules in force, carry
+    unexpired purchased credits into it, and tell the billing system (``period.closed``)."""
     tenant = period.tenant
     local_start = period.starts_at.astimezone(tenant.tzinfo)
     year, month = (local_start.year + 1, 1) if local_start.month == 12 else (
@@ -98,6 +99,9 @@ def _finish(*, period: BillingPeriod, now: datetime) -> None:
         grants_carry_forward(balance=balance, into=following, kind=Grant.Kind.PURCHASED, now=now)
         # The next period's balance opens with the included credits of the rule in force.
         balance_lock(tenant=tenant, channel=balance.channel, period=following, now=opening)
+    # The billing system hears of the period once its charges are final (and those
+    # decided at once, auto-billed or settled at 0.00, were told as decided).
+    period_closed_emit(period=period, now=now)
 
 
 def _finalize(

@@ -21,6 +21,7 @@ from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import Action, OverageCharge
 from policies.selectors import effective_rule
+from policies.services.billing_events import overage_charge_decided_emit
 from policies.services.fees import fee_spans, overage_fee
 from tenants.models import Tenant
 
@@ -138,10 +139,10 @@ def overage_charge_finalize(
         # Nothing left to charge (credits added later covered the overage, or all of it
         # was carried): settled at 0.00, so it waits in no one's queue; 0.00 is not told.
         _decide(charge, "bill", None, "Automatically settled: no overage left to charge",
-                None, now, announce=announce)  # fmt: skip
+                None, now, announce=announce, automatic=True)  # fmt: skip
     elif charge.action == Action.CHARGE_OVERAGE and charge.amount < threshold:
         _decide(charge, "bill", None, f"Automatically billed: below {threshold} {charge.currency}",
-                None, now, announce=announce)  # fmt: skip
+                None, now, announce=announce, automatic=True)  # fmt: skip
     return charge
 
 
@@ -220,7 +221,7 @@ def overage_decide(
 
 def _decide(charge: OverageCharge, decision: str, waived: Decimal | None, reason: str,
             actor: User | None, now: datetime, *, customer_reason: str = "",
-            announce: bool = True) -> OverageCharge:  # fmt: skip
+            announce: bool = True, automatic: bool = False) -> OverageCharge:  # fmt: skip
     before = snapshot(charge, ["status", "amount", "billed_amount", "waived_amount"])
     if decision == "bill":
         charge.status, charge.billed_amount, charge.waived_amount = (
@@ -251,6 +252,9 @@ def _decide(charge: OverageCharge, decision: str, waived: Decimal | None, reason
                "factors": charge.factors, "customer_reason": customer_reason},
         reason=reason, now=now,
     )  # fmt: skip
+    # Every decision is a line item for the billing system, 0.00 ones too (the export
+    # lists them); only the tenant is spared a 0.00 message.
+    overage_charge_decided_emit(charge=charge, automatic=automatic, now=now)
     if announce and charge.amount > 0:
         _decision_notify(charge, customer_reason, now)
     return charge

@@ -21,6 +21,7 @@ from notifications.models import Notification
 from notifications.services.notify import notify
 from policies.models import Action, LimitRule
 from policies.selectors import effective_rule
+from policies.services.billing_events import limit_rule_changed_emit
 from policies.terms import Terms, terms_worsen, validate_terms, worse_terms
 from tenants.models import Tenant
 
@@ -149,6 +150,8 @@ def limit_rule_set(
             tenant=tenant, channel=channel, before=before, schedule=schedule, rule=versions[0],
             enforcement=immediate_as_enforcement, customer_reason=customer_reason, now=now,
         )  # fmt: skip
+    limit_rule_changed_emit(tenant=tenant, channel=channel, versions=versions, before=before,
+                            worsens=bool(worse), now=now)  # fmt: skip
     return LimitChange(
         rule=versions[-1], versions=versions, before=before, after=after, worsens=bool(worse),
         worse_from=worse_from, included_delta_applied=applied,

@@ -19,6 +19,7 @@ from metering.services.periods import period_bounds, period_get_or_open
 from notifications.models import Notification
 from notifications.services.notify import notify
 from policies.models import AutoTopUp, TopUp, TopUpOffer, TopUpPack
+from policies.services.billing_events import topup_purchased_emit
 from tenants.models import Tenant
 
 # Purchased credits are drawn after included and promotional ones that expire with them.
@@ -153,6 +154,7 @@ def topup_offer_accept(
         action="topup.book", tenant=tenant, obj=topup, before=None, after=snapshot(topup),
         reason=f"Offer {offer.public_id} accepted", now=now,
     )  # fmt: skip
+    topup_purchased_emit(topup=topup, now=now)
     notify(
         tenant=tenant,
         kind=Notification.Kind.TOPUP_BOOKED,
