@@ -50,7 +50,8 @@ def charge_line_item_id(charge: OverageCharge) -> str:
 def period_closed_emit(*, period: BillingPeriod, now: datetime) -> None:
     """The closed period of one tenant, once: per channel its figures as the export's
     final row, and the totals to invoice — billed now, still pending a decision (told
-    by ``overage_charge.decided`` when decided), waived, and the top-ups bought. Call it
+    by ``overage_charge.decided`` when decided), waived, and the top-ups bought (in the
+    tenant's currency; any bought in another are listed apart, never added). Call it
     after the period's charges are final, in the close's transaction."""
     period = BillingPeriod.objects.get(pk=period.pk)  # closed_at as the close wrote it
     tenant = Tenant.objects.get(pk=period.tenant_id)
@@ -65,18 +66,21 @@ def period_closed_emit(*, period: BillingPeriod, now: datetime) -> None:
             kind = "purchased_here" if topup_id is not None else "carried_in"
         grants[balance_id][kind] += granted - reduced
     charges = {c.channel_id: c for c in OverageCharge.objects.filter(period=period)}
-    topups = {
-        row["channel_id"]: row
-        for row in TopUp.objects.filter(period=period).order_by().values("channel_id")
+    # Top-ups by channel and currency: packs carry their own currency, and amounts of
+    # two currencies are never added (as the export, which refuses such a row).
+    topups: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in (
+        TopUp.objects.filter(period=period).order_by().values("channel_id", "currency")
         .annotate(count=Count("pk"), amount=Sum("price"))
-    }  # fmt: skip
+    ):  # fmt: skip
+        topups[row["channel_id"]][row["currency"]] = row
     channels: list[dict[str, Any]] = []
     totals: defaultdict[str, Decimal] = defaultdict(Decimal)
     topup_count = 0
     balances = Balance.objects.filter(period=period).select_related("channel").order_by("pk")
     for balance in balances:
         charge = charges.get(balance.channel_id)
-        bought = topups.get(balance.channel_id, {"count": 0, "amount": None})
+        bought = topups[balance.channel_id].pop(currency, {"count": 0, "amount": None})
         units = grants[balance.pk]
         pending = charge is not None and charge.status == OverageCharge.Status.PENDING
         channels.append({
@@ -96,6 +100,10 @@ def period_closed_emit(*, period: BillingPeriod, now: datetime) -> None:
             "overage_line_item_id": charge_line_item_id(charge) if charge else None,
             "topup_count": bought["count"],
             "topup_amount": _money(bought["amount"], currency),
+            "topups_in_other_currencies": [
+                {"currency": other, "count": row["count"], "amount": _money(row["amount"], other)}
+                for other, row in sorted(topups[balance.channel_id].items())
+            ],
         })  # fmt: skip
         if charge is not None:
             totals["overage_fee"] += charge.amount

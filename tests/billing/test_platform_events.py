@@ -86,7 +86,7 @@ def test_period_closed_is_emitted_once_with_the_final_export_rows_figures(acme):
     shared = set(line) & set(row)
     assert len(shared) >= 14  # every figure of the row, by the same name
     assert {name: line[name] for name in shared} == {name: row[name] for name in shared}
-    assert line["export_row_id"] == row["id"]
+    assert line["export_row_id"] == row["id"] and line["topups_in_other_currencies"] == []
     assert (data["tenant_slug"], data["period"], data["currency"]) == ("acme", "2026-11", "EUR")
     assert data["period_start"] == row["period_start"] and row["status"] == "final"
     charge = OverageCharge.objects.get(tenant=acme, period=period)
@@ -95,6 +95,22 @@ def test_period_closed_is_emitted_once_with_the_final_export_rows_figures(acme):
     assert data["totals"] == {"overage_fee": "11.20", "billed_amount": "0.00",
                               "waived_amount": "0.00", "pending_amount": "11.20",
                               "topup_amount": "5.00", "topup_count": 1}  # fmt: skip
+
+
+def test_topups_in_another_currency_are_listed_apart_never_added(acme):
+    sms = Channel.objects.get(code="sms")
+    eur = TopUpPack.objects.create(channel=sms, units=10, price=Decimal("5.00"))
+    usd = TopUpPack.objects.create(channel=sms, units=10, price=Decimal("7.00"), currency="USD")
+    with time_machine.travel(at(11, 5), tick=False):
+        for pack in (eur, usd):
+            topup_pack_buy(tenant=acme, pack_id=pack.pk, purchase_key=uuid.uuid4(), actor=None)
+    with time_machine.travel(at(12, 1, 2), tick=False):
+        periods_close_due()
+    (event,) = events(Type.PERIOD_CLOSED, "2026-11")
+    (line,) = event.payload["channels"]
+    assert (line["topup_count"], line["topup_amount"]) == (1, "5.00")
+    assert line["topups_in_other_currencies"] == [{"currency": "USD", "count": 1, "amount": "7.00"}]
+    assert event.payload["totals"]["topup_amount"] == "5.00"
 
 
 def test_overage_decision_is_emitted_once_as_its_line_item(acme):
