@@ -14,7 +14,13 @@ from __future__ import annotations
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 
-from babel.dates import format_date, format_time, get_datetime_format, get_time_format
+from babel.dates import (
+    format_date,
+    format_skeleton,
+    format_time,
+    get_datetime_format,
+    get_time_format,
+)
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from creditguard.money import round_money
@@ -65,6 +71,11 @@ def day_text(value: date | str, *, language: str) -> str:
     an ISO date; of an ISO date-time only the date is read."""
     day = date.fromisoformat(value[:10]) if isinstance(value, str) else value
     return format_date(day, "long", locale=locale_of(language))
+
+
+def short_day_text(value: date, *, language: str) -> str:
+    """A day as a chart's axis writes it, month abbreviated, no year ("1. Nov." / "1 Nov")."""
+    return format_skeleton("MMMd", value, locale=locale_of(language))
 
 
 def instant_text(

@@ -26,6 +26,7 @@ class NavItem:
 # requests, Developers, Policy, Team — each page adds its line in its place.
 NAV: list[NavItem] = [
     NavItem("portal:overview", _("Overview")),
+    NavItem("portal:usage", _("Usage")),
     NavItem("portal:credits", _("Credits")),
     NavItem("portal:notifications", _("Notifications"), badge="unread"),
     NavItem("portal:limit_requests", _("Limit requests")),

@@ -13,6 +13,7 @@ from portal.views import (
     overview,
     policy,
     team,
+    usage,
 )
 
 app_name = "portal"
@@ -39,6 +40,8 @@ urlpatterns = [
     path("account/switch/", account.tenant_switch, name="tenant_switch"),
     path("dashboard/", overview.overview, name="overview"),
     path("dashboard/offers/<uuid:offer_id>/accept/", overview.offer_accept, name="offer_accept"),
+    path("usage/", usage.usage, name="usage"),
+    path("usage/export.csv", usage.usage_export, name="usage_export"),
     path("credits/", credits.credits_page, name="credits"),
     path("credits/packs/<int:pack_id>/buy/", credits.pack_buy, name="pack_buy"),
     path("credits/auto-topup/<slug:channel_code>/", credits.auto_topup_change, name="auto_topup"),

@@ -1,0 +1,223 @@
+"""The usage page's figures (``/usage/``) and its CSV: a period's usage per channel by day
+or hour, read only through ``metering.usage.usage_chart`` (the rollups, a fixed number of
+queries whatever the history), with the forecast of ``metering.selectors.forecast`` — the
+same linear projection of the run rate as the overview's — and each channel's drawing
+(``portal.chart``) with its labels in the person's language."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from creditguard.locale_format import (
+    day_text,
+    instant_text,
+    number_text,
+    period_text,
+    short_day_text,
+)
+from metering.selectors import forecast
+from metering.usage import (
+    CHART_GRANULARITIES,
+    CHART_PERIODS_BACK,
+    ChannelUsage,
+    UsageChart,
+    usage_chart,
+)
+from portal.chart import ChartDrawing, draw, local_midnights
+from tenants.models import Tenant
+
+CSV_COLUMNS = ["channel", "bucket_start", "quantity", "cumulative", "included"]
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    periods_ago: int
+    granularity: str
+    problems: list[str | Promise]  # what was asked for and could not be shown
+
+
+def usage_query(params: Mapping[str, str]) -> UsageQuery:
+    """The period (``period``: 0 this one, up to 12 periods back) and the granularity
+    (``day`` or ``hour``) asked for; what is missing is the default (this period, by day),
+    what is not valid too, named in ``problems``."""
+    problems: list[str | Promise] = []
+    periods_ago = 0
+    period = params.get("period", "").strip()
+    if period:
+        if period.isdigit() and int(period) <= CHART_PERIODS_BACK:
+            periods_ago = int(period)
+        else:
+            problems.append(
+                gettext_lazy("That billing period is not available; showing the current one.")
+            )
+    granularity = params.get("granularity", "").strip() or "day"
+    if granularity not in CHART_GRANULARITIES:
+        granularity = "day"
+        problems.append(gettext_lazy("Usage can be shown by day or by hour; showing it by day."))
+    return UsageQuery(periods_ago=periods_ago, granularity=granularity, problems=problems)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    start: datetime  # in the tenant's time zone
+    label: str
+    quantity: int
+    cumulative: int
+
+
+@dataclass(frozen=True)
+class ChannelChart:
+    usage: ChannelUsage
+    projected: int | None  # at the period's end, at the rate so far (the current period)
+    drawing: ChartDrawing
+    rows: list[UsageRow]  # the table: every day, or the hours with usage
+    busiest: UsageRow | None
+
+    @property
+    def percent_of_included(self) -> int | None:
+        included = self.usage.included
+        return round(100 * self.usage.total / included) if included > 0 else None
+
+
+@dataclass(frozen=True)
+class PeriodChoice:
+    periods_ago: int
+    label: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class UsagePage:
+    chart: UsageChart
+    periods_ago: int
+    granularity: str
+    period_name: str
+    periods: list[PeriodChoice]
+    channels: list[ChannelChart]
+
+    @property
+    def current(self) -> bool:
+        return self.periods_ago == 0
+
+
+def _bucket_label(start: datetime, granularity: str, language: str, tenant: Tenant) -> str:
+    if granularity == "hour":
+        return instant_text(start, language=language, tz=tenant.tzinfo)
+    return day_text(start.date(), language=language)
+
+
+def usage_page_for(
+    *,
+    tenant: Tenant,
+    periods_ago: int,
+    granularity: str,
+    language: str,
+    now: datetime | None = None,
+) -> UsagePage:
+    now = now or timezone.now()
+    chart = usage_chart(tenant=tenant, periods_ago=periods_ago, granularity=granularity, now=now)
+    bounds = chart.bounds
+    days = local_midnights(bounds.starts_at, bounds.ends_at, tenant.tzinfo)
+
+    def number(value: int) -> str:
+        return number_text(value, language=language)
+
+    def day_label(moment: datetime) -> str:
+        return short_day_text(moment.date(), language=language)
+
+    channels: list[ChannelChart] = []
+    for usage in chart.channels:
+        projected = None
+        if periods_ago == 0:
+            projected, _reached = forecast(
+                used=usage.total, available=usage.included, bounds=bounds, now=chart.until
+            )
+        rows = [
+            UsageRow(
+                start=point.start,
+                label=_bucket_label(point.start, granularity, language, tenant),
+                quantity=point.quantity,
+                cumulative=point.cumulative,
+            )
+            for point in usage.points
+        ]
+        tips = [
+            _("%(when)s: %(quantity)s used, %(total)s in the period so far")
+            % {"when": row.label, "quantity": number(row.quantity), "total": number(row.cumulative)}
+            for row in rows
+        ]
+        drawing = draw(
+            starts_at=bounds.starts_at,
+            ends_at=bounds.ends_at,
+            until=chart.until,
+            points=[(row.start, row.cumulative, tip) for row, tip in zip(rows, tips, strict=True)],
+            included=usage.included,
+            projected=projected if projected is not None and projected > usage.total else None,
+            days=days,
+            number=number,
+            day_label=day_label,
+        )
+        used = [row for row in rows if row.quantity]
+        channels.append(
+            ChannelChart(
+                usage=usage,
+                projected=projected,
+                drawing=drawing,
+                rows=rows if granularity == "day" else used,
+                busiest=max(used, key=lambda row: row.quantity, default=None),
+            )
+        )
+    periods = [
+        PeriodChoice(
+            periods_ago=index,
+            label=period_text(period.label, language=language),
+            selected=index == periods_ago,
+        )
+        for index, period in enumerate(chart.periods)
+    ]
+    return UsagePage(
+        chart=chart,
+        periods_ago=periods_ago,
+        granularity=granularity,
+        period_name=period_text(bounds.label, language=language),
+        periods=periods,
+        channels=channels,
+    )
+
+
+def usage_csv(chart: UsageChart) -> Iterator[str]:
+    """The chart as CSV (RFC 4180: a header row, CRLF line ends, quoted where needed):
+    one line per channel and bucket, the bucket's start in the tenant's zone (ISO 8601
+    with its offset, so the hour a DST change repeats is two distinct lines)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for usage in chart.channels:
+        for point in usage.points:
+            writer.writerow(
+                [
+                    usage.channel.code,
+                    point.start.isoformat(),
+                    point.quantity,
+                    point.cumulative,
+                    usage.included,
+                ]
+            )
+        yield flush()
