@@ -22,21 +22,26 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 ADMIN_URL = os.environ.get(
     "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
-# BENCH_DATABASE_NAME: a scratch database of your own where several people share a server.
-BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "creditguard_bench")
+
+
+def bench_database_name() -> str:
+    """BENCH_DATABASE_NAME: a scratch database of your own where several people share a
+    server. Read when asked, not at import: a harness may set its default in ``main``."""
+    return os.environ.get("BENCH_DATABASE_NAME", "creditguard_bench")
 
 
 def bench_database_url() -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + BENCH_DB
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + bench_database_name()
 
 
 def recreate_database() -> str:
     """Drop and create the scratch database, migrate it, return its URL."""
+    name = bench_database_name()
     conn = psycopg2.connect(ADMIN_URL)
     conn.autocommit = True
     with conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {BENCH_DB}")
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        cursor.execute(f"CREATE DATABASE {name}")
     conn.close()
     url = bench_database_url()
     subprocess.run(
