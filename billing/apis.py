@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -25,9 +27,11 @@ from rest_framework.utils.urls import replace_query_param
 from billing.selectors import (
     EXPORT_FIELDS,
     LINE_ITEM_FIELDS,
+    export_balances,
     export_etag,
     export_record,
     export_rows,
+    export_values,
     line_item_record,
     line_items,
 )
@@ -49,24 +53,26 @@ class CsvRenderer(JSONRenderer):
     format = "csv"
 
 
-class _Line:
-    """A file whose ``write`` hands back the line: csv.writer formats, we stream."""
+def csv_stream(fields: list[str], chunks: Iterable[Iterable[Sequence[Any]]]) -> Iterator[bytes]:
+    """A header row and the rows of each chunk (RFC 4180 quoting, CRLF, UTF-8), one
+    write per chunk (``CHUNK_ROWS`` rows): memory holds one chunk, whatever the number
+    of rows. One writer and one buffer for the whole stream."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(fields)
+    for chunk in chunks:
+        writer.writerows(chunk)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():  # no rows: the header alone
+        yield buffer.getvalue().encode()
 
-    def write(self, value: str) -> str:
-        return value
 
-
-def csv_stream(fields: list[str], records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
-    """A header row and one row per record (RFC 4180 quoting, CRLF, UTF-8), in chunks of
-    ``CHUNK_ROWS`` lines: memory holds one chunk, whatever the number of rows."""
-    writer = csv.writer(_Line())
-    chunk = [writer.writerow(fields)]
-    for record in records:
-        chunk.append(writer.writerow([record[field] for field in fields]))
-        if len(chunk) >= CHUNK_ROWS:
-            yield "".join(chunk).encode()
-            chunk = []
-    yield "".join(chunk).encode()
+def _chunked(rows: Iterable[Sequence[Any]]) -> Iterator[list[Sequence[Any]]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, CHUNK_ROWS)):
+        yield chunk
 
 
 def _scope(request: Request) -> Tenant | None:
@@ -218,26 +224,38 @@ class BillingExportApi(BillingApi):
     )
     def get(self, request: Request) -> HttpResponse:
         period, tenant = _period(request), _scope(request)
-        rows = export_rows(period=period, tenant=tenant)
         if self.wants_csv(request):
+            # Called now, not when streamed: it refuses mixed currencies (409) while a
+            # response can still say so.
+            chunks = export_rows(period=period, tenant=tenant, chunk_rows=CHUNK_ROWS)
             etag = export_etag(period=period, tenant=tenant, variant="export.csv")
             return self.conditional(request, etag, lambda: _csv_response(
                 f"creditguard-export-{period}.csv", EXPORT_FIELDS,
-                (export_record(row) for row in rows.iterator(chunk_size=CHUNK_ROWS))))  # fmt: skip
+                (map(export_values, chunk) for chunk in chunks)))  # fmt: skip
         etag = export_etag(period=period, tenant=tenant, variant=request.get_full_path())
-        return self.conditional(request, etag, lambda: self.export_page(request, rows))
+        return self.conditional(request, etag, lambda: self.export_page(request, period, tenant))
 
-    def export_page(self, request: Request, rows: Any) -> Response:
-        """``page_of`` without a serializer instance: DRF's list data and its serializer
-        refer to each other, a cycle that would keep the page after the request."""
+    def export_page(self, request: Request, period: str, tenant: Tenant | None) -> Response:
+        """A page keyed on the balances' ids (one cheap statement), then its rows by
+        those ids. ``page_of`` without a serializer instance: DRF's list data and its
+        serializer refer to each other, a cycle that would keep the page after the
+        request."""
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response([export_record(row) for row in page or []])
+        balances = export_balances(period=period, tenant=tenant)
+        page = paginator.paginate_queryset(balances, request, view=self) or []
+        chunks = export_rows(
+            period=period, tenant=tenant, balance_ids=[balance["id"] for balance in page]
+        )
+        return paginator.get_paginated_response(
+            [export_record(row) for chunk in chunks for row in chunk]
+        )
 
 
-def _csv_response(filename: str, fields: list[str], records: Iterable[dict[str, Any]]) -> Any:
+def _csv_response(
+    filename: str, fields: list[str], chunks: Iterable[Iterable[Sequence[Any]]]
+) -> Any:
     response = StreamingHttpResponse(
-        csv_stream(fields, records), content_type="text/csv; charset=utf-8"
+        csv_stream(fields, chunks), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -314,7 +332,8 @@ class BillingLineItemsApi(BillingApi):
             etag = export_etag(period=period, tenant=tenant, variant="line-items.csv")
             return self.conditional(request, etag, lambda: _csv_response(
                 f"creditguard-line-items-{period}.csv", LINE_ITEM_FIELDS,
-                (line_item_record(row) for row in items)))  # fmt: skip
+                _chunked([record[field] for field in LINE_ITEM_FIELDS]
+                         for record in map(line_item_record, items))))  # fmt: skip
         size = ExportPagination().get_page_size(request)
         raw_cursor = request.query_params.get("cursor")
         after = _decode(raw_cursor) if raw_cursor is not None else None

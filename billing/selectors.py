@@ -1,6 +1,7 @@
 """What a billing system reads: the export (one row per tenant × channel × period) and
-the line items (one row per billable fact), as querysets of plain values that the API
-pages or streams without holding them all.
+the line items (one row per billable fact), as plain values that the API pages or
+streams without holding them all: the export's rows from one statement
+(``billing.sql``), read in chunks; the line items as a queryset.
 
 Every figure is read, never recomputed: the units from the balance and its grants, the
 money from the rows that priced it — the ``OverageCharge`` (finalised when the period
@@ -11,10 +12,15 @@ purchases. So the export says what the staff console and the tenant's notices sa
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from itertools import islice
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
@@ -33,6 +39,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 
+from billing import sql as billing_sql
 from creditguard.errors import Conflict
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Grant
@@ -103,18 +110,81 @@ def export_currency_check(*, period: str, tenant: Tenant | None = None) -> None:
         )
 
 
-def export_rows(*, period: str, tenant: Tenant | None = None) -> QuerySet[Balance, dict[str, Any]]:
-    """One row per tenant × channel with a balance in the period labelled ``period``
-    (YYYY-MM in each tenant's zone), of one tenant or of all, in balance id order (a
-    stable key: a balance opened later sorts last). Values, not models: see
-    :func:`export_record` for the fields. One statement whatever the number of rows:
-    the charge is a left join, grants and purchases are correlated aggregates; before
-    it, :func:`export_currency_check` refuses rows whose top-ups are in another currency
-    (``topup_amount`` sums in the row's)."""
-    export_currency_check(period=period, tenant=tenant)
+def export_balances(*, period: str, tenant: Tenant | None = None) -> QuerySet[Balance, Any]:
+    """The balances the export covers, as ``{"id": …}`` in id order (a stable key: a
+    balance opened later sorts last): what the JSON pages are keyed on, one cheap
+    statement a page; :func:`export_rows` then reads the page's rows by their ids."""
     balances = Balance.objects.filter(period__label=period)
     if tenant is not None:
         balances = balances.filter(tenant=tenant)
+    return balances.order_by("id").values("id")
+
+
+def export_rows(
+    *,
+    period: str,
+    tenant: Tenant | None = None,
+    balance_ids: Sequence[int] | None = None,
+    chunk_rows: int = 2000,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """One row per tenant × channel with a balance in the period labelled ``period``
+    (YYYY-MM in each tenant's zone), of one tenant or of all (of ``balance_ids`` only,
+    for a page), in balance id order, as tuples in ``EXPORT_COLUMNS`` order (see
+    :func:`export_record`), ``chunk_rows`` at a time from a server-side cursor. One
+    statement whatever the number of rows (``billing.sql``; the ORM's on SQLite).
+
+    :func:`export_currency_check` runs first, here rather than when the rows are read,
+    so that a CSV response can still refuse with 409 (``topup_amount`` sums in the
+    row's currency)."""
+    export_currency_check(period=period, tenant=tenant)
+    tenant_id = tenant.pk if tenant is not None else None
+    if balance_ids is not None and not balance_ids:
+        return iter(())
+    if not billing_sql.native():
+        return _orm_chunks(
+            export_rows_orm(period=period, tenant=tenant, balance_ids=balance_ids), chunk_rows
+        )
+    sql, params = billing_sql.export_statement(
+        period=period, tenant_id=tenant_id, balance_ids=balance_ids
+    )
+    # Every row of a period from a named (server-side) cursor, as QuerySet.iterator()
+    # reads, unless the setting says a pooler in transaction mode forbids them; a page,
+    # bounded, in one round trip.
+    server_side = balance_ids is None and not connection.settings_dict.get(
+        "DISABLE_SERVER_SIDE_CURSORS"
+    )
+    return _chunks(sql, params, chunk_rows, server_side=server_side)
+
+
+def _chunks(
+    sql: str, params: list[Any], chunk_rows: int, *, server_side: bool
+) -> Iterator[list[tuple[Any, ...]]]:
+    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk_rows):
+            yield rows
+
+
+def _orm_chunks(
+    rows: QuerySet[Balance, tuple[Any, ...]], chunk_rows: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    iterator = rows.iterator(chunk_size=chunk_rows)
+    while chunk := list(islice(iterator, chunk_rows)):
+        yield chunk
+
+
+def export_rows_orm(
+    *, period: str, tenant: Tenant | None = None, balance_ids: Sequence[int] | None = None
+) -> QuerySet[Balance, tuple[Any, ...]]:
+    """:func:`export_rows`' statement in the ORM, for databases other than PostgreSQL
+    (the embedded SQLite default): the charge a left join, grants and purchases
+    correlated aggregates per row — six subqueries a row, which PostgreSQL's planner
+    priced high enough to JIT-compile (docs/BENCHMARKS.md), hence ``billing.sql``."""
+    balances = Balance.objects.filter(period__label=period)
+    if tenant is not None:
+        balances = balances.filter(tenant=tenant)
+    if balance_ids is not None:
+        balances = balances.filter(id__in=balance_ids)
     return (
         balances.annotate(
             charge=FilteredRelation(
@@ -130,10 +200,6 @@ def export_rows(*, period: str, tenant: Tenant | None = None) -> QuerySet[Balanc
             carried_in_units=_grant_units(Grant.Kind.PURCHASED, purchased_here=False),
             topup_count=Coalesce(_topups("pk", Count), Value(0)),
             topup_amount=_topups("price", Sum),
-        )
-        .values(
-            "id", "tenant_id", "used", "available", "included_units", "promotional_units",
-            "purchased_units", "carried_in_units", "topup_count", "topup_amount",
             tenant_slug=F("tenant__slug"), tenant_name=F("tenant__name"),
             time_zone=F("tenant__time_zone"), tenant_currency=F("tenant__currency"),
             channel_code=F("channel__code"), period_label=F("period__label"),
@@ -144,54 +210,60 @@ def export_rows(*, period: str, tenant: Tenant | None = None) -> QuerySet[Balanc
             billed_amount=F("charge__billed_amount"), waived_amount=F("charge__waived_amount"),
             decided_at=F("charge__decided_at"),
         )
+        .values_list(*billing_sql.EXPORT_COLUMNS)
         .order_by("id")
     )  # fmt: skip
 
 
+@lru_cache(maxsize=64)
+def _exponent(currency: str) -> Decimal:
+    return round_money(Decimal(0), currency)
+
+
 def money_text(amount: Decimal | None, currency: str) -> str:
-    """A Decimal string with the currency's minor-unit digits ("12.30", JPY "1230")."""
-    return str(round_money(amount if amount is not None else Decimal(0), currency))
+    """A Decimal string with the currency's minor-unit digits ("12.30", JPY "1230"),
+    rounded half up as ``round_money`` does."""
+    if amount is None:
+        return str(_exponent(currency))
+    return str(amount.quantize(_exponent(currency), rounding=ROUND_HALF_UP))
 
 
-def _local(moment: datetime, zone: Any) -> str:
+@lru_cache(maxsize=1024)
+def _bounds(starts_at: datetime, ends_at: datetime, zone: str) -> tuple[str, str]:
+    """A period's bounds in its tenant's zone: computed once per period and zone, not
+    once per row (an export has one or two of them per zone)."""
+    return _local(starts_at, ZoneInfo(zone)), _local(ends_at, ZoneInfo(zone))
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).isoformat()
 
 
-def export_record(row: dict[str, Any]) -> dict[str, Any]:
-    """An export row as the API gives it (JSON and CSV alike; see docs/API.md)."""
-    from zoneinfo import ZoneInfo  # cached by zoneinfo: one object per zone
+def export_values(row: tuple[Any, ...]) -> list[Any]:
+    """An export row's values in ``EXPORT_FIELDS`` order (a CSV line; see
+    :func:`export_record`)."""
+    (balance_id, tenant_id, used, available, included, promotional, purchased, carried_in,
+     topup_count, topup_amount, slug, name, zone, tenant_currency, channel, label,
+     starts_at, ends_at, period_status, charge_units, charge_carried, charge_amount,
+     charge_currency, charge_status, billed, waived, decided_at) = row  # fmt: skip
+    currency = charge_currency or tenant_currency
+    if charge_units is None:  # no charge yet: nothing over, or an evaluation still to come
+        charge_units = max(used - available, 0)
+    start, end = _bounds(starts_at, ends_at, zone)
+    return [
+        balance_id, tenant_id, slug, name, channel, label, start, end,
+        FINAL if period_status == BillingPeriod.Status.CLOSED else PROVISIONAL, currency,
+        included, promotional, purchased, carried_in, used, charge_units, charge_carried or 0,
+        money_text(charge_amount, currency), money_text(billed, currency),
+        money_text(waived, currency), charge_status,
+        _local(decided_at, ZoneInfo(zone)) if decided_at else None,
+        topup_count, money_text(topup_amount, currency),
+    ]  # fmt: skip
 
-    zone = ZoneInfo(row["time_zone"])
-    currency = row["charge_currency"] or row["tenant_currency"]
-    overage = row["charge_units"]
-    if overage is None:  # no charge yet: nothing over, or an evaluation still to come
-        overage = max(row["used"] - row["available"], 0)
-    return {
-        "id": row["id"],
-        "tenant_id": row["tenant_id"],
-        "tenant_slug": row["tenant_slug"],
-        "tenant_name": row["tenant_name"],
-        "channel": row["channel_code"],
-        "period": row["period_label"],
-        "period_start": _local(row["starts_at"], zone),
-        "period_end": _local(row["ends_at"], zone),
-        "status": FINAL if row["period_status"] == BillingPeriod.Status.CLOSED else PROVISIONAL,
-        "currency": currency,
-        "included_units": row["included_units"],
-        "promotional_units": row["promotional_units"],
-        "topped_up_units": row["purchased_units"],
-        "carried_in_units": row["carried_in_units"],
-        "used_units": row["used"],
-        "overage_units": overage,
-        "carried_over_units": row["charge_carried"] or 0,
-        "overage_fee": money_text(row["charge_amount"], currency),
-        "billed_amount": money_text(row["billed_amount"], currency),
-        "waived_amount": money_text(row["waived_amount"], currency),
-        "decision_status": row["charge_status"],
-        "decided_at": _local(row["decided_at"], zone) if row["decided_at"] else None,
-        "topup_count": row["topup_count"],
-        "topup_amount": money_text(row["topup_amount"], currency),
-    }
+
+def export_record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """An export row as the API gives it (JSON and CSV alike; see docs/API.md)."""
+    return dict(zip(EXPORT_FIELDS, export_values(row), strict=True))
 
 
 # The CSV header: the record's keys, in order.
