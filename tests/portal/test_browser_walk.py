@@ -1,17 +1,18 @@
 """One walk through the whole portal in a real headless Chromium (Debian's, Playwright), as
-issue 11 asks: an owner logs in, reads the overview, accepts an offer, buys a pack, asks
-for a different limit, creates and revokes an API key, acknowledges the policy, reads the
+issue 11 asks: an owner logs in, reads the overview, opens the usage chart (by day and by
+hour, its table and CSV), accepts an offer, buys a pack, asks for a different limit, creates and revokes an API key, acknowledges the policy, reads the
 notifications and the team, switches to German and logs out; another tenant's ids answer
 404; then a viewer sees no action buttons and is refused when posting an action anyway.
 
-It takes one screenshot per portal page at desktop width, the overview on a phone
-(390 px) and the overview in German: portal-walk-NN-<page>.png in var/screenshots, or in
+It takes one screenshot per portal page at desktop width, the overview and the usage on a
+phone (390 px) and the overview in German: portal-walk-NN-<page>.png in var/screenshots, or in
 docs/screenshots with SCREENSHOTS_DIR=docs/screenshots (the README's pictures)."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -114,6 +115,26 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
     expect(page.locator("article[aria-labelledby=channel-call]")).to_contain_text("Overage so far")
     expect(page.locator("main")).to_contain_text("Fair use policy 1.1 takes effect on")
     shot(page, "overview")
+
+    # The usage over time: SMS's chart with its figures, by day and by hour, and the CSV.
+    sms.get_by_role("link", name="Usage over time").click()
+    expect(page.locator("h1")).to_have_text("Usage")
+    chart = page.locator("#usage-sms")
+    expect(chart).to_contain_text("1,815 (91%)")
+    expect(chart.locator("svg.usage-chart")).to_be_visible()
+    expect(chart.locator("svg.usage-chart")).to_contain_text("Included 2,000")
+    chart.get_by_text("Show the figures by day").click()
+    expect(chart.locator("table")).to_contain_text("1,815")
+    shot(page, "usage")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("channel,") and any(
+        line.startswith("sms,") and ",1815,1815," in line for line in lines
+    ), lines[:3]
+    page.get_by_role("navigation", name="Granularity").get_by_role("link", name="By hour").click()
+    expect(chart.locator("svg.usage-chart title")).to_contain_text("by hour")
+    nav(page, "Overview")
     sms.get_by_role("button", name="Accept the offer").click()
     expect(page.locator(".flash")).to_contain_text("Booked: 500 more units for €29.00.")
     expect(sms).to_contain_text("1,815 of 2,500 used")
@@ -200,6 +221,9 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
     expect(phone.locator("#portal-nav")).to_be_hidden()
     expect(phone.locator("article[aria-labelledby=channel-sms]")).to_contain_text("1,815 of")
     shot(phone, "overview-phone")
+    phone.goto(f"{base}/usage/")
+    expect(phone.locator("#usage-sms svg.usage-chart")).to_be_visible()
+    shot(phone, "usage-phone")
 
     # In German: the menu, the headings and the figures as German writes them.
     page.select_option("#language-switch", "de")
@@ -227,6 +251,7 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
     main = viewer_page.locator("main")
     for path, says in (
         ("/dashboard/", "An admin or owner of your account can accept it."),
+        ("/usage/", "Download CSV"),
         ("/credits/", "An admin or owner of your account can buy credits."),
         ("/limits/requests/", "An admin or owner of your account can ask for a different limit."),
         ("/developers/", "Shop backend"),
