@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from creditguard.tenancy import TenantScopedManager
 from notifications.crypto import secret_decrypt
@@ -83,6 +84,49 @@ class NotificationRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification_id} read by {self.user_id}"
+
+
+class AlertRecipient(models.Model):
+    """An e-mail address that receives the tenant's warnings besides its contact address
+    (the portal's alerts): the warnings of ``KINDS`` only, not every notification, so
+    that a colleague who asked to hear when credits run low is not sent invoices of
+    terms. Unique per tenant whatever the case of its letters.
+
+    It lives in notifications, not policies: who receives an e-mail is the delivery's
+    concern, and the delivery (``notifications.services.deliver``), a leaf, reads it when
+    it sends; policies decides only what to say and when."""
+
+    # Warnings about a channel's credits, which someone may have to act on: a threshold
+    # crossed (near the limit included), the forecast, the limit reached, the overage
+    # notice sent in its place where a rule does not warn at 100 %, and a restriction
+    # that now holds the sending back.
+    KINDS = frozenset(
+        {
+            Notification.Kind.THRESHOLD_WARNING,
+            Notification.Kind.FORECAST_WARNING,
+            Notification.Kind.LIMIT_REACHED,
+            Notification.Kind.OVERAGE_FEE_NOTICE,
+            Notification.Kind.RESTRICTION_APPLIED,
+        }
+    )
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alert_recipients")
+    email = models.EmailField(max_length=254)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    objects = TenantScopedManager["AlertRecipient"]()
+
+    class Meta:
+        ordering = ["tenant", "email"]
+        constraints = [
+            models.UniqueConstraint("tenant", Lower("email"), name="alert_recipient_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.tenant_id})"
 
 
 class WebhookEndpoint(models.Model):

@@ -6,8 +6,12 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from notifications.services.alert_recipients import MAX_EMAIL_LENGTH
+from policies.models.alerts import ALERT_PERCENT_MAX, ALERT_PERCENT_MIN
+from portal.alerts import Alerts
 from tenants.models import Membership
 
 
@@ -39,3 +43,36 @@ class PortalPasswordResetForm(PasswordResetForm):
             for user in super().get_users(email)
             if Membership.objects.filter(user=user).exists()
         )
+
+
+class AlertThresholdForm(forms.Form):
+    """An extra warning threshold on a channel (``alert_threshold_add``)."""
+
+    channel = forms.ChoiceField(label=_("Channel"))
+    percent = forms.IntegerField(
+        label=_("Warn at (percent of the credits)"),
+        min_value=ALERT_PERCENT_MIN,
+        max_value=ALERT_PERCENT_MAX,
+    )
+
+    prefix = "threshold"
+
+    def __init__(self, *args: Any, channels: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].choices = channels  # type: ignore[attr-defined]
+
+
+class AlertRecipientForm(forms.Form):
+    """An address that receives the warnings too (``alert_recipient_add``)."""
+
+    prefix = "recipient"
+    email = forms.EmailField(label=_("E-mail address"), max_length=MAX_EMAIL_LENGTH)
+
+
+def alert_channels(alerts: Alerts) -> list[tuple[str, str]]:
+    """The threshold form's channels: the active ones, named in the person's language."""
+    language = (get_language() or "en")[:2]
+    return [
+        (row.channel.code, row.channel.labels().get(language, {}).get("name") or row.channel.name)
+        for row in alerts.channels
+    ]

@@ -6,6 +6,7 @@ from django.urls import path
 
 from portal.views import (
     account,
+    alerts,
     credits,
     developers,
     limit_requests,
@@ -47,6 +48,18 @@ urlpatterns = [
     path("credits/auto-topup/<slug:channel_code>/", credits.auto_topup_change, name="auto_topup"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
+    path("notifications/alerts/", alerts.threshold_add, name="alert_threshold_add"),
+    path(
+        "notifications/alerts/<int:threshold_id>/remove/",
+        alerts.threshold_remove,
+        name="alert_threshold_remove",
+    ),
+    path("notifications/recipients/", alerts.recipient_add, name="alert_recipient_add"),
+    path(
+        "notifications/recipients/<int:recipient_id>/remove/",
+        alerts.recipient_remove,
+        name="alert_recipient_remove",
+    ),
     path("limits/requests/", limit_requests.limit_requests, name="limit_requests"),
     path("developers/", developers.developers, name="developers"),
     path("developers/keys/", developers.key_create, name="key_create"),

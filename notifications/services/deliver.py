@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from notifications.messages import render_message
-from notifications.models import Delivery, Notification, PlatformEvent
+from notifications.models import AlertRecipient, Delivery, Notification, PlatformEvent
 from notifications.services.pinned import Deadline, pinned_post
 from notifications.services.webhooks import (
     AddressRefused,
@@ -109,8 +109,32 @@ def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str:
     return Delivery.Status.PENDING
 
 
-def _send_email(notification: Notification) -> Outcome:
+def email_recipients(notification: Notification) -> list[str]:
+    """Whom a notification's e-mail goes to: the tenant's contact address, and for a
+    warning (``AlertRecipient.KINDS``) the tenant's alert recipients as listed when it is
+    sent; each address once, whatever its case."""
     tenant = notification.tenant
+    addresses = [tenant.contact_email] if tenant.contact_email else []
+    if notification.kind in AlertRecipient.KINDS:
+        addresses += (
+            AlertRecipient.objects.for_tenant(tenant).order_by("pk").values_list("email", flat=True)
+        )
+    unique: dict[str, str] = {}
+    for address in addresses:
+        unique.setdefault(address.casefold(), address)
+    return list(unique.values())
+
+
+def _send_email(notification: Notification) -> Outcome:
+    """One message to every recipient (``email_recipients``), all of them in To: the
+    delivery stays one row, claimed, sent and retried once as a whole, so a retry never
+    sends a second copy to some of them, and each sees who else was warned (all are the
+    tenant's own people)."""
+    tenant = notification.tenant
+    recipients = email_recipients(notification)
+    if not recipients:
+        # The contact address and the recipients were all removed after it was planned.
+        return Outcome(delivered=False, error="no recipient", give_up=True)
     message = render_message(notification, language=tenant.language)
     context = {"tenant": tenant, "message": message, "language": tenant.language}
     with translation.override(tenant.language):
@@ -119,7 +143,7 @@ def _send_email(notification: Notification) -> Outcome:
     mail = EmailMultiAlternatives(
         subject=f"[CreditGuard] {message.subject}",
         body=text,
-        to=[tenant.contact_email],
+        to=recipients,
         headers={"X-CreditGuard-Notification": str(notification.public_id)},
     )
     mail.attach_alternative(html, "text/html")

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications.hooks import channel_labels
-from notifications.models import Delivery, Notification, WebhookEndpoint
+from notifications.models import AlertRecipient, Delivery, Notification, WebhookEndpoint
 from notifications.tasks import enqueue_deliveries
 from tenants.models import Tenant
 
@@ -130,11 +130,28 @@ def notify(
 
 
 def deliveries_plan(*, notifications: list[Notification], now: datetime) -> list[Delivery]:
-    """An e-mail delivery when the tenant has a contact address, and one per active
-    webhook endpoint that wants the kind; enqueued after commit."""
+    """An e-mail delivery when the tenant has a contact address, or for a warning when it
+    has alert recipients (``AlertRecipient``; whom it goes to is read when it is sent),
+    and one per active webhook endpoint that wants the kind; enqueued after commit. A
+    fixed number of queries: the recipients are looked up only for warnings of tenants
+    without a contact address."""
     if not notifications:
         return []
     tenant_ids = {n.tenant_id for n in notifications}
+    uncontacted = {
+        n.tenant_id
+        for n in notifications
+        if not n.tenant.contact_email and n.kind in AlertRecipient.KINDS
+    }
+    recipients_only = (
+        set(
+            AlertRecipient.objects.filter(tenant_id__in=uncontacted).values_list(
+                "tenant_id", flat=True
+            )
+        )
+        if uncontacted
+        else set()
+    )
     endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
     for endpoint in WebhookEndpoint.objects.filter(
         tenant_id__in=tenant_ids, active=True, deleted_at__isnull=True
@@ -143,7 +160,7 @@ def deliveries_plan(*, notifications: list[Notification], now: datetime) -> list
         endpoints[endpoint.tenant_id].append(endpoint)
     deliveries: list[Delivery] = []
     for notification in notifications:
-        if notification.tenant.contact_email:
+        if notification.tenant.contact_email or notification.tenant_id in recipients_only:
             deliveries.append(
                 Delivery(notification=notification, transport=Delivery.Transport.EMAIL,
                          next_attempt_at=now, created_at=now)

@@ -1,6 +1,7 @@
 """The fair-use rules: limit rules, restrictions, fee schedules, overage charges,
 top-ups, recommendations and policy versions, one module per area."""
 
+from policies.models.alerts import AlertThreshold
 from policies.models.fees import FeeSchedule, FeeScheduleNotice, FeeTier, OverageCharge
 from policies.models.guidance import LimitRecommendation, PolicyAcknowledgement, PolicyVersion
 from policies.models.limit_requests import LimitRequest
@@ -20,6 +21,7 @@ from policies.models.topups import AutoTopUp, TopUp, TopUpOffer, TopUpPack
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "Action",
+    "AlertThreshold",
     "AutoTopUp",
     "CarryOver",
     "CohortDefault",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -23,13 +23,11 @@ from django.utils import timezone
 
 from creditguard.errors import Conflict
 from metering import sql as metering_sql
-from metering.levels import NEAR_LIMIT_PERCENT, usage_level, usage_percent
+from metering.levels import NEAR_LIMIT_PERCENT
 from metering.models import Balance, BillingPeriod
-from metering.selectors import forecast
-from metering.services.periods import PeriodBounds
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
-from policies.models import Action, AutoTopUp, LimitRule, OverageCharge, TopUpOffer, TopUpPack
+from policies.models import AutoTopUp, LimitRule, OverageCharge, TopUpOffer, TopUpPack
 from policies.selectors import EffectiveRule, effective_rule, rule_terms
 from policies.services.overage import overage_charge_refresh
 from policies.services.topups import (
@@ -39,12 +37,11 @@ from policies.services.topups import (
     open_offer,
     topup_offer_create,
 )
+from policies.services.warnings import Candidate, alert_thresholds_of, candidates
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
-# A forecast needs a day of history before it is worth a warning.
-FORECAST_MIN_ELAPSED = timedelta(days=1)
 
 
 @dataclass
@@ -78,37 +75,6 @@ def _rules(balances: list[Balance], now: datetime) -> dict[tuple[int, int], Effe
     return rules
 
 
-def _figures(balance: Balance, bounds: PeriodBounds, now: datetime) -> dict[str, Any]:
-    percent = usage_percent(used=balance.used, available=balance.available)
-    projected, reached_at = forecast(
-        used=balance.used, available=balance.available, bounds=bounds, now=now
-    )
-    return {
-        "channel": balance.channel.code,
-        "channel_name": balance.channel.name,
-        "unit": balance.channel.unit,
-        "period": balance.period.label,
-        "used": balance.used,
-        "available": balance.available,
-        "remaining": balance.remaining,
-        "overage_units": balance.overage_units,
-        "percent": percent,
-        "forecast_used": projected,
-        "limit_reached_on": reached_at.astimezone(balance.tenant.tzinfo).date().isoformat()
-        if reached_at
-        else None,
-    }
-
-
-def _past_limit_terms(rule: EffectiveRule) -> dict[str, Any]:
-    return {
-        "action_past_limit": rule.action,
-        "restrict_units": rule.restrict_units,
-        "restrict_window": rule.restrict_window,
-        "hard_limit": rule.hard_limit,
-    }
-
-
 def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -> EvaluationResult:
     """Evaluate one batch of balances (with tenant, channel and period loaded).
 
@@ -135,71 +101,10 @@ def balances_evaluate(*, balances: list[Balance], now: datetime | None = None) -
     return EvaluationResult(balances=len(balances), notifications=notified, batches=1)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    """A notification a balance's figures call for, and how it ranks against the others
-    of the same evaluation: the highest new one is sent and covers the rest."""
-
-    spec: NotificationSpec
-    rank: tuple[float, int]
-    threshold: float | None = None
-
-
-def _candidates(
-    balance: Balance, rule: EffectiveRule, now: datetime
-) -> tuple[list[_Candidate], NotificationSpec | None]:
-    """What the balance's figures call for now — each threshold crossed, a forecast, the
-    overage notice — and the fee notice a "limit reached" message says in its place."""
-    period = balance.period
-    bounds = PeriodBounds(label=period.label, starts_at=period.starts_at, ends_at=period.ends_at)
-    figures = _figures(balance, bounds, now)
-    terms = _past_limit_terms(rule)
-    used_percent = usage_level(used=balance.used, available=balance.available)
-    found: list[_Candidate] = []
-    for threshold in rule.warning_thresholds:
-        if used_percent < threshold:
-            continue
-        kind = (
-            Notification.Kind.LIMIT_REACHED if threshold >= 100
-            else Notification.Kind.THRESHOLD_WARNING
-        )  # fmt: skip
-        spec = NotificationSpec(
-            tenant_id=balance.tenant_id,
-            kind=kind,
-            dedupe_key=f"threshold:{balance.pk}:{threshold}",
-            payload={**figures, "threshold": threshold, **terms},
-        )
-        found.append(_Candidate(spec, (threshold, 1), threshold))
-    if (
-        figures["limit_reached_on"]
-        and used_percent < 100
-        and now - period.starts_at >= FORECAST_MIN_ELAPSED
-    ):
-        # Lowest: a threshold warning names the day too.
-        found.append(_Candidate(NotificationSpec(
-            tenant_id=balance.tenant_id,
-            kind=Notification.Kind.FORECAST_WARNING,
-            dedupe_key=f"forecast:{balance.pk}",
-            payload={**figures, **terms},
-        ), (-1, 0)))  # fmt: skip
-    fee_notice = None
-    if rule.action in (Action.NOTIFY_ONLY, Action.CHARGE_OVERAGE):
-        fee_notice = NotificationSpec(
-            tenant_id=balance.tenant_id,
-            kind=Notification.Kind.OVERAGE_FEE_NOTICE,
-            dedupe_key=f"overage:{balance.pk}",
-            payload={**figures, **terms},
-        )
-        if balance.overage_units > 0:
-            # Ranks as the limit: "limit reached" is sent in its place where a rule warns
-            # at 100 %, it in place of any lower warning where a rule does not.
-            found.append(_Candidate(fee_notice, (100, 0)))
-    return found, fee_notice
-
-
 def _decide_and_notify(balances: list[Balance], now: datetime) -> int:
     """Decide the batch's messages and their offers and record them; how many messages
-    it created. Per balance, of what its figures call for and was not said yet, the
+    it created. Per balance, of what its figures call for (the thresholds of its rule
+    and the tenant's own alerts, the forecast, the fee notice) and was not said yet, the
     highest is sent (the current level in its figures) and covers the rest, so that a
     lower threshold never arrives later; "limit reached" says what happens past the limit
     and covers the fee notice too. The notifications are inserted first, and an offer is
@@ -207,12 +112,13 @@ def _decide_and_notify(balances: list[Balance], now: datetime) -> int:
     names; a balance has one open offer of a pack, which later warnings name again.
     A fixed number of statements per batch, no row locks."""
     rules = _rules(balances, now)
-    per_balance: list[tuple[Balance, list[_Candidate], NotificationSpec | None]] = []
+    own = alert_thresholds_of(b.tenant_id for b in balances)
+    per_balance: list[tuple[Balance, list[Candidate], NotificationSpec | None]] = []
     for balance in balances:
         if now >= balance.period.ends_at:
             continue  # a past period's late events: its charge is refreshed, no warnings
-        rule = rules[(balance.tenant_id, balance.channel_id)]
-        found, fee_notice = _candidates(balance, rule, now)
+        pair = (balance.tenant_id, balance.channel_id)
+        found, fee_notice = candidates(balance, rules[pair], now, own.get(pair, ()))
         if found:
             per_balance.append((balance, found, fee_notice))
     # An unlocked read, to choose among what is new; the insert decides what is sent.

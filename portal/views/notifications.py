@@ -1,9 +1,11 @@
 """Notifications (``/notifications/``): the in-app list of ``GET /api/v1/notifications``
-(same selector), in the person's language, with each person's read state."""
+(same selector), in the person's language, with each person's read state; below it the
+alerts (``portal.views.alerts``): extra warning thresholds and recipients."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -15,7 +17,9 @@ from django.views.decorators.http import require_POST
 from notifications.messages import render_message
 from notifications.selectors import notifications_for_person
 from notifications.services.read import notifications_mark_read
-from portal.access import member_required
+from portal.access import ACT, can, member_required
+from portal.alerts import alerts_for
+from portal.forms import AlertRecipientForm, AlertThresholdForm, alert_channels
 from portal.layout import render_page
 
 PAGE_SIZE = 20
@@ -23,6 +27,12 @@ PAGE_SIZE = 20
 
 @member_required()
 def notification_list(request: HttpRequest) -> HttpResponse:
+    return notifications_page(request)
+
+
+def notifications_page(request: HttpRequest, *, status: int = 200, **forms: Any) -> HttpResponse:
+    """The list and the alerts section; ``forms`` carries an alert form as posted, to show
+    its errors beside its fields."""
     tenant = request.tenant  # type: ignore[attr-defined]
     unread_only = request.GET.get("show") == "unread"
     listed = notifications_for_person(tenant=tenant, user=request.user, unread_only=unread_only)
@@ -35,10 +45,16 @@ def notification_list(request: HttpRequest) -> HttpResponse:
         }
         for n in page.object_list
     ]
+    can_act = can(request.membership, ACT)  # type: ignore[attr-defined]
+    alerts = alerts_for(tenant=tenant)
+    if can_act:
+        forms.setdefault("threshold_form", AlertThresholdForm(channels=alert_channels(alerts)))
+        forms.setdefault("recipient_form", AlertRecipientForm())
     return render_page(
         request,
         "portal/notifications.html",
-        {"page": page, "items": items, "unread_only": unread_only},
+        {"page": page, "items": items, "unread_only": unread_only, "alerts": alerts, **forms},
+        status=status,
     )
 
 

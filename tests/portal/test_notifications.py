@@ -93,8 +93,8 @@ def test_the_list_takes_a_fixed_number_of_queries(people, django_assert_num_quer
     client.get("/notifications/")
     # session, user, memberships; the unread count beside the menu; the page's count
     # and its rows (with their tenant and read state); the channel labels are in the
-    # payloads
-    with django_assert_num_queries(6):
+    # payloads; the alerts section's channels, rules in force, thresholds and recipients
+    with django_assert_num_queries(10):
         assert client.get("/notifications/").status_code == 200
 
 

@@ -23,9 +23,18 @@ from django.utils import timezone
 from metering.models import Channel, UsageEvent
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import month_bounds, period_bounds
+from notifications.models import AlertRecipient
+from notifications.services.alert_recipients import alert_recipient_add
 from notifications.services.notify import history_recorded
-from policies.models import FeeSchedule, LimitRecommendation, LimitRequest, TopUpPack
+from policies.models import (
+    AlertThreshold,
+    FeeSchedule,
+    LimitRecommendation,
+    LimitRequest,
+    TopUpPack,
+)
 from policies.selectors import effective_rule
+from policies.services.alerts import alert_threshold_add
 from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.limit_requests import limit_request_create
@@ -110,6 +119,7 @@ class Command(BaseCommand):
         if not LimitRecommendation.objects.exists():
             recommendations_compute(now=now)
         self._limit_request(first, customers[0][0], now)
+        self._alerts(first, customers[0][0], now)
 
         self.stdout.write(
             f"Demo ready: {len(TENANTS)} tenants ({created_tenants} new), "
@@ -229,6 +239,19 @@ class Command(BaseCommand):
             expected_volume=current * 2 - current // 10, requested_by=owner, now=now,
             reason="Our spring campaign doubles the appointment reminders by SMS until June.",
         )  # fmt: skip
+
+    def _alerts(self, tenant: Tenant, owner: User, now: datetime) -> None:
+        """The first tenant's own alerts (once): a warning at 65 % of its SMS credits and
+        an on-call address that receives the warnings, through the portal's services."""
+        if not AlertThreshold.objects.for_tenant(tenant).exists():
+            alert_threshold_add(
+                tenant=tenant, channel=Channel.objects.get(code="sms"), percent=65,
+                actor=owner, now=now,
+            )  # fmt: skip
+        if not AlertRecipient.objects.for_tenant(tenant).exists():
+            alert_recipient_add(
+                tenant=tenant, email=f"bereitschaft@{tenant.slug}.example", actor=owner, now=now
+            )
 
     def _customers(self, first: Tenant, second: Tenant) -> list[tuple[User, str]]:
         """The portal's demo logins, made members through the service (audited)."""
