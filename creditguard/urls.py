@@ -44,6 +44,11 @@ api_v1 = [
         notifications_apis.WebhookEndpointApi.as_view(),
         name="webhook-endpoint",
     ),
+    path(
+        "webhook-endpoints/<uuid:endpoint_id>/rotate-secret",
+        notifications_apis.WebhookEndpointRotateApi.as_view(),
+        name="webhook-endpoint-rotate-secret",
+    ),
     path("billing/export", billing_apis.BillingExportApi.as_view(), name="billing-export"),
     path(
         "billing/line-items", billing_apis.BillingLineItemsApi.as_view(), name="billing-line-items"

@@ -22,6 +22,8 @@ from notifications.selectors import notifications_listed
 from notifications.services.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_delete,
+    webhook_endpoint_secret_rotate,
+    webhook_endpoint_update,
     webhook_endpoints_owned,
 )
 from tenants.authentication import request_tenant
@@ -98,6 +100,23 @@ class WebhookUrlField(serializers.CharField):
         return value
 
 
+class KindsField(serializers.ListField):
+    """The kinds an endpoint wants: notification kinds for a tenant's endpoint, platform
+    event types for a platform endpoint (the service refuses the other family)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=serializers.ChoiceField(
+                choices=[*Notification.Kind.choices, *PlatformEvent.Type.choices]
+            ),
+            help_text="Kinds to receive; empty or absent: all. A tenant key's endpoint "
+            "takes notification kinds, a platform key's platform event types "
+            "(period.closed, overage_charge.decided, topup.purchased, limit_rule.changed); "
+            "the other family is refused with 400.",
+            **kwargs,
+        )
+
+
 def endpoint_owner(request: Request) -> Tenant | None:
     """Whose endpoints the request manages: the key's tenant's, or with a platform key
     (no tenant) the platform's. Each sees and touches only its own."""
@@ -115,16 +134,7 @@ class WebhookEndpointsApi(CursorListApi):
             ref_name = "WebhookEndpointRequest"
 
         url = WebhookUrlField(max_length=500)
-        kinds = serializers.ListField(
-            child=serializers.ChoiceField(
-                choices=[*Notification.Kind.choices, *PlatformEvent.Type.choices]
-            ),
-            required=False,
-            help_text="Kinds to receive; empty or absent: all. A tenant key's endpoint "
-            "takes notification kinds, a platform key's platform event types "
-            "(period.closed, overage_charge.decided, topup.purchased, limit_rule.changed); "
-            "the other family is refused with 400.",
-        )
+        kinds = KindsField(required=False)
 
     class CreatedSerializer(WebhookEndpointOutputSerializer):
         class Meta:
@@ -167,6 +177,30 @@ class WebhookEndpointApi(APIView):
     required_scopes = [Scope.WEBHOOKS_MANAGE]
     tenant_required = False
 
+    class UpdateSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "WebhookEndpointUpdate"
+
+        url = WebhookUrlField(max_length=500, required=False)
+        kinds = KindsField(required=False)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_update",
+        request=UpdateSerializer,
+        responses={200: WebhookEndpointOutputSerializer, **problems(400)},
+        description="Change an endpoint's URL and/or kinds (absent: unchanged; kinds [] "
+        "means all), refused as at creation; the secret stays.",
+    )
+    def patch(self, request: Request, endpoint_id: UUID) -> Response:
+        serializer = self.UpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(serializer.validated_data)
+        endpoint = webhook_endpoint_update(
+            tenant=endpoint_owner(request), public_id=endpoint_id, url=data.get("url"),
+            kinds=data.get("kinds"),
+        )  # fmt: skip
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)
+
     @extend_schema(
         operation_id="webhook_endpoints_delete",
         responses={204: None},
@@ -175,3 +209,28 @@ class WebhookEndpointApi(APIView):
     def delete(self, request: Request, endpoint_id: UUID) -> Response:
         webhook_endpoint_delete(tenant=endpoint_owner(request), public_id=endpoint_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookEndpointRotateApi(APIView):
+    required_scopes = [Scope.WEBHOOKS_MANAGE]
+    tenant_required = False
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "WebhookEndpointSecret"
+
+        id = serializers.UUIDField()
+        secret = serializers.CharField(help_text="The new whsec_… secret, shown only now")
+
+    @extend_schema(
+        operation_id="webhook_endpoints_rotate_secret",
+        request=None,
+        responses={200: OutputSerializer},
+        description="Give the endpoint a new signing secret, in this answer only: from now "
+        "on every delivery, retries of older messages included, is signed with it alone.",
+    )
+    def post(self, request: Request, endpoint_id: UUID) -> Response:
+        secret = webhook_endpoint_secret_rotate(
+            tenant=endpoint_owner(request), public_id=endpoint_id
+        )
+        return Response(self.OutputSerializer({"id": endpoint_id, "secret": secret}).data)

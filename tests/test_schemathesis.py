@@ -56,8 +56,10 @@ REFUSED_THOUGH_VALID_BY_SCHEMA = {
     # a period is YYYY-MM; a tenant key may name only its own tenant (else 404)
     "billing_export": [400, 404],
     "billing_line_items": [400, 404],
-    # a URL the service refuses (e.g. one urlsplit cannot take apart)
+    # a URL the service refuses (e.g. one urlsplit cannot take apart), or platform event
+    # types on a tenant's endpoint
     "webhook_endpoints_create": [400],
+    "webhook_endpoints_update": [400],
 }
 
 

@@ -90,6 +90,14 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         },
     },
     ("webhook_endpoints_create", "201"): {
+        "UpdateWebhookEndpoint": {
+            "operationId": "webhook_endpoints_update",
+            "parameters": {"endpoint_id": "$response.body#/id"},
+        },
+        "RotateWebhookEndpointSecret": {
+            "operationId": "webhook_endpoints_rotate_secret",
+            "parameters": {"endpoint_id": "$response.body#/id"},
+        },
         "DeleteWebhookEndpoint": {
             "operationId": "webhook_endpoints_delete",
             "parameters": {"endpoint_id": "$response.body#/id"},
