@@ -83,11 +83,19 @@ def policy_version_publish(
     return len(created)
 
 
+@transaction.atomic
 def policy_acknowledge(
-    *, tenant: Tenant, by: str, label: str | None = None, now: datetime | None = None
+    *,
+    tenant: Tenant,
+    by: str,
+    label: str | None = None,
+    actor: User | None = None,
+    now: datetime | None = None,
 ) -> PolicyAcknowledgement:
     """Record that the tenant acknowledged a published version (the upcoming one, else
-    the current one, unless ``label`` names it). Acknowledging twice keeps the first."""
+    the current one, unless ``label`` names it), audited (``policy.acknowledge``) in the
+    name of ``actor`` (a person in the portal), else of ``by`` (an API key).
+    Acknowledging twice keeps the first, and its audit row."""
     now = now or timezone.now()
     if label:
         version = PolicyVersion.objects.filter(label=label, published_at__isnull=False).first()
@@ -97,7 +105,13 @@ def policy_acknowledge(
         version = policy_upcoming(at=now) or policy_current(at=now)
         if version is None:
             raise NotFound("No policy has been published.")
-    acknowledgement, _ = PolicyAcknowledgement.objects.get_or_create(
+    acknowledgement, created = PolicyAcknowledgement.objects.get_or_create(
         version=version, tenant=tenant, defaults={"acknowledged_at": now, "acknowledged_by": by}
     )
+    if created:
+        audit_record(
+            actor=actor, actor_label=None if actor else by, action="policy.acknowledge",
+            tenant=tenant, obj=acknowledgement, before=None,
+            after={"version": version.label, "acknowledged_by": by}, reason="", now=now,
+        )  # fmt: skip
     return acknowledgement

@@ -47,6 +47,7 @@ def _acknowledge(request: HttpRequest) -> HttpResponse:
             tenant=request.tenant,  # type: ignore[attr-defined]
             by=user.get_username(),
             label=request.POST.get("version") or None,
+            actor=user,  # type: ignore[arg-type]
         )
     except NotFound as exc:
         raise Http404("No such policy version.") from exc

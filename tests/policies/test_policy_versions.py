@@ -11,9 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from creditguard.errors import Conflict, InvalidInput
+from creditguard.models import AuditEntry
 from notifications.models import Notification
 from policies.models import PolicyVersion
 from policies.services.policy import policy_version_publish
+from tenants.models import ApiKey
 from tests.conftest import World
 
 
@@ -46,6 +48,19 @@ def test_version_1_0_ships_in_german_and_english(world: World):
 def test_a_material_version_needs_its_notice_period(world: World):
     with pytest.raises(InvalidInput, match="30 days"):
         policy_version_publish(version=version("2.0", days=10), actor=None)
+
+
+def test_acknowledging_through_the_api_is_audited_once(world: World):
+    v2 = version("2.0", days=45)
+    policy_version_publish(version=v2, actor=None)
+    assert world.alice_api.post("/api/v1/policy/acknowledge").status_code == 200
+    assert world.bob_api.post("/api/v1/policy/acknowledge", {"version": "2.0"}).status_code == 200
+    [entry] = AuditEntry.objects.filter(action="policy.acknowledge")
+    alice = ApiKey.objects.get(tenant=world.alpha, name="alice")
+    assert entry.tenant_id == world.alpha.pk and entry.actor_id is None
+    assert entry.actor_label == f"API key {alice.prefix}"
+    assert entry.after == {"version": "2.0", "acknowledged_by": entry.actor_label}
+    assert entry.object_type == "policies.policyacknowledgement"
 
 
 def test_publishing_notifies_every_tenant_once(world: World):

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from creditguard.models import AuditEntry
 from policies.models import PolicyAcknowledgement, PolicyVersion
 from policies.services.policy import policy_version_publish
 
@@ -57,6 +58,15 @@ def test_an_admin_acknowledges_a_version(people, announced):
     assert "You acknowledged fair use policy 2.0." in body
     assert "Acknowledged by adam on" in body
     assert "Fair use policy 2.0 takes effect" not in text(client.get("/dashboard/"))
+
+
+def test_acknowledging_in_the_portal_is_audited_in_the_persons_name(people, announced):
+    client = people.client(people.admin)
+    client.post("/policy/", {"version": "2.0"})
+    client.post("/policy/", {"version": "2.0"})  # again: nothing new to record
+    [entry] = AuditEntry.objects.filter(action="policy.acknowledge")
+    assert (entry.actor, entry.actor_label, entry.tenant) == (people.admin, "adam", people.alpha)
+    assert entry.after == {"version": "2.0", "acknowledged_by": "adam"}
 
 
 def test_a_viewer_reads_but_cannot_acknowledge(people, announced):
