@@ -4,6 +4,8 @@ warning. And the services that add and remove them: validated, audited, tenant-s
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core import mail
 from django.db import connection
@@ -316,3 +318,72 @@ def test_adding_and_removing_a_recipient_is_audited(world: World):
         ("alert_recipient.add", None, {"email": "oncall@alpha.example"}),
         ("alert_recipient.remove", {"email": "oncall@alpha.example"}, None),
     ]
+
+
+def _at_once(calls: list) -> tuple[int, list[BaseException]]:
+    """Run the calls in threads released together; how many returned, and what the
+    others raised."""
+    barrier = threading.Barrier(len(calls))
+    done: list[object] = []
+    errors: list[BaseException] = []
+
+    def run(call) -> None:
+        try:
+            barrier.wait()
+            done.append(call())
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(done), errors
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_additions_at_once_stay_within_the_limits():
+    from creditguard.errors import Conflict
+
+    tenant = TenantFactory.create(slug="racing")
+    for percent in range(1, MAX_THRESHOLDS_PER_CHANNEL):
+        alert_threshold_add(tenant=tenant, channel=sms(), percent=percent, actor=None)
+    for n in range(MAX_RECIPIENTS - 1):
+        alert_recipient_add(tenant=tenant, email=f"r{n}@racing.example", actor=None)
+
+    def threshold(percent: int):
+        return lambda: alert_threshold_add(
+            tenant=tenant, channel=sms(), percent=percent, actor=None
+        )
+
+    def recipient(email: str):
+        return lambda: alert_recipient_add(tenant=tenant, email=email, actor=None)
+
+    # Four different percentages for the one place left: one is added.
+    added, errors = _at_once([threshold(p) for p in (50, 60, 70, 80)])
+    assert added == 1 and len(errors) == 3 and all(isinstance(e, Conflict) for e in errors)
+    assert AlertThreshold.objects.filter(tenant=tenant).count() == MAX_THRESHOLDS_PER_CHANNEL
+    # The same address four times, and four addresses for the one place left.
+    added, errors = _at_once([recipient("Same@racing.example") for _ in range(4)])
+    assert added == 1 and all(isinstance(e, Conflict) for e in errors), errors
+    AlertRecipient.objects.filter(email="Same@racing.example").delete()
+    added, errors = _at_once([recipient(f"new{n}@racing.example") for n in range(4)])
+    assert added == 1 and all(isinstance(e, Conflict) for e in errors), errors
+    assert AlertRecipient.objects.filter(tenant=tenant).count() == MAX_RECIPIENTS
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_same_threshold_added_at_once_is_added_once():
+    from creditguard.errors import Conflict
+
+    tenant = TenantFactory.create(slug="racing-same")
+    calls = [
+        lambda: alert_threshold_add(tenant=tenant, channel=sms(), percent=65, actor=None)
+        for _ in range(4)
+    ]
+    added, errors = _at_once(calls)
+    assert added == 1 and all(isinstance(e, Conflict) for e in errors), errors
+    assert AlertThreshold.objects.filter(tenant=tenant, percent=65).count() == 1
