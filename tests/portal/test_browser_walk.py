@@ -1,8 +1,10 @@
 """One walk through the whole portal in a real headless Chromium (Debian's, Playwright), as
 issue 11 asks: an owner logs in, reads the overview, opens the usage chart (by day and by
-hour, its table and CSV), accepts an offer, buys a pack, asks for a different limit, creates and revokes an API key, acknowledges the policy, reads the
-notifications and the team, switches to German and logs out; another tenant's ids answer
-404; then a viewer sees no action buttons and is refused when posting an action anyway.
+hour, its table and CSV), accepts an offer, buys a pack, asks for a different limit,
+creates and revokes an API key, acknowledges the policy, reads the notifications and adds
+an alert and a recipient, reads the team, switches to German and logs out; another
+tenant's ids answer 404; then a viewer sees no action buttons and is refused when posting
+an action anyway.
 
 It takes one screenshot per portal page at desktop width, the overview and the usage on a
 phone (390 px) and the overview in German: portal-walk-NN-<page>.png in var/screenshots, or in
@@ -17,8 +19,15 @@ from pathlib import Path
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from notifications.models import WebhookEndpoint
-from policies.models import LimitRequest, PolicyAcknowledgement, TopUp, TopUpOffer, TopUpPack
+from notifications.models import AlertRecipient, WebhookEndpoint
+from policies.models import (
+    AlertThreshold,
+    LimitRequest,
+    PolicyAcknowledgement,
+    TopUp,
+    TopUpOffer,
+    TopUpPack,
+)
 from policies.services.topups import topup_offer_create
 from tenants.invitations import invitation_create
 from tenants.models import ApiKey, Invitation, Membership
@@ -188,6 +197,16 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
     nav(page, "Notifications")
     expect(page.locator("h1")).to_have_text("Notifications")
     expect(page.locator("main")).to_contain_text("SMS: top-up booked")
+    # Its alerts: warn at 75 % of the SMS credits too, and the on-call address as well.
+    alerts = page.locator("#alerts")
+    alerts.get_by_label("Channel").select_option("sms")
+    alerts.get_by_label("Warn at (percent of the credits)").fill("75")
+    alerts.get_by_role("button", name="Add alert").click()
+    expect(page.locator(".flash")).to_contain_text("You will be warned at 75% of your SMS credits.")
+    alerts.get_by_label("E-mail address").fill("on-call@nordlicht.example")
+    alerts.get_by_role("button", name="Add recipient").click()
+    expect(page.locator(".flash")).to_contain_text("on-call@nordlicht.example will receive")
+    expect(alerts).to_contain_text("75%")
     shot(page, "notifications")
 
     # Team: the owner and the viewer, and the invitation form (owners only).
@@ -257,10 +276,13 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
         ("/developers/", "Shop backend"),
         ("/policy/", "Acknowledged by olga"),
         ("/team/", "vera"),
+        ("/notifications/", "An admin or owner of your account can change the alerts"),
     ):
         viewer_page.goto(f"{base}{path}")
         expect(main).to_contain_text(says)
-        expect(main.locator("form[method=post] button")).to_have_count(0)
+        # Marking notifications read is each person's own, a viewer's too; nothing else.
+        actions = main.locator("form[method=post]:not([action='/notifications/read/']) button")
+        expect(actions).to_have_count(0)
     for path, form in (
         (f"/dashboard/offers/{open_offer.public_id}/accept/", {}),
         (f"/credits/packs/{sms_pack.pk}/buy/", {"purchase_key": str(uuid.uuid4())}),
@@ -272,6 +294,8 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
         (f"/developers/keys/{key.prefix}/revoke/", {}),
         ("/policy/", {"version": "1.1"}),
         ("/team/invite/", {"email": "new@example.com", "role": "owner"}),
+        ("/notifications/alerts/", {"threshold-channel": "sms", "threshold-percent": "60"}),
+        ("/notifications/recipients/", {"recipient-email": "me@example.com"}),
     ):  # fmt: skip
         assert post(viewer_page, path, base, **form) == 403, path
     assert TopUpOffer.objects.get(pk=open_offer.pk).status == "open"
@@ -279,4 +303,10 @@ def test_a_customer_walks_the_portal_and_a_viewer_cannot_act(live_server, browse
     assert LimitRequest.objects.filter(tenant=tenant).count() == 1
     assert not ApiKey.objects.filter(tenant=tenant, name="Mine").exists()
     assert not Invitation.objects.filter(tenant=tenant).exists()
+    assert list(AlertThreshold.objects.filter(tenant=tenant).values_list("percent", flat=True)) == [
+        75
+    ]
+    assert list(AlertRecipient.objects.filter(tenant=tenant).values_list("email", flat=True)) == [
+        "on-call@nordlicht.example"
+    ]
     assert len(shot.taken) == len(set(shot.taken))
