@@ -359,6 +359,30 @@ if FEE_NOTICE_DAYS < 0:
 LIMIT_NOTICE_DAYS = env.int("LIMIT_NOTICE_DAYS", default=14)
 if LIMIT_NOTICE_DAYS < 0:
     refuse_to_start("LIMIT_NOTICE_DAYS must be 0 or more.")
+# The anomaly watch (policies.anomaly, docs/ANOMALY.md): every ANOMALY_WATCH_SECONDS it
+# judges each tenant × channel's trailing hour against the same hour of the last
+# ANOMALY_BASELINE_WEEKS weeks. A spike: at least ANOMALY_MIN_RATE units, and more than
+# ANOMALY_SPIKE_FACTOR × the normal (never below ANOMALY_BASELINE_FLOOR units per hour) and
+# ANOMALY_SPREAD_FACTOR × its spread above it, or at least ANOMALY_CAPACITY_SHARE of the
+# channel's capacity per hour. Tenants whose rule restricts or suspends past the limit are
+# throttled at once (ANOMALY_AUTO_THROTTLE) for ANOMALY_THROTTLE_HOURS; a confirmed alert
+# quiet for ANOMALY_QUIET_HOURS, its throttle over, is closed.
+ANOMALY_WATCH_SECONDS = env.float("ANOMALY_WATCH_SECONDS", default=300.0)
+ANOMALY_BASELINE_WEEKS = env.int("ANOMALY_BASELINE_WEEKS", default=4)
+ANOMALY_SPIKE_FACTOR = env.float("ANOMALY_SPIKE_FACTOR", default=3.0)
+ANOMALY_SPREAD_FACTOR = env.float("ANOMALY_SPREAD_FACTOR", default=6.0)
+ANOMALY_BASELINE_FLOOR = env.int("ANOMALY_BASELINE_FLOOR", default=20)
+ANOMALY_MIN_RATE = env.int("ANOMALY_MIN_RATE", default=100)
+ANOMALY_CAPACITY_SHARE = env.float("ANOMALY_CAPACITY_SHARE", default=0.25)
+ANOMALY_AUTO_THROTTLE = env.bool("ANOMALY_AUTO_THROTTLE", default=True)
+ANOMALY_THROTTLE_HOURS = env.float("ANOMALY_THROTTLE_HOURS", default=2.0)
+ANOMALY_QUIET_HOURS = env.float("ANOMALY_QUIET_HOURS", default=3.0)
+ANOMALY_EVIDENCE_HOURS = 48
+if ANOMALY_BASELINE_WEEKS < 1 or ANOMALY_SPIKE_FACTOR <= 1 or ANOMALY_THROTTLE_HOURS <= 0:
+    refuse_to_start(
+        "ANOMALY_BASELINE_WEEKS must be at least 1, ANOMALY_SPIKE_FACTOR above 1 and "
+        "ANOMALY_THROTTLE_HOURS above 0."
+    )
 
 # --- Celery ---------------------------------------------------------------------
 
@@ -426,6 +450,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "creditguard.worker_heartbeat",
         "schedule": WORKER_HEARTBEAT_SECONDS,
         "options": {"expires": WORKER_HEARTBEAT_SECONDS},
+    },
+    "anomaly-watch": {
+        "task": "policies.anomaly_watch",
+        "schedule": ANOMALY_WATCH_SECONDS,
+        "options": {"expires": ANOMALY_WATCH_SECONDS},
     },
     "nightly-recommendations": {
         "task": "policies.compute_recommendations",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from metering.services.ledger import grants_expire_due
+from policies.services.anomaly import anomaly_watch
 from policies.services.authorization_settle import authorizations_expire
 from policies.services.close import periods_close_due
 from policies.services.evaluate import evaluate_pending, evaluate_sweep
@@ -50,3 +51,8 @@ def compute_recommendations_task() -> int:
 @shared_task(name="metering.expire_grants")
 def expire_grants_task() -> int:
     return grants_expire_due()
+
+
+@shared_task(name="policies.anomaly_watch")
+def anomaly_watch_task() -> int:
+    return len(anomaly_watch().opened)

@@ -2,6 +2,7 @@
 top-ups, recommendations and policy versions, one module per area."""
 
 from policies.models.alerts import AlertThreshold
+from policies.models.anomalies import AnomalyAlert
 from policies.models.fees import FeeSchedule, FeeScheduleNotice, FeeTier, OverageCharge
 from policies.models.guidance import LimitRecommendation, PolicyAcknowledgement, PolicyVersion
 from policies.models.limit_requests import LimitRequest
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "Action",
     "AlertThreshold",
+    "AnomalyAlert",
     "AutoTopUp",
     "CarryOver",
     "CohortDefault",

@@ -180,6 +180,51 @@ def restriction_lift(
     return locked
 
 
+@transaction.atomic
+def restriction_extend(
+    *, restriction: Restriction, until: datetime, reason: str, actor: User | None,
+    now: datetime | None = None,
+) -> Restriction:  # fmt: skip
+    """Move the end of a temporary restriction in force later, to ``until``, with an
+    internal ``reason`` (audited); the tenant is told the new end (a "restriction applied"
+    notice naming it, once per new end). A permanent, lifted or ended restriction, or an
+    end no later than the present one, is refused."""
+    now = now or timezone.now()
+    if not reason or not reason.strip():
+        raise InvalidInput("Extending a restriction needs a reason.")
+    locked = Restriction.objects.select_for_update().get(pk=restriction.pk)
+    if locked.lifted_at is not None:
+        raise Conflict("This restriction was lifted already: apply a new one instead.")
+    if locked.ends_at is None:
+        raise Conflict("This restriction is permanent: there is no end to extend.")
+    if locked.ends_at <= now:
+        raise Conflict("This restriction has ended already: apply a new one instead.")
+    if until <= locked.ends_at:
+        raise InvalidInput("The new end must be later than the present one.")
+    before = snapshot(locked)
+    locked.ends_at = until
+    locked.save(update_fields=["ends_at"])
+    tenant = Tenant.objects.get(pk=locked.tenant_id)
+    notify(
+        tenant=tenant,
+        kind=Notification.Kind.RESTRICTION_APPLIED,
+        dedupe_key=f"restriction:{locked.pk}:extended:{until.isoformat()}",
+        payload=_restriction_payload(locked),
+        now=now,
+    )
+    audit_record(
+        actor=actor,
+        action="restriction.extend",
+        tenant=tenant,
+        obj=locked,
+        before=before,
+        after=snapshot(locked),
+        reason=reason.strip(),
+        now=now,
+    )
+    return locked
+
+
 # Restrictions that ended within this window are told to their tenants (once each).
 ENDED_NOTICE_WINDOW = timedelta(days=7)
 
