@@ -94,20 +94,48 @@ def export_currency_check(*, period: str, tenant: Tenant | None = None) -> None:
         .distinct()[:MAX_REPORTED_CURRENCY_MIXES]
     )
     if mixed:
-        named = "; ".join(
-            f"{slug} {code}: {bought} in a {row} row" for slug, code, bought, row in mixed
-        )
-        raise Conflict(
-            "Top-ups priced in another currency than their export row cannot be summed into "
-            f"it: {named}. The line items give each purchase in its own currency.",
-            extra={
-                "code": "mixed_currencies",
-                "rows": [
-                    {"tenant": slug, "channel": code, "topup_currency": bought, "currency": row}
-                    for slug, code, bought, row in mixed
-                ],
-            },
-        )
+        raise mixed_currencies(mixed)
+
+
+def mixed_currencies(mixed: Sequence[tuple[str, str, str, str]]) -> Conflict:
+    """The refusal of rows whose top-ups were bought in another currency than theirs:
+    ``mixed`` as (tenant slug, channel code, top-up currency, row currency)."""
+    named = "; ".join(
+        f"{slug} {code}: {bought} in a {row} row" for slug, code, bought, row in mixed
+    )
+    return Conflict(
+        "Top-ups priced in another currency than their export row cannot be summed into "
+        f"it: {named}. The line items give each purchase in its own currency.",
+        extra={
+            "code": "mixed_currencies",
+            "rows": [
+                {"tenant": slug, "channel": code, "topup_currency": bought, "currency": row}
+                for slug, code, bought, row in mixed
+            ],
+        },
+    )
+
+
+def _page_currency_check(rows: list[tuple[Any, ...]]) -> None:
+    """:func:`export_currency_check` for a page, from its rows: each row's statement
+    names the currencies of its top-ups (``topup_currencies``), so the page needs no
+    statement of its own over the whole period."""
+    mixed = set()
+    for row in rows:
+        currency = row[_CHARGE_CURRENCY] or row[_TENANT_CURRENCY]
+        for bought in row[_TOPUP_CURRENCIES] or ():
+            if bought != currency:
+                mixed.add((row[_TENANT_SLUG], row[_CHANNEL_CODE], bought, currency))
+    if mixed:
+        raise mixed_currencies(sorted(mixed)[:MAX_REPORTED_CURRENCY_MIXES])
+
+
+_TENANT_SLUG, _CHANNEL_CODE, _TENANT_CURRENCY, _CHARGE_CURRENCY, _TOPUP_CURRENCIES = (
+    billing_sql.EXPORT_COLUMNS.index(name)
+    for name in (
+        "tenant_slug", "channel_code", "tenant_currency", "charge_currency", "topup_currencies"
+    )
+)  # fmt: skip
 
 
 def export_balances(*, period: str, tenant: Tenant | None = None) -> QuerySet[Balance, Any]:
@@ -135,24 +163,28 @@ def export_rows(
 
     :func:`export_currency_check` runs first, here rather than when the rows are read,
     so that a CSV response can still refuse with 409 (``topup_amount`` sums in the
-    row's currency)."""
-    export_currency_check(period=period, tenant=tenant)
+    row's currency); a page is read here and checked from its own rows."""
     tenant_id = tenant.pk if tenant is not None else None
     if balance_ids is not None and not balance_ids:
         return iter(())
     if not billing_sql.native():
+        export_currency_check(period=period, tenant=tenant)
         return _orm_chunks(
             export_rows_orm(period=period, tenant=tenant, balance_ids=balance_ids), chunk_rows
         )
     sql, params = billing_sql.export_statement(
         period=period, tenant_id=tenant_id, balance_ids=balance_ids
     )
+    if balance_ids is not None:  # a page, bounded: in one round trip
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            page = cursor.fetchall()
+        _page_currency_check(page)
+        return iter([page])
+    export_currency_check(period=period, tenant=tenant)
     # Every row of a period from a named (server-side) cursor, as QuerySet.iterator()
-    # reads, unless the setting says a pooler in transaction mode forbids them; a page,
-    # bounded, in one round trip.
-    server_side = balance_ids is None and not connection.settings_dict.get(
-        "DISABLE_SERVER_SIDE_CURSORS"
-    )
+    # reads, unless the setting says a pooler in transaction mode forbids them.
+    server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
     return _chunks(sql, params, chunk_rows, server_side=server_side)
 
 
@@ -209,6 +241,9 @@ def export_rows_orm(
             charge_currency=F("charge__currency"), charge_status=F("charge__status"),
             billed_amount=F("charge__billed_amount"), waived_amount=F("charge__waived_amount"),
             decided_at=F("charge__decided_at"),
+            # The currencies of the row's purchases, which the pages check; here
+            # export_currency_check has checked them.
+            topup_currencies=Value(None, output_field=CharField()),
         )
         .values_list(*billing_sql.EXPORT_COLUMNS)
         .order_by("id")
@@ -245,7 +280,7 @@ def export_values(row: tuple[Any, ...]) -> list[Any]:
     (balance_id, tenant_id, used, available, included, promotional, purchased, carried_in,
      topup_count, topup_amount, slug, name, zone, tenant_currency, channel, label,
      starts_at, ends_at, period_status, charge_units, charge_carried, charge_amount,
-     charge_currency, charge_status, billed, waived, decided_at) = row  # fmt: skip
+     charge_currency, charge_status, billed, waived, decided_at, _currencies) = row  # fmt: skip
     currency = charge_currency or tenant_currency
     if charge_units is None:  # no charge yet: nothing over, or an evaluation still to come
         charge_units = max(used - available, 0)

@@ -33,7 +33,7 @@ EXPORT_COLUMNS = (
     "tenant_name", "time_zone", "tenant_currency", "channel_code", "period_label",
     "starts_at", "ends_at", "period_status", "charge_units", "charge_carried",
     "charge_amount", "charge_currency", "charge_status", "billed_amount", "waived_amount",
-    "decided_at",
+    "decided_at", "topup_currencies",
 )  # fmt: skip
 
 
@@ -84,7 +84,8 @@ granted AS (
 ),
 bought AS (
     SELECT u.{u.tenant} AS tenant_id, u.{u.channel} AS channel_id, u.{u.period} AS period_id,
-           COUNT(*) AS count, SUM(u.{u.price}) AS amount
+           COUNT(*) AS count, SUM(u.{u.price}) AS amount,
+           array_agg(DISTINCT u.{u.currency}) AS currencies
     FROM {u.db_table} u
     WHERE {bought_of} IN (SELECT tenant_id, channel_id, period_id FROM chosen)
     GROUP BY u.{u.tenant}, u.{u.channel}, u.{u.period}
@@ -106,7 +107,8 @@ WITH chosen AS MATERIALIZED (
          FROM {grants} WHERE g.{g.balance} = chosen.id
      ) granted ON true
      LEFT JOIN LATERAL (
-         SELECT COUNT(*) AS count, SUM(u.{u.price}) AS amount
+         SELECT COUNT(*) AS count, SUM(u.{u.price}) AS amount,
+                array_agg(DISTINCT u.{u.currency}) AS currencies
          FROM {u.db_table} u WHERE {bought_of} = {row_key}
      ) bought ON true"""
         where = f"WHERE p.{p.label} = %s"
@@ -125,7 +127,7 @@ SELECT chosen.id, chosen.tenant_id, chosen.used, chosen.available,
        o.{o.carried_units} AS charge_carried, o.{o.amount} AS charge_amount,
        o.{o.currency} AS charge_currency, o.{o.status} AS charge_status,
        o.{o.billed_amount} AS billed_amount, o.{o.waived_amount} AS waived_amount,
-       o.{o.decided_at} AS decided_at
+       o.{o.decided_at} AS decided_at, bought.currencies AS topup_currencies
 FROM chosen
      JOIN {t.db_table} t ON t.{t.id} = chosen.tenant_id
      JOIN {c.db_table} c ON c.{c.id} = chosen.channel_id

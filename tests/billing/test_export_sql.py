@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.test import Client
 
 from billing import sql as billing_sql
 from billing.selectors import export_rows, export_rows_orm
@@ -62,22 +63,30 @@ def month(billed) -> dict[str, Tenant]:
 
 
 def statement_rows(**kwargs: Any) -> list[tuple[Any, ...]]:
-    return list(chain.from_iterable(export_rows(**kwargs)))
+    """The statement's rows but their top-ups' currencies, which the ORM's leaves to
+    export_currency_check."""
+    rows = list(chain.from_iterable(export_rows(**kwargs)))
+    assert all(row[-1] in (None, ["EUR"]) for row in rows)
+    return [row[:-1] for row in rows]
+
+
+def orm_rows(**kwargs: Any) -> list[tuple[Any, ...]]:
+    return [row[:-1] for row in export_rows_orm(**kwargs)]
 
 
 @pytest.mark.parametrize("period", ["2026-11", "2026-12"])
 def test_the_statement_gives_the_orm_statements_rows(month, period):
     rows = statement_rows(period=period)
     assert len(rows) == Balance.objects.filter(period__label=period).count() >= 3
-    assert rows == list(export_rows_orm(period=period))
+    assert rows == orm_rows(period=period)
     assert [row[0] for row in rows] == sorted(row[0] for row in rows)
     for tenant in month.values():
-        assert statement_rows(period=period, tenant=tenant) == list(
-            export_rows_orm(period=period, tenant=tenant)
+        assert statement_rows(period=period, tenant=tenant) == orm_rows(
+            period=period, tenant=tenant
         )
     some = [row[0] for row in rows[::2]]
-    assert statement_rows(period=period, balance_ids=some) == list(
-        export_rows_orm(period=period, balance_ids=some)
+    assert statement_rows(period=period, balance_ids=some) == orm_rows(
+        period=period, balance_ids=some
     )
 
 
@@ -120,3 +129,34 @@ def test_the_orm_statement_gives_the_ledgers_figures_too(billed, monkeypatch):
     (row,) = get(issue(None, ["billing:read"]).raw_key, EXPORT, period="2026-11").json()["results"]
     expected = recomputed(billed)
     assert {name: row[name] for name in expected} == expected
+
+
+def test_a_json_page_is_refused_when_it_holds_a_row_of_mixed_currencies(db):
+    """Each page checks its own rows (the statement names each row's top-up currencies):
+    the pages before the row answer, the page with it is refused, naming it, as the
+    whole CSV is."""
+    sms = Channel.objects.get(code="sms")
+    tenants = []
+    for slug, currency in [("clean", "EUR"), ("mixed", "USD")]:
+        tenant = TenantFactory.create(slug=slug, time_zone="UTC", currency="EUR")
+        set_rule(tenant, "sms", included_units=100, now=at(10, 2))
+        use(tenant, f"{slug}-1", 10)
+        pack = TopUpPack.objects.create(
+            channel=sms, units=50, price=Decimal("5.00"), currency=currency
+        )
+        buy(tenant, pack, day=15)
+        tenants.append(tenant)
+    key = issue(None, ["billing:read"]).raw_key
+    first = get(key, EXPORT, period="2026-11", page_size="1")
+    assert first.status_code == 200
+    assert [row["tenant_slug"] for row in first.json()["results"]] == ["clean"]
+    statuses, url = [], first.json()["next"]
+    while url:
+        response = Client().get(url, HTTP_AUTHORIZATION=f"Bearer {key}")
+        statuses.append(response.status_code)
+        url = response.json().get("next") if response.status_code == 200 else None
+    assert statuses[-1] == 409
+    assert response.json()["rows"] == [
+        {"tenant": "mixed", "channel": "sms", "topup_currency": "USD", "currency": "EUR"}
+    ]
+    assert get(key, EXPORT, period="2026-11", format="csv").status_code == 409
