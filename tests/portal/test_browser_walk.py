@@ -52,6 +52,8 @@ class Shots:
 
     def __call__(self, page: Page, name: str) -> None:
         file = f"portal-walk-{len(self.taken) + 1:02d}-{name}.png"
+        # From the top: after a link to an anchor the sticky menu would be drawn mid-page.
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SHOTS / file), full_page=True)
         self.taken.append(file)
 
