@@ -42,7 +42,7 @@ from creditguard.api.schema import problems
 from tenants.models import ApiKey, Scope, Tenant
 
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-CHUNK_ROWS = 2000  # rows fetched per round trip of the server-side cursor, and per write
+CHUNK_ROWS = 500  # rows fetched per round trip of the server-side cursor, and per write
 
 
 class CsvRenderer(JSONRenderer):

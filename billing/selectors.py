@@ -153,7 +153,7 @@ def export_rows(
     period: str,
     tenant: Tenant | None = None,
     balance_ids: Sequence[int] | None = None,
-    chunk_rows: int = 2000,
+    chunk_rows: int = 500,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """One row per tenant × channel with a balance in the period labelled ``period``
     (YYYY-MM in each tenant's zone), of one tenant or of all (of ``balance_ids`` only,
