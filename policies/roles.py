@@ -1,7 +1,7 @@
 """Staff roles as Django groups, kept in step with the code after every migrate, and the
 role matrix: the permission each action and custom view of the staff console requires.
 
-* Support: sees everything; restricts, lifts and sends top-up offers.
+* Support: sees everything; restricts, lifts, sends top-up offers and works anomaly alerts.
 * Billing: sees everything; decides overage charges and edits fee schedules.
 * Administrators: every permission of CreditGuard's apps (limits, limit requests,
   recommendations, policy versions and API keys included).
@@ -25,6 +25,7 @@ ROLES: dict[str, list[str]] = {
         "policies.add_restriction",
         "policies.change_restriction",
         "policies.add_topupoffer",
+        "policies.change_anomalyalert",
     ],
     "Billing": [
         "policies.change_overagecharge",
@@ -76,6 +77,15 @@ CONSOLE: dict[str, ConsoleEntry] = {
         "Tenant page: restrict or suspend", "policies.add_restriction"
     ),
     "policies.restriction:lift": ConsoleEntry("Restrictions: lift", "policies.change_restriction"),
+    "policies_anomalyalert_confirm": ConsoleEntry(
+        "Anomaly alerts: confirm (keep or apply a throttle)", "policies.change_anomalyalert"
+    ),
+    "policies_anomalyalert_extend": ConsoleEntry(
+        "Anomaly alerts: extend the throttle", "policies.change_anomalyalert"
+    ),
+    "policies_anomalyalert_lift": ConsoleEntry(
+        "Anomaly alerts: lift (and the throttle)", "policies.change_anomalyalert"
+    ),
     "tenants.tenant:send_offer": ConsoleEntry(
         "Tenants: send a top-up offer", "policies.add_topupoffer"
     ),

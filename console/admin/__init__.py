@@ -2,6 +2,7 @@
 autodiscovery does) registers them all."""
 
 from console.admin import (
+    anomalies,
     api_keys,
     audit,
     channels,
@@ -18,6 +19,7 @@ from console.admin import (
 )
 
 __all__ = [
+    "anomalies",
     "api_keys",
     "audit",
     "channels",

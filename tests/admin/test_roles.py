@@ -42,6 +42,7 @@ from policies.services.restrictions import restriction_apply
 from policies.services.topups import topup_offer_create
 from tenants.models import ApiKey
 from tests.conftest import World, event, issue
+from tests.policies.anomaly_helpers import anomaly_alert_open
 from tests.policies.helpers import set_rule
 
 NO_GROUP = "staff in no group"
@@ -162,6 +163,7 @@ def console(world: World) -> World:
         label="1.1-draft", text_de="x", text_en="x", effective_from=timezone.now()
     )
     issue(world.beta)
+    anomaly_alert_open(world.beta, sms)
     AccessAttempt.objects.create(
         username="someone", ip_address="192.0.2.1", user_agent="x", http_accept="*/*",
         path_info="/admin/login/", get_data="", post_data="", failures_since_start=1,
