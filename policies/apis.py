@@ -18,7 +18,7 @@ from creditguard.api.pagination import CursorListApi
 from creditguard.api.parsers import optional_body
 from creditguard.api.schema import problems
 from creditguard.api.serializers import StrictInputSerializer
-from creditguard.errors import InvalidInput
+from creditguard.errors import InvalidInput, input_error
 from metering.models import Authorization
 from metering.selectors import authorization_state
 from policies.models import PolicyAcknowledgement, TopUpOffer
@@ -80,19 +80,19 @@ def parse_authorization_request(data: Any) -> tuple[Any, Any, Any]:
     if not isinstance(data, dict):
         raise InvalidInput(
             "The body must be a JSON object.",
-            errors=[{"pointer": "/", "field": None, "detail": "expected an object"}],
+            errors=[input_error([], "expected an object")],
         )
     errors = [
-        {"pointer": f"/{key}", "field": key, "detail": "unknown field"}
+        input_error([key], "unknown field")
         for key in sorted(data.keys() - {"channel", "quantity", "idempotency_key"})
     ]
     errors += [
-        {"pointer": f"/{key}", "field": key, "detail": "this field is required"}
+        input_error([key], "this field is required")
         for key in ("channel", "quantity")
         if key not in data
     ]
     if "channel" in data and not isinstance(data["channel"], str):
-        errors.append({"pointer": "/channel", "field": "channel", "detail": "must be a string"})
+        errors.append(input_error(["channel"], "must be a string"))
     if errors:
         raise InvalidInput("The authorization request is not valid.", errors=errors)
     return data["channel"], data["quantity"], data.get("idempotency_key")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from creditguard.errors import InvalidInput
+from creditguard.errors import InvalidInput, input_error
 from policies.models import DEFAULT_THRESHOLDS, Action, CarryOver, RuleTerms, Window
 
 # The names of the terms, in the order forms and messages list them.
@@ -128,7 +128,7 @@ def validate_terms(terms: Terms) -> None:
     errors: list[dict[str, Any]] = []
 
     def bad(field: str, detail: str) -> None:
-        errors.append({"pointer": f"/{field}", "field": field, "detail": detail})
+        errors.append(input_error([field], detail))
 
     if type(terms.included_units) is not int or terms.included_units < 0:
         bad("included_units", "a whole number of at least 0")

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import Conflict, InvalidInput, NotFound
+from creditguard.errors import Conflict, InvalidInput, NotFound, input_error
 from tenants.models import Invitation, Membership, Tenant
 from tenants.services import _role_valid, membership_add
 
@@ -72,7 +72,7 @@ def invitation_create(
     except ValidationError:
         raise InvalidInput(
             "Enter a valid e-mail address.",
-            errors=[{"pointer": "/email", "field": "email", "detail": "not an e-mail address"}],
+            errors=[input_error(["email"], "not an e-mail address")],
         ) from None
     _role_valid(role)
     current = Tenant.objects.select_for_update().get(pk=tenant.pk)

@@ -15,7 +15,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import Conflict, InvalidInput, full_clean_or_refuse
+from creditguard.errors import Conflict, InvalidInput, full_clean_or_refuse, input_error
 from tenants.models import ApiKey, Membership, Scope, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex characters, public, used to find the key
@@ -126,7 +126,7 @@ def tenant_update(
     if unknown:
         raise InvalidInput(
             f"Not editable here: {', '.join(unknown)}.",
-            errors=[{"pointer": f"/{f}", "field": f, "detail": "not editable"} for f in unknown],
+            errors=[input_error([f], "not editable") for f in unknown],
         )
     current = Tenant.objects.select_for_update().get(pk=tenant.pk)
     wanted = {**changes}
@@ -137,7 +137,7 @@ def tenant_update(
     if fixed and current.periods.exists():
         raise InvalidInput(
             "The time zone and the currency are fixed once the tenant has a billing period.",
-            errors=[{"pointer": f"/{f}", "field": f, "detail": "fixed once billed"} for f in fixed],
+            errors=[input_error([f], "fixed once billed") for f in fixed],
         )
     if not changed:
         return current
@@ -158,7 +158,7 @@ def _reason_required(reason: str, *, what: str) -> str:
     if not reason:
         raise InvalidInput(
             f"{what} needs a reason.",
-            errors=[{"pointer": "/reason", "field": "reason", "detail": "required"}],
+            errors=[input_error(["reason"], "required")],
         )
     return reason
 
@@ -231,7 +231,7 @@ def _role_valid(role: str) -> None:
     if role not in Membership.Role.values:
         raise InvalidInput(
             f"Unknown role {role!r}; choose from {', '.join(Membership.Role.values)}.",
-            errors=[{"pointer": "/role", "field": "role", "detail": "unknown role"}],
+            errors=[input_error(["role"], "unknown role")],
         )
 
 
@@ -343,7 +343,7 @@ def api_key_create(
     if not name or len(name) > API_KEY_NAME_MAX:
         raise InvalidInput(
             f"A key needs a name of 1 to {API_KEY_NAME_MAX} characters.",
-            errors=[{"pointer": "/name", "field": "name", "detail": "required, at most 100"}],
+            errors=[input_error(["name"], "required, at most 100")],
         )
     valid = set(Scope.values)
     unknown = [scope for scope in scopes if scope not in valid]
@@ -352,7 +352,7 @@ def api_key_create(
             f"Unknown scopes {unknown}; choose from {sorted(valid)}"
             if unknown
             else "A key needs at least one scope.",
-            errors=[{"pointer": "/scopes", "field": "scopes", "detail": "unknown or none"}],
+            errors=[input_error(["scopes"], "unknown or none")],
         )
     if tenant is not None:
         status = Tenant.objects.select_for_update().values_list("status", flat=True)

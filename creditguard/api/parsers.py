@@ -18,7 +18,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 
 from creditguard.api.exceptions import PayloadTooLarge
-from creditguard.errors import InvalidInput
+from creditguard.errors import InvalidInput, input_error
 
 MAX_JSON_DEPTH = 32
 MAX_REPORTED_NULS = 20
@@ -33,11 +33,6 @@ def read_limited(stream: IO[bytes] | None) -> bytes:
     if len(body) > limit:
         raise PayloadTooLarge(limit)
     return body
-
-
-def _pointer(path: list[str]) -> dict[str, Any]:
-    escaped = [part.replace("~", "~0").replace("/", "~1") for part in path]
-    return {"pointer": "/" + "/".join(escaped), "field": ".".join(path) or None}
 
 
 def _nests_too_deep(document: Any) -> bool:
@@ -56,9 +51,9 @@ def _nests_too_deep(document: Any) -> bool:
     return False
 
 
-def _too_deep(document: Any) -> list[str] | None:
+def _too_deep(document: Any) -> list[str | int] | None:
     """The path of a value nested deeper than ``MAX_JSON_DEPTH``, if there is one."""
-    stack: list[tuple[Any, list[str]]] = [(document, [])]
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
     while stack:
         node, path = stack.pop()
         if len(path) >= MAX_JSON_DEPTH:
@@ -66,14 +61,14 @@ def _too_deep(document: Any) -> list[str] | None:
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in items:
             if isinstance(value, dict | list):
-                stack.append((value, [*path, str(key)]))
+                stack.append((value, [*path, key]))
     return None
 
 
-def _nul_paths(document: Any) -> list[list[str]]:
+def _nul_paths(document: Any) -> list[list[str | int]]:
     """Paths of keys and strings holding a NUL character (at most MAX_REPORTED_NULS)."""
-    found: list[list[str]] = []
-    stack: list[tuple[Any, list[str]]] = [(document, [])]
+    found: list[list[str | int]] = []
+    stack: list[tuple[Any, list[str | int]]] = [(document, [])]
     while stack and len(found) < MAX_REPORTED_NULS:
         node, path = stack.pop()
         if isinstance(node, str):
@@ -82,9 +77,9 @@ def _nul_paths(document: Any) -> list[list[str]]:
         elif isinstance(node, dict | list):
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for key, value in items:
-                if "\x00" in str(key):
-                    found.append([*path, str(key).replace("\x00", "\\u0000")])
-                stack.append((value, [*path, str(key)]))
+                if isinstance(key, str) and "\x00" in key:
+                    found.append([*path, key.replace("\x00", "\\u0000")])
+                stack.append((value, [*path, key]))
     return found
 
 
@@ -104,7 +99,7 @@ def json_document_check(body: bytes, document: Any) -> None:
         if path is not None:
             raise InvalidInput(
                 f"The JSON document nests more than {MAX_JSON_DEPTH} levels deep.",
-                errors=[{**_pointer(path), "detail": f"nested deeper than {MAX_JSON_DEPTH}"}],
+                errors=[input_error(path, f"nested deeper than {MAX_JSON_DEPTH}")],
             )
     if b"\\u0000" in body:
         paths = _nul_paths(document)
@@ -112,7 +107,7 @@ def json_document_check(body: bytes, document: Any) -> None:
             detail = "must not contain the NUL character (\\u0000)"
             raise InvalidInput(
                 "The request holds the NUL character (\\u0000), which cannot be stored.",
-                errors=[{**_pointer(path), "detail": detail} for path in paths],
+                errors=[input_error(path, detail) for path in paths],
             )
 
 

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from creditguard.api.exceptions import PayloadTooLarge
-from creditguard.errors import ServiceError
+from creditguard.errors import ServiceError, input_error
 
 logger = logging.getLogger(__name__)
 
@@ -71,29 +71,25 @@ def problem(
     return body
 
 
-def _flatten(data: Any, path: list[str]) -> list[dict[str, Any]]:
-    """DRF's nested ValidationError detail as a flat list with JSON pointers."""
+def _flatten(data: Any, path: list[str | int]) -> list[dict[str, Any]]:
+    """DRF's nested ValidationError detail as a flat list of ``input_error``s."""
     if isinstance(data, dict):
         out: list[dict[str, Any]] = []
         for key, value in data.items():
-            sub = [] if key == "non_field_errors" else [str(key)]
+            # DRF names a ListField's bad items by their position, an int.
+            sub: list[str | int] = (
+                [] if key == "non_field_errors" else [key if isinstance(key, int) else str(key)]
+            )
             out.extend(_flatten(value, path + sub))
         return out
     if isinstance(data, list) and data and not all(isinstance(x, str) for x in data):
         out = []
         for index, value in enumerate(data):
             if value:
-                out.extend(_flatten(value, [*path, str(index)]))
+                out.extend(_flatten(value, [*path, index]))
         return out
     messages = data if isinstance(data, list) else [data]
-    return [
-        {
-            "pointer": "/" + "/".join(path),
-            "field": ".".join(path) or None,
-            "detail": str(message),
-        }
-        for message in messages
-    ]
+    return [input_error(path, str(message)) for message in messages]
 
 
 # A database or Redis that cannot serve the request: 503 with Retry-After, not 500 — the

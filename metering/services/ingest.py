@@ -156,12 +156,14 @@ def usage_record_batch(
         else:
             conflicting.add(event.client_event_id)
     if conflicting:
-        _raise_conflict(conflicting, within_batch=True)
+        _raise_conflict(conflicting, events, within_batch=True)
     ordered = [unique[key] for key in sorted(unique)]
 
     def record() -> IngestResult:
         with transaction.atomic():
-            result = _record(tenant=tenant, events=ordered, duplicates=duplicates, now=now)
+            result = _record(
+                tenant=tenant, events=ordered, body=events, duplicates=duplicates, now=now
+            )
             if result.touched:
                 request_evaluation()
             return result
@@ -169,23 +171,33 @@ def usage_record_batch(
     return with_deadlock_retry(record)
 
 
-def _raise_conflict(ids: set[str], *, within_batch: bool) -> None:
+def _raise_conflict(ids: set[str], events: list[ValidEvent], *, within_batch: bool) -> None:
+    """``Conflict`` naming the ids, and in ``errors`` the id of each event of the batch
+    that carries one (``events`` in the body's order)."""
     listed = sorted(ids)
     where = "within this batch" if within_batch else "already recorded"
     raise Conflict(
         f"{len(listed)} event id(s) {where} with different content: "
         f"{', '.join(listed[:20])}{' …' if len(listed) > 20 else ''}. Nothing was recorded.",
         errors=[
-            {"pointer": "/events", "field": "id", "detail": f"{event_id} has different content"}
-            for event_id in listed[:MAX_REPORTED_ERRORS]
-        ],
+            batch_error(index, "id", f"{event.client_event_id} has different content")
+            for index, event in enumerate(events)
+            if event.client_event_id in ids
+        ][:MAX_REPORTED_ERRORS],
         extra={"conflicting_ids": listed},
     )
 
 
 def _record(
-    *, tenant: Tenant, events: list[ValidEvent], duplicates: int, now: datetime
+    *,
+    tenant: Tenant,
+    events: list[ValidEvent],
+    body: list[ValidEvent],
+    duplicates: int,
+    now: datetime,
 ) -> IngestResult:
+    """Book ``events`` (the batch's distinct events, in id order; ``body``: all of them
+    in the body's order, which a conflict names by position)."""
     labels = {event.period.label: event.period for event in events}
     # The periods are locked (shared) before anything is written and checked under the
     # lock: a close that is under way is waited for and then seen, so nothing is booked
@@ -223,7 +235,7 @@ def _record(
             key for key, event in repeated.items() if stored.get(key) != event.content_hash
         }
         if conflicting:
-            _raise_conflict(conflicting, within_batch=False)
+            _raise_conflict(conflicting, body, within_batch=False)
         duplicates += len(repeated)
 
     units: dict[tuple[int, int], tuple[int, int]] = {}

@@ -18,7 +18,7 @@ import orjson
 from django.conf import settings
 
 from creditguard.api.fields import instant_parse
-from creditguard.errors import InvalidInput, Unprocessable
+from creditguard.errors import InvalidInput, Unprocessable, input_error
 from metering.models import Channel
 from metering.services.periods import PeriodBounds, period_accepts_events, period_bounds
 from tenants.models import Tenant
@@ -47,18 +47,12 @@ class ValidEvent:
 
 
 def batch_error(index: int | None, field: str | None, detail: str) -> dict[str, Any]:
-    """One problem of a batch, as the problem document lists it: a JSON pointer and a
-    field name into the body (event ``index``, or the body itself when ``None``)."""
+    """One problem of a batch (``input_error``): of event ``index``'s ``field``, or of
+    the body's own ``field`` when ``index`` is None."""
+    fields = [field] if field else []
     if index is None:
-        pointer = "/" + (field or "")
-        name = field
-    else:
-        pointer = f"/events/{index}" + (f"/{field}" if field else "")
-        name = f"events[{index}]" + (f".{field}" if field else "")
-    error: dict[str, Any] = {"pointer": pointer, "field": name, "detail": detail}
-    if index is not None:
-        error["index"] = index
-    return error
+        return input_error(fields, detail)
+    return input_error(["events", index, *fields], detail, index=index)
 
 
 def content_hash(

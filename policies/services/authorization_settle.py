@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from creditguard.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from creditguard.errors import Conflict, InvalidInput, NotFound, Unprocessable, input_error
 from metering.models import Authorization, Balance, BillingPeriod, Channel, UsageEvent
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import reservation_release, usage_apply
@@ -93,8 +93,7 @@ def _commit(
         raise InvalidInput(
             f"quantity must be from 1 to the {authorization.quantity} units reserved "
             "(release the authorization to use none).",
-            errors=[{"pointer": "/quantity", "field": "quantity",
-                     "detail": f"1 to {authorization.quantity}"}],
+            errors=[input_error(["quantity"], f"1 to {authorization.quantity}")],
         )  # fmt: skip
     assert authorization.balance_id is not None  # held ones always have a balance
     period = period_lock_of_balance(balance_id=authorization.balance_id)

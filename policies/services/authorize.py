@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from creditguard.errors import Conflict, InvalidInput, Unprocessable
+from creditguard.errors import Conflict, InvalidInput, Unprocessable, input_error
 from metering.models import Authorization, Balance, BillingPeriod, Channel
 from metering.services.ingest import with_deadlock_retry
 from metering.services.ledger import balance_lock, reservation_hold
@@ -61,9 +61,8 @@ def authorization_create(
     if type(quantity) is not int or not 1 <= quantity <= settings.USAGE_MAX_QUANTITY:
         raise InvalidInput(
             f"quantity must be a whole number from 1 to {settings.USAGE_MAX_QUANTITY}.",
-            errors=[{"pointer": "/quantity", "field": "quantity", "detail": "1 to "
-                     f"{settings.USAGE_MAX_QUANTITY}"}],
-        )  # fmt: skip
+            errors=[input_error(["quantity"], f"1 to {settings.USAGE_MAX_QUANTITY}")],
+        )
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str)
         or not idempotency_key.strip()
@@ -72,9 +71,7 @@ def authorization_create(
         raise InvalidInput(
             "idempotency_key must be a non-empty string of at most "
             f"{MAX_IDEMPOTENCY_KEY} characters.",
-            errors=[
-                {"pointer": "/idempotency_key", "field": "idempotency_key", "detail": "invalid"}
-            ],
+            errors=[input_error(["idempotency_key"], "invalid")],
         )
     now = now or timezone.now()
     if isinstance(channel_code, str) and fast_path_applies(tenant):
@@ -93,7 +90,7 @@ def authorization_create(
     if channel is None:
         raise InvalidInput(
             f"Unknown channel {channel_code!r}.",
-            errors=[{"pointer": "/channel", "field": "channel", "detail": "unknown channel"}],
+            errors=[input_error(["channel"], "unknown channel")],
         )
     if idempotency_key is not None:
         existing = (
@@ -117,8 +114,7 @@ def _replay(existing: Authorization, channel: Channel, quantity: int) -> Authori
         raise Conflict(
             "This idempotency key was used for a different request "
             f"(channel {existing.channel.code}, quantity {existing.quantity}).",
-            errors=[{"pointer": "/idempotency_key", "field": "idempotency_key",
-                     "detail": "already used for a different request"}],
+            errors=[input_error(["idempotency_key"], "already used for a different request")],
         )  # fmt: skip
     return existing
 

@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record, snapshot
-from creditguard.errors import InvalidInput, full_clean_or_refuse
+from creditguard.errors import InvalidInput, full_clean_or_refuse, input_error
 from policies.models import AutoTopUp, CohortDefault, TopUpPack
 from tenants.models import Tenant
 
@@ -105,7 +105,7 @@ def auto_topup_save(
     if problems:
         raise InvalidInput(
             "The automatic top-up is not valid.",
-            errors=[{"pointer": f"/{p['field']}", **p} for p in problems],
+            errors=[input_error([p["field"]], p["detail"]) for p in problems],
         )
     return _save(
         auto_topup, action="auto_topup", tenant=auto_topup.tenant, actor=actor,

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import Conflict, InvalidInput
+from creditguard.errors import Conflict, InvalidInput, input_error
 from metering.models import Channel
 from notifications.models import Notification
 from notifications.services.notify import notify
@@ -28,8 +28,7 @@ MAX_TEXT = 2000
 
 
 def _refused(field: str, message: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"pointer": f"/{field}", "field": field,
-                                          "detail": message}])  # fmt: skip
+    return InvalidInput(message, errors=[input_error([field], message)])
 
 
 def _units(value: Any, field: str, what: str) -> int:
@@ -95,8 +94,7 @@ def limit_request_create(
     except IntegrityError:
         raise Conflict(
             "There is an open request for this channel already: wait for its decision.",
-            errors=[{"pointer": "/channel", "field": "channel",
-                     "detail": "an open request exists"}],
+            errors=[input_error(["channel"], "an open request exists")],
         ) from None  # fmt: skip
     audit_record(
         actor=requested_by, action="limit_request.create", tenant=tenant, obj=request,

@@ -13,7 +13,7 @@ from django.db.models import Max, Sum
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import InvalidInput
+from creditguard.errors import InvalidInput, input_error
 from metering.models import Channel, Grant
 from metering.services.ledger import balance_lock, credits_reduce_locked, grant_create
 from metering.services.periods import period_bounds, period_get_or_open
@@ -159,8 +159,7 @@ def limit_rule_set(
 
 
 def _refused(field: str, message: str, detail: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"pointer": f"/{field}", "field": field,
-                                          "detail": detail}])  # fmt: skip
+    return InvalidInput(message, errors=[input_error([field], detail)])
 
 
 def _worse_from(effective_from: datetime | None, *, immediate: bool, now: datetime) -> datetime:
@@ -331,7 +330,7 @@ def credits_reduce(
     if units > undrawn:
         raise InvalidInput(
             f"Only {undrawn} unused credits are left to reduce; {units} were asked.",
-            errors=[{"pointer": "/units", "field": "units", "detail": f"at most {undrawn}"}],
+            errors=[input_error(["units"], f"at most {undrawn}")],
         )
     before = {"available": balance.available, "used": balance.used}
     reduced = credits_reduce_locked(
