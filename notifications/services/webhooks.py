@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import InvalidInput, NotFound
+from creditguard.errors import InvalidInput, NotFound, input_error
 from notifications.crypto import secret_encrypt, secret_rotate
 from notifications.models import Notification, PlatformEvent, WebhookEndpoint
 from tenants.models import Tenant
@@ -147,7 +147,7 @@ def validate_webhook_url(url: str) -> str:
 
 
 def _url_error(detail: str) -> dict[str, str]:
-    return {"pointer": "/url", "field": "url", "detail": detail}
+    return input_error(["url"], detail)
 
 
 def webhook_endpoints_owned(*, tenant: Tenant | None) -> QuerySet[WebhookEndpoint]:
@@ -171,7 +171,9 @@ def _kinds_validate(*, tenant: Tenant | None, kinds: list[str]) -> list[str]:
         raise InvalidInput(
             f"Unknown {name}: {', '.join(unknown)}.",
             errors=[
-                {"pointer": "/kinds", "field": "kinds", "detail": f"unknown: {', '.join(unknown)}"}
+                input_error(["kinds", index], f"unknown: {kind}")
+                for index, kind in enumerate(kinds)
+                if kind in unknown
             ],
         )
     return sorted(set(kinds))
