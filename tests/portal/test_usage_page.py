@@ -119,7 +119,7 @@ def test_the_hours_shown_equal_the_events_booked_the_dst_hour_twice(berlin):
         ("2026-10-25T02:00:00+01:00", "25 October 2026, 02:00 CET"),
     ]
     # every hour of the month is a column of the chart (the 25th has 25)
-    assert channel_html(html, "sms").count("<rect ") == 31 * 24 + 1
+    assert channel_html(html, "sms").count(" data-tip=") == 31 * 24 + 1
 
 
 def test_the_current_period_shows_the_included_line_and_the_overviews_forecast(people):
