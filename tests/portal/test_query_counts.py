@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_clock")]
 PINNED = {
     "/dashboard/": 16,
     "/credits/": 10,
-    "/notifications/": 6,
+    "/notifications/": 11,
     "/limits/requests/": 8,
     "/developers/": 8,
     "/policy/": 7,
