@@ -26,6 +26,7 @@ from metering.services.periods import month_bounds, period_bounds
 from notifications.models import AlertRecipient
 from notifications.services.alert_recipients import alert_recipient_add
 from notifications.services.notify import history_recorded
+from policies.management.demo_anomaly import anomaly_alert, anomaly_traffic
 from policies.models import (
     AlertThreshold,
     FeeSchedule,
@@ -108,6 +109,7 @@ class Command(BaseCommand):
             created_tenants += created
             if not UsageEvent.objects.for_tenant(tenant).exists():
                 recorded += self._history(tenant, row, channels, now, seed=index)
+                recorded += anomaly_traffic(tenant=tenant, now=now)
         # Past months close as the worker closes them: charges final, overage carried.
         periods_close_due(now=now)
 
@@ -120,6 +122,7 @@ class Command(BaseCommand):
             recommendations_compute(now=now)
         self._limit_request(first, customers[0][0], now)
         self._alerts(first, customers[0][0], now)
+        anomaly_alert(now=now)
 
         self.stdout.write(
             f"Demo ready: {len(TENANTS)} tenants ({created_tenants} new), "
