@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import hashlib
 import io
 import json
 import re
@@ -15,6 +16,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -26,6 +28,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from billing.selectors import (
     EXPORT_FIELDS,
+    FINAL,
     LINE_ITEM_FIELDS,
     export_balances,
     export_etag,
@@ -243,23 +246,29 @@ class BillingExportApi(BillingApi):
             return self.conditional(request, etag, lambda: _csv_response(
                 f"creditguard-export-{period}.csv", EXPORT_FIELDS,
                 (map(export_values, chunk) for chunk in chunks)))  # fmt: skip
-        etag = export_etag(period=period, tenant=tenant, variant=request.get_full_path())
-        return self.conditional(request, etag, lambda: self.export_page(request, period, tenant))
+        return self.export_page(request, period, tenant)
 
-    def export_page(self, request: Request, period: str, tenant: Tenant | None) -> Response:
+    def export_page(self, request: Request, period: str, tenant: Tenant | None) -> HttpResponse:
         """A page keyed on the balances' ids (one cheap statement), then its rows by
         those ids. ``page_of`` without a serializer instance: DRF's list data and its
         serializer refer to each other, a cycle that would keep the page after the
-        request."""
+        request.
+
+        A page whose rows are all final carries an ETag, a digest of the page: what a
+        final row can still change (a pending charge's decision) changes it, and it
+        costs no statement over the whole period each page, as ``export_etag`` does."""
         paginator = self.pagination_class()
         balances = export_balances(period=period, tenant=tenant)
         page = paginator.paginate_queryset(balances, request, view=self) or []
         chunks = export_rows(
             period=period, tenant=tenant, balance_ids=[balance["id"] for balance in page]
         )
-        return paginator.get_paginated_response(
-            [export_record(row) for chunk in chunks for row in chunk]
-        )
+        records = [export_record(row) for chunk in chunks for row in chunk]
+        response = paginator.get_paginated_response(records)
+        if not records or any(record["status"] != FINAL for record in records):
+            return response
+        etag = '"' + hashlib.sha256(orjson.dumps(response.data)).hexdigest()[:32] + '"'
+        return self.conditional(request, etag, lambda: response)
 
 
 def _csv_response(

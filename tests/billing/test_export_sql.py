@@ -17,11 +17,12 @@ from billing import sql as billing_sql
 from billing.selectors import export_rows, export_rows_orm
 from metering.models import Balance, Channel, Grant
 from metering.services.ingest import usage_record_batch
-from policies.models import TopUpPack
+from policies.models import OverageCharge, TopUpPack
 from policies.services.close import periods_close_due
+from policies.services.overage import overage_decide
 from policies.services.topups import topup_offer_accept, topup_offer_create
 from tenants.models import Tenant
-from tests.billing.test_export import EXPORT, at, billed, get, recomputed
+from tests.billing.test_export import EXPORT, at, billed, get, november, recomputed
 from tests.conftest import event, issue
 from tests.factories import TenantFactory
 
@@ -160,3 +161,23 @@ def test_a_json_page_is_refused_when_it_holds_a_row_of_mixed_currencies(db):
         {"tenant": "mixed", "channel": "sms", "topup_currency": "USD", "currency": "EUR"}
     ]
     assert get(key, EXPORT, period="2026-11", format="csv").status_code == 409
+
+
+def test_a_final_pages_etag_changes_with_a_decision_and_an_open_page_has_none(db):
+    tenant = TenantFactory.create(slug="pending", time_zone="UTC")
+    november(tenant)
+    key = issue(None, ["billing:read"]).raw_key
+    assert "ETag" not in get(key, EXPORT, period="2026-11")  # still open: provisional
+    with time_machine.travel(at(12, 1, 2), tick=False):
+        periods_close_due()
+    pending = get(key, EXPORT, period="2026-11")
+    assert pending.json()["results"][0]["decision_status"] == "pending"
+    again = Client().get(EXPORT, {"period": "2026-11"}, HTTP_AUTHORIZATION=f"Bearer {key}",
+                         HTTP_IF_NONE_MATCH=pending["ETag"])  # fmt: skip
+    assert again.status_code == 304 and again["ETag"] == pending["ETag"]
+    charge = OverageCharge.objects.get(tenant=tenant, period__label="2026-11")
+    overage_decide(charge=charge, decision="bill", reason="as agreed", actor=None, now=at(12, 2))
+    decided = Client().get(EXPORT, {"period": "2026-11"}, HTTP_AUTHORIZATION=f"Bearer {key}",
+                           HTTP_IF_NONE_MATCH=pending["ETag"])  # fmt: skip
+    assert decided.status_code == 200 and decided["ETag"] != pending["ETag"]
+    assert decided.json()["results"][0]["decision_status"] == "billed"
