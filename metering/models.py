@@ -372,6 +372,9 @@ class Authorization(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # A denial's hint: when asking again can be allowed (a windowed cap's next window, a
+    # restriction's end); NULL when waiting alone will not help.
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedManager["Authorization"]()
 

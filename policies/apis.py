@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
@@ -48,6 +49,13 @@ class AuthorizationOutputSerializer(serializers.Serializer):
     )
     committed_quantity = serializers.IntegerField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
+    retry_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="A denial by a windowed cap (channel_restricted) or a staff suspension with "
+        "an end: when asking again can be allowed (the cap's next window, or the "
+        "restriction's end). Null otherwise, and when waiting alone will not help (a "
+        "permanent suspension, a request larger than the cap, credits or the hard limit).",
+    )
 
     def get_channel(self, obj: Authorization) -> str:
         return obj.channel.code
@@ -59,7 +67,7 @@ class AuthorizationOutputSerializer(serializers.Serializer):
 def authorization_body(authorization: Authorization) -> dict[str, Any]:
     """What AuthorizationOutputSerializer documents, built directly: the authorization
     path is hot, and a serializer instance costs as much as the decision."""
-    expires_at = authorization.expires_at
+    expires_at, retry_at = authorization.expires_at, authorization.retry_at
     return {
         "id": str(authorization.public_id),
         "channel": authorization.channel.code,
@@ -71,6 +79,7 @@ def authorization_body(authorization: Authorization) -> dict[str, Any]:
         "overage_units": authorization.overage_after,
         "committed_quantity": authorization.committed_quantity,
         "expires_at": expires_at.isoformat() if expires_at else None,
+        "retry_at": retry_at.astimezone(UTC).isoformat() if retry_at else None,
     }
 
 
@@ -144,7 +153,7 @@ class AuthorizationApi(APIView):
             "The authorization as it stands now: `held` (until `expires_at`), "
             "`committed` (`committed_quantity` booked as usage), `released`, `expired` "
             "(also a held one past `expires_at` that the sweeper has not ended yet) or "
-            "`denied` (with its `reason`). Another tenant's id is a 404."
+            "`denied` (with its `reason` and `retry_at`). Another tenant's id is a 404."
         ),
     )
     def get(self, request: Request, authorization_id: UUID) -> Response:

@@ -30,7 +30,7 @@ from metering.services.periods import period_bounds, periods_lock_for_booking
 from policies.models import Action, Restriction
 from policies.selectors import effective_rule, restrictions_in_force
 from policies.services.authorization_fast import Reason, authorization_fast, fast_path_applies
-from policies.services.caps import cap_take, caps_for, caps_give_back
+from policies.services.caps import cap_take, caps_for, caps_give_back, caps_retry_at
 from tenants.models import Tenant
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -128,12 +128,15 @@ def _decide(
         idempotency_key=key, created_at=now,
     )  # fmt: skip
 
-    def deny(reason: str, balance: Balance | None = None) -> Authorization:
+    def deny(
+        reason: str, balance: Balance | None = None, retry_at: datetime | None = None
+    ) -> Authorization:
         authorization.decision = Authorization.Decision.DENY
         authorization.status = Authorization.Status.DENIED
         authorization.reason = reason
         authorization.balance = balance
         authorization.remaining_after = balance.remaining if balance else 0
+        authorization.retry_at = retry_at
         _save(authorization, key)
         return authorization
 
@@ -155,10 +158,15 @@ def _decide(
         if tenant.status != Tenant.Status.ACTIVE
         else []
     )
-    for restriction in restrictions:
-        if restriction.kind == Restriction.Kind.SUSPEND:
-            whole = restriction.channel_id is None
-            return deny(Reason.TENANT_SUSPENDED if whole else Reason.CHANNEL_SUSPENDED, balance)
+    suspensions = [r for r in restrictions if r.kind == Restriction.Kind.SUSPEND]
+    if suspensions:
+        whole = suspensions[0].channel_id is None
+        # Allowed again, at the earliest, once every suspension has ended; never by
+        # waiting while one has no end.
+        ends = [r.ends_at for r in suspensions]
+        retry_at = None if None in ends else max(e for e in ends if e is not None)
+        reason = Reason.TENANT_SUSPENDED if whole else Reason.CHANNEL_SUSPENDED
+        return deny(reason, balance, retry_at)
 
     rule = effective_rule(tenant=tenant, channel=channel, at=now)
     in_use = balance.used + balance.reserved
@@ -172,11 +180,12 @@ def _decide(
     taken: list[list[int]] = []
     caps = caps_for(restrictions=restrictions, rule=rule, channel=channel, quantity=quantity,
                  overage_part=overage_part)  # fmt: skip
-    for cap in caps:
+    for index, cap in enumerate(caps):
         counter_id = cap_take(tenant=tenant, cap=cap, now=now)
         if counter_id is None:
             caps_give_back(taken, quantity)
-            return deny(Reason.CHANNEL_RESTRICTED, balance)
+            retry_at = caps_retry_at(tenant=tenant, refused=caps[index:], now=now)
+            return deny(Reason.CHANNEL_RESTRICTED, balance, retry_at)
         taken.append([counter_id, cap.units])
 
     authorization.decision = (
