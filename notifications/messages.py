@@ -123,10 +123,16 @@ def _subject_and_lines(kind: str, w: Writer) -> tuple[str, list[str]]:
             "version": p.get("version", ""),
             "date": w.effective("effective_from"),
         }
-        return _("Fair use policy %(version)s") % policy, [
+        lines = [
             _("Fair use policy %(version)s takes effect on %(date)s. Please read it and "
               "acknowledge it in your dashboard.") % policy
         ]  # fmt: skip
+        # The version's summary as written in each language (older payloads have none).
+        summary = p.get("summary")
+        if isinstance(summary, dict) and (summary.get(w.language) or summary.get("en")):
+            text = summary.get(w.language) or summary.get("en")
+            lines.append(_("What changes: %(summary)s") % {"summary": text})
+        return _("Fair use policy %(version)s") % policy, lines
     if kind == K.CREDITS_REDUCED:
         reduced = {
             **figures,

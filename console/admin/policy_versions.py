@@ -24,6 +24,19 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     """Versions of the fair use policy; publishing a material one notifies every tenant."""
 
     list_display = ["label", "effective_from", "material", "published_at", "acknowledged"]
+    # The summary beside the date: what customers read before a later version applies
+    # (required to publish one that takes effect later).
+    fields = [
+        "label",
+        "effective_from",
+        "material",
+        "summary_en",
+        "summary_de",
+        "text_en",
+        "text_de",
+        "published_at",
+        "acknowledgement_report",
+    ]
     readonly_fields = ["published_at", "acknowledgement_report"]
     actions = ["publish"]
 

@@ -55,6 +55,14 @@ class PolicyVersion(models.Model):
     label = models.CharField(max_length=20, unique=True)
     text_de = models.TextField(help_text="Markdown, German")
     text_en = models.TextField(help_text="Markdown, English")
+    # What changes for the customer, in a few sentences: shown with an announced version
+    # (the portal's policy page, the notice) before its text applies.
+    summary_de = models.TextField(
+        blank=True, help_text="What changes for the customer, a few sentences, German"
+    )
+    summary_en = models.TextField(
+        blank=True, help_text="What changes for the customer, a few sentences, English"
+    )
     effective_from = models.DateTimeField()
     material = models.BooleanField(
         default=False, help_text="A material change: notified in advance"
@@ -70,6 +78,9 @@ class PolicyVersion(models.Model):
 
     def text(self, language: str) -> str:
         return self.text_de if language == "de" else self.text_en
+
+    def summary(self, language: str) -> str:
+        return self.summary_de if language == "de" else self.summary_en
 
 
 class PolicyAcknowledgement(models.Model):

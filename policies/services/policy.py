@@ -40,8 +40,10 @@ def policy_version_publish(
     *, version: PolicyVersion, actor: User | None, now: datetime | None = None
 ) -> int:
     """Publish a version. A material one must take effect at least
-    ``POLICY_NOTICE_DAYS`` from now and is notified to every tenant once; returns how
-    many tenants were notified. Publishing twice is refused."""
+    ``POLICY_NOTICE_DAYS`` from now and is notified to every tenant once, with its
+    summary; returns how many tenants were notified. A version that takes effect later
+    needs its summary in both languages: tenants read it before the text applies.
+    Publishing twice is refused."""
     now = now or timezone.now()
     version = PolicyVersion.objects.select_for_update().get(pk=version.pk)
     if version.published_at is not None:
@@ -51,6 +53,13 @@ def policy_version_publish(
         raise InvalidInput(
             f"A material change takes effect at least {settings.POLICY_NOTICE_DAYS} days after "
             f"it is published: on {(now + notice):%Y-%m-%d} or later."
+        )
+    if version.effective_from > now and not (
+        version.summary_de.strip() and version.summary_en.strip()
+    ):
+        raise InvalidInput(
+            f"Version {version.label} takes effect later: write its summary, in German and "
+            "English, of what changes for customers before publishing it."
         )
     version.published_at = now
     version.save(update_fields=["published_at"])
@@ -67,6 +76,7 @@ def policy_version_publish(
                     payload={
                         "version": version.label,
                         "effective_from": version.effective_from.isoformat(),
+                        "summary": {"de": version.summary_de, "en": version.summary_en},
                     },
                 )
                 for tenant_id in Tenant.objects.exclude(status=Tenant.Status.CLOSED)

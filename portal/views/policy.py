@@ -32,6 +32,7 @@ def policy(request: HttpRequest) -> HttpResponse:
                     "role": role,
                     "version": version,
                     "html": policy_html(version.text(language)),
+                    "summary": version.summary(language),
                     "acknowledgement": acknowledged.get(version.pk),
                 }
             )

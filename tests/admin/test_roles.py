@@ -177,6 +177,8 @@ def draft(db: None) -> PolicyVersion:
         label="2.0",
         text_de="Neu",
         text_en="New",
+        summary_de="Neu in Kürze",
+        summary_en="New in short",
         effective_from=timezone.now() + timedelta(days=settings.POLICY_NOTICE_DAYS + 1),
         material=True,
     )

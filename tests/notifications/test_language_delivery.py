@@ -112,12 +112,15 @@ def test_the_in_app_list_carries_the_message_in_the_tenants_language(world: Worl
 def test_a_policy_change_reaches_a_german_tenant_in_german(german):
     version = PolicyVersion.objects.create(
         label="1.1", text_de="Deutsch", text_en="English", material=True,
+        summary_de="Warnungen kommen früher.", summary_en="Warnings come earlier.",
         effective_from=timezone.now() + timedelta(days=45),
     )  # fmt: skip
     policy_version_publish(version=version, actor=None)
     payload = Notification.objects.get(tenant=german, kind="policy_change").payload
-    assert set(payload) == {"version", "effective_from"}
+    assert set(payload) == {"version", "effective_from", "summary"}
     deliver_all()
     [message] = [m for m in mail.outbox if m.to == [german.contact_email]]
     assert message.subject == "[CreditGuard] Fair-Use-Richtlinie 1.1"
     assert "Die Fair-Use-Richtlinie 1.1 gilt ab 4. Januar 2027, 13:00 MEZ." in message.body
+    assert "Was sich ändert: Warnungen kommen früher." in message.body
+    assert "Warnings come earlier" not in message.body

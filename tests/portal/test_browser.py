@@ -85,6 +85,7 @@ def customer_world(settings):
     offer = topup_offer_create(tenant=tenant, pack=pack)
     version = PolicyVersion.objects.create(
         label="1.1", text_de="1. Allgemeines\nNeu.", text_en="1. General\nClearer wording.",
+        summary_de="Klarere Worte.", summary_en="Clearer wording, the same terms.",
         effective_from=now + timedelta(days=35), material=True,
     )  # fmt: skip
     policy_version_publish(version=version, actor=None)

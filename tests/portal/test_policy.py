@@ -24,6 +24,7 @@ def text(response) -> str:
 def announced(db) -> PolicyVersion:
     version = PolicyVersion.objects.create(
         label="2.0", text_de="1. Allgemeines\nNeue Regeln.", text_en="1. General\nNew rules.",
+        summary_de="Warnungen schon bei 75 %.", summary_en="Warnings from 75 % on.",
         effective_from=timezone.now() + timedelta(days=40), material=True,
     )  # fmt: skip
     policy_version_publish(version=version, actor=None)
@@ -67,6 +68,25 @@ def test_acknowledging_in_the_portal_is_audited_in_the_persons_name(people, anno
     [entry] = AuditEntry.objects.filter(action="policy.acknowledge")
     assert (entry.actor, entry.actor_label, entry.tenant) == (people.admin, "adam", people.alpha)
     assert entry.after == {"version": "2.0", "acknowledged_by": "adam"}
+
+
+def test_an_announced_version_shows_its_summary_in_the_persons_language(people, announced):
+    body = text(people.client(people.viewer).get("/policy/"))
+    assert "What changes Warnings from 75 % on." in body
+    assert "Warnungen" not in body
+    people.alpha.language = "de"
+    people.alpha.save()
+    german = text(people.client(people.viewer).get("/policy/"))
+    assert "Was sich ändert Warnungen schon bei 75 %." in german
+
+
+def test_the_version_in_force_shows_a_summary_only_if_it_has_one(people, announced):
+    assert "What changed with this version" not in text(
+        people.client(people.viewer).get("/policy/")
+    )
+    PolicyVersion.objects.filter(label="1.0").update(summary_en="The first version.")
+    body = text(people.client(people.viewer).get("/policy/"))
+    assert "What changed with this version The first version." in body
 
 
 def test_a_viewer_reads_but_cannot_acknowledge(people, announced):

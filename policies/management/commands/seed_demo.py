@@ -32,6 +32,7 @@ from policies.models import (
     FeeSchedule,
     LimitRecommendation,
     LimitRequest,
+    PolicyVersion,
     TopUpPack,
 )
 from policies.selectors import effective_rule
@@ -39,6 +40,7 @@ from policies.services.alerts import alert_threshold_add
 from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.limit_requests import limit_request_create
+from policies.services.policy import policy_version_publish
 from policies.services.recommend import recommendations_compute
 from tenants.models import ApiKey, Membership, Scope, Tenant
 from tenants.services import api_key_create, membership_add, tenant_create
@@ -122,6 +124,7 @@ class Command(BaseCommand):
             recommendations_compute(now=now)
         self._limit_request(first, customers[0][0], now)
         self._alerts(first, customers[0][0], now)
+        self._announced_policy(now)
         anomaly_alert(now=now)
 
         self.stdout.write(
@@ -242,6 +245,41 @@ class Command(BaseCommand):
             expected_volume=current * 2 - current // 10, requested_by=owner, now=now,
             reason="Our spring campaign doubles the appointment reminders by SMS until June.",
         )  # fmt: skip
+
+    def _announced_policy(self, now: datetime) -> None:
+        """A version 1.1 of the fair use policy announced for after the notice period, with
+        its summary (once): the portal's policy page and overview show what is coming."""
+        if PolicyVersion.objects.filter(label="1.1").exists():
+            return
+        current = PolicyVersion.objects.get(label="1.0")
+        days = settings.POLICY_NOTICE_DAYS
+        version = PolicyVersion.objects.create(
+            label="1.1",
+            text_de=current.text_de.replace(
+                "rechtzeitig in Kenntnis gesetzt",
+                f"mindestens {days} Tage vor ihrem Inkrafttreten mit einer Zusammenfassung im "
+                "Kundenportal in Kenntnis gesetzt, wo sie sie bestätigen",
+            ),
+            text_en=current.text_en.replace(
+                "informed of material changes to the policy in good time",
+                f"informed of material changes to the policy at least {days} days before they "
+                "take effect, with a summary in the customer portal, where they acknowledge "
+                "them",
+            ),
+            summary_de=(
+                f"Abschnitt 8 sagt genauer, wie wir Änderungen ankündigen: mindestens {days} "
+                "Tage im Voraus, mit einer Zusammenfassung wie dieser im Kundenportal, wo Sie "
+                "sie bestätigen. Ihre Guthaben, Grenzen und Gebühren ändern sich nicht."
+            ),
+            summary_en=(
+                f"Section 8 says more precisely how we announce changes: at least {days} days "
+                "ahead, with a summary like this one in the customer portal, where you "
+                "acknowledge them. Your credits, limits and fees do not change."
+            ),
+            effective_from=now + timedelta(days=days + 14),
+            material=True,
+        )
+        policy_version_publish(version=version, actor=None, now=now)
 
     def _alerts(self, tenant: Tenant, owner: User, now: datetime) -> None:
         """The first tenant's own alerts (once): a warning at 65 % of its SMS credits and
