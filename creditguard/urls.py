@@ -8,6 +8,7 @@ from creditguard import views
 from metering import apis as metering_apis
 from notifications import apis as notifications_apis
 from policies import apis as policies_apis
+from policies import balances_api
 from tenants import apis as tenants_apis
 
 # Public ids in paths are matched by the ``uuid`` converter: a view gets a UUID, and
@@ -15,7 +16,7 @@ from tenants import apis as tenants_apis
 api_v1 = [
     path("key", tenants_apis.ApiKeyApi.as_view(), name="api-key"),
     path("usage-events", metering_apis.UsageEventsApi.as_view(), name="usage-events"),
-    path("balances", metering_apis.BalancesApi.as_view(), name="balances"),
+    path("balances", balances_api.BalancesApi.as_view(), name="balances"),
     path("usage", metering_apis.UsageApi.as_view(), name="usage"),
     path("authorizations", policies_apis.AuthorizationsApi.as_view(), name="authorizations"),
     path(

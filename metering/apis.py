@@ -1,4 +1,5 @@
-"""HTTP API of metering: usage ingestion, balances and usage series.
+"""HTTP API of metering: usage ingestion and usage series. (The balances, which also say
+what is owed, are a view over policies too: ``policies.balances_api``.)
 
 Views are thin: parse input, call one service or selector, render output.
 """
@@ -20,7 +21,6 @@ from creditguard.api.fields import AwareDateTimeField
 from creditguard.api.schema import problems, strict_inline_serializer
 from creditguard.api.serializers import StrictInputSerializer
 from metering.models import Channel
-from metering.selectors import balances_for_tenant
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import period_bounds
 from metering.usage import GRANULARITIES, MAX_BUCKETS, bucket_count, usage_series
@@ -82,73 +82,6 @@ class UsageEventsApi(APIView):
         return Response(
             {"accepted": result.accepted, "duplicates": result.duplicates},
             status=status.HTTP_200_OK,
-        )
-
-
-class BalancesApi(APIView):
-    required_scopes = [Scope.USAGE_READ]
-
-    class ChannelBalanceSerializer(serializers.Serializer):
-        channel = serializers.CharField(source="channel.code")
-        unit = serializers.CharField(source="channel.unit")
-        included = serializers.IntegerField()
-        promotional = serializers.IntegerField()
-        topped_up = serializers.IntegerField()
-        available = serializers.IntegerField()
-        used = serializers.IntegerField()
-        reserved = serializers.IntegerField()
-        remaining = serializers.IntegerField()
-        hard_limit = serializers.IntegerField(allow_null=True)
-        overage_units = serializers.IntegerField()
-        status = serializers.ChoiceField(
-            choices=["ok", "near_limit", "at_limit", "over_limit", "restricted", "suspended"]
-        )
-        action_past_limit = serializers.CharField(source="action")
-        thresholds_crossed = serializers.ListField(child=serializers.IntegerField())
-        forecast = serializers.SerializerMethodField()
-
-        def get_forecast(self, obj: Any) -> dict[str, Any]:
-            reached = obj.forecast_limit_reached_at
-            return {
-                "projected_used": obj.forecast_used,
-                "limit_reached_at": reached.isoformat() if reached else None,
-            }
-
-    @extend_schema(
-        operation_id="balances_list",
-        responses={
-            200: inline_serializer(
-                "Balances",
-                {
-                    "period": inline_serializer(
-                        "BalancePeriod",
-                        {
-                            "label": serializers.CharField(),
-                            "starts_at": serializers.DateTimeField(),
-                            "ends_at": serializers.DateTimeField(),
-                            "status": serializers.CharField(),
-                        },
-                    ),
-                    "channels": ChannelBalanceSerializer(many=True),
-                },
-            ),
-        },
-        description="The current billing period's balance per channel.",
-    )
-    def get(self, request: Request) -> Response:
-        tenant = request_tenant(request)
-        result = balances_for_tenant(tenant=tenant)
-        tz = tenant.tzinfo
-        return Response(
-            {
-                "period": {
-                    "label": result.bounds.label,
-                    "starts_at": result.bounds.starts_at.astimezone(tz).isoformat(),
-                    "ends_at": result.bounds.ends_at.astimezone(tz).isoformat(),
-                    "status": result.period.status if result.period else "open",
-                },
-                "channels": self.ChannelBalanceSerializer(result.channels, many=True).data,
-            }
         )
 
 

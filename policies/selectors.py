@@ -3,20 +3,25 @@ the fee schedule that applies; and a tenant's limit requests with what staff wei
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import Q, Sum
 
-from metering.models import Balance, Channel
+from creditguard.money import round_money
+from metering.models import Balance, BillingPeriod, Channel
 from metering.selectors import balances_by_period
 from policies.models import (
     CohortDefault,
     LimitRecommendation,
     LimitRequest,
     LimitRule,
+    OverageCharge,
     Restriction,
     RuleTerms,
+    TopUp,
 )
 from policies.terms import Terms
 from tenants.models import Tenant
@@ -205,4 +210,70 @@ def limit_request_review(*, limit_request: LimitRequest, at: datetime) -> LimitR
             .select_related("decided_by")
             .order_by("-requested_at")[:10]
         ),
+    )
+
+
+@dataclass(frozen=True)
+class CurrencyOwed:
+    """What a tenant owes in one currency: overage charges and top-ups bought."""
+
+    currency: str
+    overage: Decimal
+    topups: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.overage + self.topups
+
+
+@dataclass(frozen=True)
+class PeriodOwed:
+    charges: dict[int, OverageCharge]  # by channel id, with its schedule
+    by_currency: list[CurrencyOwed]  # one per currency, in code order; never summed across
+
+
+def charge_owed(charge: OverageCharge) -> Decimal:
+    """What a charge asks of the tenant: its fee while pending, once decided the part
+    billed (nothing of a waived one)."""
+    if charge.status == OverageCharge.Status.PENDING:
+        return charge.amount
+    return charge.billed_amount
+
+
+def period_owed(*, tenant: Tenant, period: BillingPeriod | None) -> PeriodOwed:
+    """What the tenant owes for ``period`` so far: each channel's overage charge and the
+    top-ups bought in it, totalled per currency (amounts of two currencies are never
+    added). The charges are read as ``overage_charge_refresh`` keeps them current —
+    each unit priced by the fee schedule in effect for the tenant when it was used,
+    per the notice rules (``fees.overage_fee``) — never priced again here, as the
+    portal's overview reads them. Two queries; none without a period."""
+    if period is None:
+        return PeriodOwed(charges={}, by_currency=[])
+    charges = {
+        charge.channel_id: charge
+        for charge in OverageCharge.objects.for_tenant(tenant)
+        .filter(period=period)
+        .select_related("schedule")
+    }
+    overage: dict[str, Decimal] = defaultdict(Decimal)
+    for charge in charges.values():
+        overage[charge.currency] += charge_owed(charge)
+    topups: dict[str, Decimal] = dict(
+        TopUp.objects.for_tenant(tenant)
+        .filter(period=period)
+        .order_by()
+        .values("currency")
+        .annotate(total=Sum("price"))
+        .values_list("currency", "total")
+    )
+    return PeriodOwed(
+        charges=charges,
+        by_currency=[
+            CurrencyOwed(
+                currency=currency,
+                overage=round_money(overage.get(currency, Decimal(0)), currency),
+                topups=round_money(topups.get(currency, Decimal(0)), currency),
+            )
+            for currency in sorted(set(overage) | set(topups))
+        ],
     )

@@ -65,12 +65,13 @@ def nothing(world: World, count: int) -> None:
 
 
 # path, rows made, then the queries of the answer: key + tenant, then the list's own
-# (a page and nothing per row; balances: period, balances, grant totals, channels, rules).
+# (a page and nothing per row; balances: period, balances, grant totals, channels, rules,
+# overage charges, top-ups).
 LISTS: list[tuple[str, Callable[[World, int], None], int, int]] = [
     ("/api/v1/notifications", notifications, 20, 2),
     ("/api/v1/topup-offers", offers, 20, 2),
     ("/api/v1/webhook-endpoints", endpoints, 10, 2),  # at most 10 per tenant
-    ("/api/v1/balances", usage, 20, 6),
+    ("/api/v1/balances", usage, 20, 8),
     ("/api/v1/usage", usage, 20, 3),
     ("/api/v1/key", nothing, 20, 1),
 ]

@@ -113,8 +113,9 @@ def test_balances_take_a_fixed_number_of_queries_whatever_the_history(world: Wor
     world.alice_api.get("/api/v1/balances")  # the key's last_used_at is now fresh
     with CaptureQueriesContext(connection) as queries:
         assert world.alice_api.get("/api/v1/balances").status_code == 200
-    # key + tenant, period, balances, grant totals, channels, rules in force
-    assert len(queries) == 6, [q["sql"] for q in queries]
+    # key + tenant, period, balances, grant totals, channels, rules in force, the
+    # period's overage charges (with their schedule), its top-ups per currency
+    assert len(queries) == 8, [q["sql"] for q in queries]
 
 
 @pytest.mark.parametrize("months", [0, 1, 4])
