@@ -11,6 +11,7 @@ must say at what time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 
@@ -21,7 +22,13 @@ from babel.dates import (
     get_datetime_format,
     get_time_format,
 )
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_group_symbol,
+    get_minus_sign_symbol,
+)
 
 from creditguard.money import round_money
 
@@ -43,6 +50,19 @@ def _decimal(value: Number | float) -> Decimal:
 def number_text(value: Number, *, language: str) -> str:
     """A count or quantity with the locale's grouping and decimal sign (1.815 / 1,815)."""
     return format_decimal(_decimal(value), locale=locale_of(language))
+
+
+def count_formatter(*, language: str) -> Callable[[int], str]:
+    """``number_text`` for whole numbers, as one function for the thousands of figures of
+    a chart: the locale's group and minus signs on Python's grouping by thousands, which is
+    how both locales group (Babel, figure by figure, is some fifty times slower)."""
+    locale = locale_of(language)
+    group, minus = get_group_symbol(locale), get_minus_sign_symbol(locale)
+
+    def text(value: int) -> str:
+        return f"{value:,}".replace(",", "\0").replace("-", minus).replace("\0", group)
+
+    return text
 
 
 def percent_text(percent: Number | float, *, language: str) -> str:

@@ -18,9 +18,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from creditguard.locale_format import (
+    count_formatter,
     day_text,
     instant_text,
-    number_text,
     period_text,
     short_day_text,
 )
@@ -72,6 +72,10 @@ class UsageRow:
     label: str
     quantity: int
     cumulative: int
+    # The figures as the locale writes them, formatted here: a month by hour has
+    # thousands, too many for a template tag each.
+    quantity_text: str
+    cumulative_text: str
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,15 @@ def usage_page_for(
     bounds = chart.bounds
     days = local_midnights(bounds.starts_at, bounds.ends_at, tenant.tzinfo)
 
-    def number(value: int) -> str:
-        return number_text(value, language=language)
+    number = count_formatter(language=language)
+    # Every channel has the same buckets: each label is written once. Keyed by the
+    # instant: local datetimes compare by wall time, and 02:00 happens twice in October.
+    labels = {
+        point.start.timestamp(): _bucket_label(point.start, granularity, language, tenant)
+        for point in (chart.channels[0].points if chart.channels else [])
+    }
+
+    tip = _("%(when)s: %(quantity)s used, %(total)s in the period so far")
 
     def day_label(moment: datetime) -> str:
         return short_day_text(moment.date(), language=language)
@@ -144,15 +155,16 @@ def usage_page_for(
         rows = [
             UsageRow(
                 start=point.start,
-                label=_bucket_label(point.start, granularity, language, tenant),
+                label=labels[point.start.timestamp()],
                 quantity=point.quantity,
                 cumulative=point.cumulative,
+                quantity_text=number(point.quantity),
+                cumulative_text=number(point.cumulative),
             )
             for point in usage.points
         ]
         tips = [
-            _("%(when)s: %(quantity)s used, %(total)s in the period so far")
-            % {"when": row.label, "quantity": number(row.quantity), "total": number(row.cumulative)}
+            tip % {"when": row.label, "quantity": row.quantity_text, "total": row.cumulative_text}
             for row in rows
         ]
         drawing = draw(

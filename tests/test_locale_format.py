@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from creditguard.locale_format import (
+    count_formatter,
     day_text,
     instant_text,
     money_text,
@@ -89,3 +90,10 @@ def test_a_local_midnight_may_be_written_as_its_day():
 def test_a_period_label_is_its_month(language, expected):
     assert period_text("2026-03", language=language) == expected
     assert period_text("not a label", language=language) == "not a label"
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_the_count_formatter_writes_whole_numbers_as_number_text(language):
+    text = count_formatter(language=language)
+    for value in (0, 7, 999, 1000, 1815, 62916, 1234567, -1500, 10**12):
+        assert text(value) == number_text(value, language=language)
