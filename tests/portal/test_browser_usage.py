@@ -107,6 +107,10 @@ def test_a_customer_opens_the_chart_switches_to_hours_and_reads_it_on_a_phone(
     phone.context.add_cookies(page.context.cookies())
     phone.goto(f"{live_server.url}/usage/")
     expect(phone.locator("#usage-sms svg.usage-chart")).to_be_visible()
+    phone_chart = phone.locator("#usage-sms svg.usage-chart")
+    phone_chart.scroll_into_view_if_needed()
+    phone_chart.click()  # a tap shows the figures of the day under the finger
+    expect(phone.locator(".chart-tip")).to_contain_text("in the period so far")
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
     phone.screenshot(path=str(SHOTS / "portal-usage-2-phone.png"), full_page=True)

@@ -24,7 +24,7 @@ document.addEventListener("DOMContentLoaded", function () {
   }
   document.querySelectorAll("svg[data-chart]").forEach(function (svg) {
     var rects = svg.querySelectorAll(".hits rect");
-    svg.addEventListener("pointermove", function (event) {
+    function point(event) {
       // The column under the pointer, found by x: thin hour columns are hard to hit.
       var box = svg.getBoundingClientRect();
       var x = (event.clientX - box.left) * svg.viewBox.baseVal.width / box.width;
@@ -38,7 +38,9 @@ document.addEventListener("DOMContentLoaded", function () {
       var end = parseFloat(rect.getAttribute("x")) + parseFloat(rect.getAttribute("width"));
       if (x < parseFloat(rects[0].getAttribute("x")) || x > end + 1) { hide(); return; }
       show(rect, event);
-    });
+    }
+    svg.addEventListener("pointermove", point);
+    svg.addEventListener("pointerdown", point);  // a tap on a phone
     svg.addEventListener("pointerleave", hide);
   });
   window.addEventListener("scroll", hide, { passive: true });
