@@ -27,12 +27,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import bench_database_url, recreate_database, server_env, write_section
+from bench.common import (
+    ROOT,
+    bench_database_url,
+    recreate_database,
+    server_env,
+    write_section,
+)
 
 OVERVIEW_GOAL_MS = 50.0
 RATIO_GOAL = 1.5
@@ -48,24 +56,34 @@ class Timing:
         return f"{self.median:.1f} / {self.p95:.1f} ms ({self.queries} q)"
 
 
-def timed(client: Any, url: str, params: dict[str, str], repeat: int) -> Timing:
-    """Median and p95 of ``repeat`` GETs, in milliseconds, after one warm-up that also
-    counts the page's queries."""
+def timed(clients: list[Any], url: str, params: dict[str, str], repeat: int) -> list[Timing]:
+    """Per client, the median and p95 of ``repeat`` GETs in milliseconds, after one
+    warm-up that also counts the page's queries. The clients' requests alternate, so
+    that the load of a shared machine falls on each alike."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(url, params)
-    queries = len(captured.captured_queries)  # read now: the next request resets the log
-    assert response.status_code == 200, (url, params, response.status_code)
-    samples = []
+    queries = []
+    for client in clients:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url, params)
+        queries.append(len(captured.captured_queries))  # now: the next request resets it
+        assert response.status_code == 200, (url, params, response.status_code)
+    samples: list[list[float]] = [[] for _ in clients]
     for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(url, params)
-        samples.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
-    p95 = statistics.quantiles(samples, n=20, method="inclusive")[18]
-    return Timing(statistics.median(samples), p95, queries)
+        for client, taken in zip(clients, samples, strict=True):
+            started = time.perf_counter()
+            response = client.get(url, params)
+            taken.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+    return [
+        Timing(
+            statistics.median(taken),
+            statistics.quantiles(taken, n=20, method="inclusive")[18],
+            count,
+        )
+        for taken, count in zip(samples, queries, strict=True)
+    ]
 
 
 def pages(usage_url: str | None) -> dict[str, tuple[str, dict[str, str]]]:
@@ -110,6 +128,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     url = bench_database_url() if args.reuse else recreate_database()
+    if args.reuse:  # the history stays; the schema follows the checkout
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"],
+            cwd=ROOT,
+            env=server_env(url),
+            check=True,
+        )
     os.environ.update(server_env(url))
     os.environ["ALLOWED_HOSTS"] = "testserver"
     import django
@@ -144,10 +169,13 @@ def main() -> None:
         client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
         return client
 
-    def time_all(client: Any) -> dict[str, Timing]:
-        return {
-            name: timed(client, path, params, args.repeat) for name, (path, params) in named.items()
-        }
+    def time_all(*clients: Any) -> list[dict[str, Timing]]:
+        timings: list[dict[str, Timing]] = [{} for _ in clients]
+        for name, (path, params) in named.items():
+            measured = timed(list(clients), path, params, args.repeat)
+            for each, timing in zip(timings, measured, strict=True):
+                each[name] = timing
+        return timings
 
     if args.reuse:
         tenant = Tenant.objects.get(slug=HISTORY_SLUG)
@@ -161,12 +189,16 @@ def main() -> None:
     # Both sides with the current period's balances open (as a tenant's first event opens
     # them), so that the overview shows the same rows with and without history.
     balances_from_rollups(empty_tenant, history_periods(empty_tenant, now)[:1], now)
-    empty = time_all(owner_client(empty_tenant))
+    if not args.reuse:
+        [empty] = time_all(owner_client(empty_tenant))
     history = loaded_before(tenant) if args.reuse else load_history(tenant, args.events, now)
     started = time.perf_counter()
     balances = balances_from_rollups(tenant, history_periods(tenant, now), now)
     balance_seconds = time.perf_counter() - started
-    full = time_all(owner_client(tenant))
+    if args.reuse:  # the two tenants' requests alternate
+        empty, full = time_all(owner_client(empty_tenant), owner_client(tenant))
+    else:
+        [full] = time_all(owner_client(tenant))
     load = os.getloadavg()
 
     def row(name: str, a: Timing, b: Timing, goal: str, met: bool | None) -> str:
@@ -213,10 +245,18 @@ def main() -> None:
         else "loaded by an earlier run, `--reuse`"
     )
     empty_is = (
-        "a tenant without events in the same database (`--reuse`)"
+        "a tenant without events in the same database, its requests alternating with the "
+        "history's (`--reuse`)"
         if args.reuse
         else "the empty database, before the load"
     ) + ", its current period's balances opened (the overview then shows the same rows)"
+    floor = next(iter(named))
+    floors = "Each page's median over the floor's on the same side, empty / history: " + ", ".join(
+        f"{name} {empty[name].median / empty[floor].median:.2f}× / "
+        f"{full[name].median / full[floor].median:.2f}×"
+        for name in named
+        if name != floor and not name.startswith("usage, period")
+    )
     usage_note = (
         ""
         if usage_url is not None
@@ -235,6 +275,8 @@ with the history within {RATIO_GOAL}× of the same page empty.
 | page | empty | {history.events:,} events | ratio | goal |
 |---|---:|---:|---:|---|
 {chr(10).join(lines)}
+
+{floors}
 
 Load average at the end of the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.
 """
