@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 
 HOUR = timedelta(hours=1)
 WIDTH, HEIGHT = 760, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 30
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 30
 
 
 def _y(value: float, top: float) -> float:
@@ -69,8 +69,14 @@ def evidence_svg(
         '<text x="{lt}" y="{tt}" font-size="11" text-anchor="end">{top}</text>'
         '<text x="{lt}" y="{b}" font-size="11" text-anchor="end">0</text>'
         "{bars}"
-        '<polyline points="{normal}" fill="none" stroke="#417690" stroke-width="2"/>'
+        '<polyline points="{normal}" fill="none" stroke="#e08e0b" stroke-width="2.5"/>'
         "{cap}"
+        '<rect x="{lg}" y="4" width="10" height="10" fill="#79aec8"/>'
+        '<text x="{lg1}" y="13" font-size="11">units</text>'
+        '<rect x="{lg2}" y="4" width="10" height="10" fill="#ba2121"/>'
+        '<text x="{lg3}" y="13" font-size="11">hour judged</text>'
+        '<line x1="{lg4}" x2="{lg5}" y1="9" y2="9" stroke="#e08e0b" stroke-width="2.5"/>'
+        '<text x="{lg6}" y="13" font-size="11">normal</text>'
         '<text x="{l}" y="{bl}" font-size="11">{first}</text>'
         '<text x="{r}" y="{bl}" font-size="11" text-anchor="end">{last}</text>'
         "</svg>",
@@ -78,9 +84,11 @@ def evidence_svg(
         lt=LEFT - 6, tt=TOP + 4, top=round(top / 1.08), bl=HEIGHT - 10,
         bars=format_html_join(
             "",
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>',
+            '<rect class="bar" x="{}" y="{}" width="{}" height="{}" fill="{}">'
+            "<title>{}</title></rect>",
             bars,
         ),
-        normal=" ".join(normal), cap=cap_line,
+        normal=" ".join(normal), cap=cap_line, lg=WIDTH - 250, lg1=WIDTH - 236,
+        lg2=WIDTH - 196, lg3=WIDTH - 182, lg4=WIDTH - 106, lg5=WIDTH - 90, lg6=WIDTH - 84,
         first=f"{first:%a %d %b %H:%M} UTC", last=f"{last:%a %d %b %H:%M} UTC",
     )  # fmt: skip

@@ -158,6 +158,13 @@ class AnomalyAlertAdmin(admin.ModelAdmin):
     def age(self, alert: AnomalyAlert) -> str:
         return f"{timesince(alert.opened_at)} ago"
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(
+            request, {"title": "Anomaly alerts: active first", **(extra_context or {})}
+        )
+
     def get_urls(self) -> list[Any]:
         return [
             path(
@@ -205,6 +212,8 @@ class AnomalyAlertAdmin(admin.ModelAdmin):
             "extend_form": ExtendForm() if restriction and restriction.ends_at else None,
             "lift_form": LiftForm(),
         }
+        if alert.status != AnomalyAlert.Status.OPEN and restriction is not None:
+            forms_shown["confirm_form"] = None  # confirmed, its throttle holds: nothing to add
         if not may_act:
             forms_shown = dict.fromkeys(forms_shown)
         forms_shown.update(bound)

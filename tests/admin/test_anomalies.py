@@ -75,8 +75,8 @@ def test_the_alert_page_draws_the_evidence_as_inline_svg(alert: AnomalyAlert):
     text = response.content.decode()
     assert response.status_code == 200
     chart = text.split('<svg class="anomaly-chart"', 1)[1].split("</svg>")[0]
-    assert chart.count("<rect") == 48
-    assert chart.count('fill="#ba2121"') == 1  # the hour judged
+    assert chart.count('<rect class="bar"') == 48
+    assert chart.count('fill="#ba2121"><title>') == 1  # the hour judged
     assert "2000 units (normal 200)" in chart
     assert "href" not in chart and "<script" not in chart  # nothing fetched, nothing run
     assert "Confirm" not in text and 'name="lift"' not in text  # Billing reads only
