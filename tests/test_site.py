@@ -64,12 +64,12 @@ def test_lean_authorization_body_matches_its_documented_serializer(world: World)
 
 
 def test_an_unexpected_error_in_the_api_is_a_logged_problem_500(world: World, monkeypatch, caplog):
-    import metering.apis
+    import policies.balances_api
 
     def crash(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(metering.apis, "balances_for_tenant", crash)
+    monkeypatch.setattr(policies.balances_api, "balances_for_tenant", crash)
     response = world.alice_api.get("/api/v1/balances")
     assert response.status_code == 500
     assert response["Content-Type"] == "application/problem+json"
