@@ -9,6 +9,8 @@ still done, and the page never answers with a 500."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -16,7 +18,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
+from console.confirm import attempt, confirmation_page, confirmed, going_back
+from console.outcomes import Notice, notifications_during, told_sentence
 from creditguard.errors import ServiceError
 
 # (model admin, request, one selected object, the form's cleaned data) -> anything
@@ -56,17 +61,25 @@ def form_action(
     description: str,
     permissions: Sequence[str],
     success: str | None = None,
-    success_level: int = messages.INFO,
+    success_level: int = messages.SUCCESS,
     initial: Callable[[QuerySet[Any]], dict[str, Any]] | None = None,
     context: Callable[[], dict[str, Any]] | None = None,
+    done: Callable[[Any, Any], str] | None = None,
 ) -> Callable[[ApplyOne], Callable[..., HttpResponse | None]]:
     """Turn ``apply_one(model_admin, request, obj, data)`` into an admin action named after
     it: a GET-like first call (or an invalid form) shows ``form_class`` on the intermediate
     page titled ``title``; a valid "apply" calls ``apply_one`` for each selected object.
 
-    ``success`` is formatted with ``count`` (objects done) and shown when at least one was
-    done; refusals follow it, one message per object. ``initial`` prefills the form from the
-    selection; ``context`` adds template context, read at each request."""
+    A form with ``consequences(results, notices)`` (``console.confirm``) is confirmed
+    first whenever that names anything: the page says what the action does and shows the
+    text each tenant receives; "Back" shows the form again as filled in.
+
+    Each object done gets a message saying what happened — ``done(obj, result)``, else
+    the form's ``summary(obj)``, else ``success`` formatted with ``count`` — and whom it
+    told; past ``MESSAGES_PER_OBJECT`` objects, one message for all. A refusal
+    (``ServiceError``) is an error message naming its object; the others are still done.
+    ``initial`` prefills the form from the selection; ``context`` adds template context,
+    read at each request."""
 
     def decorate(apply_one: ApplyOne) -> Callable[..., HttpResponse | None]:
         name = apply_one.__name__
@@ -79,26 +92,77 @@ def form_action(
                 request.POST if applying else None,
                 initial=initial(queryset) if initial else None,
             )
-            if not (applying and form.is_valid()):
+            if going_back(request) or not (applying and form.is_valid()):
                 return action_page(
-                    model_admin,
-                    request,
-                    queryset,
-                    form,
-                    title=title,
-                    action=name,
+                    model_admin, request, queryset, form, title=title, action=name,
                     **(context() if context else {}),
+                )  # fmt: skip
+            objects = list(queryset)
+
+            def apply_all() -> _Applied:
+                applied = _Applied()
+                for obj in objects:
+                    try:
+                        result, notices = notifications_during(
+                            partial(apply_one, model_admin, request, obj, form.cleaned_data)
+                        )
+                    except ServiceError as exc:
+                        applied.refused.append(f"{obj}: {exc.detail}")
+                    else:
+                        applied.done.append((obj, result, notices))
+                return applied
+
+            named = getattr(form, "consequences", None)
+
+            def consequences(applied: _Applied, notices: list[Notice]) -> list[str]:
+                if named is None or not applied.done:
+                    return []
+                lines = named([result for _, result, _ in applied.done], notices)
+                return [*lines, *(f"Refused: {r}" for r in applied.refused)] if lines else []
+
+            try:
+                outcome = attempt(
+                    apply_all, consequences=consequences, confirmed=confirmed(request)
                 )
-            done, refused = 0, []
-            for obj in queryset:
-                try:
-                    apply_one(model_admin, request, obj, form.cleaned_data)
-                    done += 1
-                except ServiceError as exc:
-                    refused.append(f"{obj}: {exc.detail}")
-            if done and success:
-                model_admin.message_user(request, success.format(count=done), success_level)
-            for message in refused:
+            except ServiceError as exc:  # raised outside any one object's call
+                model_admin.message_user(request, exc.detail, messages.ERROR)
+                return None
+            if not outcome.done:
+                changelist = reverse(
+                    f"admin:{model_admin.opts.app_label}_{model_admin.opts.model_name}_changelist"
+                )
+                return confirmation_page(
+                    model_admin, request, outcome, title=f"Confirm: {title}",
+                    crumbs=[(str(model_admin.opts.verbose_name_plural).capitalize(), changelist)],
+                )  # fmt: skip
+            applied = outcome.result
+            summary = getattr(form, "summary", None)
+
+            def what(obj: Any, result: Any) -> str:
+                if done is not None:
+                    return done(obj, result)
+                if summary is not None:
+                    return str(summary(obj))
+                return success.format(count=1) if success else f"{title}: {obj}"
+
+            if len(applied.done) <= MESSAGES_PER_OBJECT:
+                for obj, result, notices in applied.done:
+                    told = told_sentence(notices, tenant=getattr(obj, "tenant", obj))
+                    model_admin.message_user(
+                        request, f"{what(obj, result)}; {told}.", success_level
+                    )
+            elif applied.done:
+                everyone = [notice for _, _, notices in applied.done for notice in notices]
+                tenants = len({notice.tenant.pk for notice in everyone})
+                headline = (success or f"{title}: {{count}} done").format(count=len(applied.done))
+                model_admin.message_user(
+                    request,
+                    f"{headline.rstrip('.')}; {tenants} tenant(s) were told "
+                    f"({sum(bool(n.emails) for n in everyone)} message(s) by e-mail, every one "
+                    "in-app).",
+                    success_level,
+                )
+            for message in applied.refused:
                 model_admin.message_user(request, message, messages.ERROR)
             return None
 
@@ -108,3 +172,15 @@ def form_action(
         return admin.action(description=description, permissions=list(permissions))(action)
 
     return decorate
+
+
+# More objects than this get one message for all instead of one each.
+MESSAGES_PER_OBJECT = 10
+
+
+@dataclass
+class _Applied:
+    """The objects an action was done to (with its result and notices) and refused."""
+
+    done: list[tuple[Any, Any, list[Notice]]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)

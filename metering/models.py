@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from creditguard.locale_format import period_text
 from creditguard.tenancy import TenantScopedManager
 from tenants.models import Tenant
 
@@ -58,7 +59,7 @@ class Channel(models.Model):
         ordering = ["sort_order", "code"]
 
     def __str__(self) -> str:
-        return self.code
+        return self.name
 
     def labels(self) -> dict[str, dict[str, str]]:
         """Name and unit per language (``Tenant.Language``), as customer texts show them; a
@@ -98,7 +99,7 @@ class BillingPeriod(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.label
+        return period_text(self.label, language="en")
 
 
 class UsageEvent(models.Model):
@@ -213,7 +214,9 @@ class Balance(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id}/{self.channel_id}/{self.period_id}"
+        """Reads "BrightCart · SMS · November 2026" (select_related: tenant, channel, period)."""
+        period = period_text(self.period.label, language="en")
+        return f"{self.tenant} · {self.channel.name} · {period}"
 
     @property
     def remaining(self) -> int:
@@ -264,7 +267,13 @@ class Grant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.units} (#{self.pk})"
+        """Reads "BrightCart · SMS · November 2026 — included 2,000" (select_related: tenant,
+        balance__channel, balance__period)."""
+        period = period_text(self.balance.period.label, language="en")
+        return (
+            f"{self.tenant} · {self.balance.channel.name} · {period} — "
+            f"{self.get_kind_display().lower()} {self.units:,}"
+        )
 
     @property
     def undrawn_units(self) -> int:
@@ -320,9 +329,13 @@ class LedgerEntry(models.Model):
         indexes = [models.Index(fields=["balance", "created_at"], name="ledger_balance_time")]
 
     def __str__(self) -> str:
-        return (
-            f"{self.kind} a{self.available_delta:+} u{self.used_delta:+} r{self.reserved_delta:+}"
-        )
+        deltas = {
+            "available": self.available_delta,
+            "used": self.used_delta,
+            "reserved": self.reserved_delta,
+        }
+        moved = ", ".join(f"{name} {delta:+,}" for name, delta in deltas.items() if delta)
+        return f"{self.get_kind_display()}: {moved or 'no change'}"
 
 
 class Authorization(models.Model):

@@ -62,7 +62,8 @@ class Notification(models.Model):
         indexes = [models.Index(fields=["tenant", "-created_at"], name="notification_tenant_new")]
 
     def __str__(self) -> str:
-        return f"{self.kind} → {self.tenant_id}"
+        """Reads "Overage fee notice · BrightCart" (select_related: tenant)."""
+        return f"{self.get_kind_display()} · {self.tenant}"
 
 
 class NotificationRead(models.Model):

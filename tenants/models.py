@@ -160,7 +160,7 @@ class Invitation(models.Model):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"invitation of {self.email} to {self.tenant_id} as {self.role}"
+        return f"Invitation of {self.email} to {self.tenant} as {self.role}"
 
     def is_open(self, now: datetime) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now

@@ -65,6 +65,7 @@ class FeeScheduleAdmin(admin.ModelAdmin):
 
     list_display = ["name", "channel", "tenant", "mode", "currency", "effective_from", "notified"]
     list_filter = ["channel", "mode"]
+    list_select_related = ["channel", "tenant"]
     inlines = [FeeTierInline]
     actions = ["notify"]
     readonly_fields = ["author", "created_at"]

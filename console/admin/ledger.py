@@ -38,7 +38,8 @@ class GrantAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["kind"]
-    list_select_related = ["tenant", "balance__channel", "balance__period"]
+    # The balance's label names its tenant, channel and month.
+    list_select_related = ["tenant", "balance__tenant", "balance__channel", "balance__period"]
     search_fields = ["tenant__slug"]
 
 
@@ -55,7 +56,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "event_count",
     ]
     list_filter = ["kind"]
-    list_select_related = ["tenant", "balance__channel", "balance__period"]
+    list_select_related = ["tenant", "balance__tenant", "balance__channel", "balance__period"]
     search_fields = ["tenant__slug"]
 
 

@@ -11,9 +11,8 @@ from django.http import HttpRequest
 
 from console.actions import form_action
 from console.admin.common import ServiceSavedAdmin, staff_user
-from console.forms import (
-    ReasonForm,
-)
+from console.forms import ReasonForm
+from console.outcomes import restriction_text
 from policies.models import (
     CohortDefault,
     Restriction,
@@ -54,14 +53,20 @@ class RestrictionAdmin(admin.ModelAdmin):
         title="Lift restrictions",
         description="Lift the selected restrictions",
         permissions=["change"],
+        done=lambda restriction, _: f"Lifted: {restriction_text(restriction, restriction.tenant)}",
     )
-    def lift(self, request: HttpRequest, restriction: Restriction, data: dict[str, Any]) -> None:
-        restriction_lift(restriction=restriction, reason=data["reason"], actor=staff_user(request))
+    def lift(
+        self, request: HttpRequest, restriction: Restriction, data: dict[str, Any]
+    ) -> Restriction:
+        return restriction_lift(
+            restriction=restriction, reason=data["reason"], actor=staff_user(request)
+        )
 
 
 @admin.register(CohortDefault)
 class CohortDefaultAdmin(ServiceSavedAdmin):
     list_display = ["__str__", "channel", "included_units", "hard_limit", "action"]
+    list_select_related = ["channel"]
 
     def save_with_service(self, obj: CohortDefault, actor: User) -> None:
         cohort_default_save(cohort_default=obj, actor=actor)

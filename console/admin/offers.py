@@ -26,6 +26,7 @@ from policies.services.catalog import (
 @admin.register(TopUpPack)
 class TopUpPackAdmin(ServiceSavedAdmin):
     list_display = ["__str__", "channel", "units", "price", "currency", "active"]
+    list_select_related = ["channel"]
 
     def save_with_service(self, obj: TopUpPack, actor: User) -> None:
         topup_pack_save(pack=obj, actor=actor)
@@ -37,7 +38,7 @@ class TopUpPackAdmin(ServiceSavedAdmin):
 @admin.register(AutoTopUp)
 class AutoTopUpAdmin(ServiceSavedAdmin):
     list_display = ["__str__", "tenant", "channel", "pack", "threshold_units", "enabled"]
-    list_select_related = ["tenant", "channel", "pack"]
+    list_select_related = ["tenant", "channel", "pack__channel"]
 
     def save_with_service(self, obj: AutoTopUp, actor: User) -> None:
         auto_topup_save(auto_topup=obj, actor=actor)

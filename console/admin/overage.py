@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from console.actions import form_action
 from console.admin.common import staff_user
 from console.forms import (
     DecisionForm,
 )
+from console.outcomes import staff_money
 from policies.models import (
     OverageCharge,
 )
@@ -62,7 +63,7 @@ class OverageChargeAdmin(admin.ModelAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_text(self, charge: OverageCharge) -> str:
-        return f"{charge.amount} {charge.currency}"
+        return staff_money(charge.amount, charge.currency)
 
     @admin.display(description="Final since", ordering="finalized_at")
     def final_since(self, charge: OverageCharge) -> str:
@@ -71,7 +72,10 @@ class OverageChargeAdmin(admin.ModelAdmin):
         return f"{(timezone.now() - charge.finalized_at).days} days"
 
     actions = ["decide"]
-    readonly_fields = [f.name for f in OverageCharge._meta.fields]
+    readonly_fields = [
+        *(f.name for f in OverageCharge._meta.fields if f.name != "factors"),
+        "factors_table",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -79,24 +83,21 @@ class OverageChargeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        """A charge is decided with the action, never saved from its page."""
+        context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, context)
+
     @admin.display(description="Factors")
     def factors_summary(self, charge: OverageCharge) -> str:
-        f = charge.factors or {}
-        use, rel, impact = (
-            f.get("type_of_use", {}),
-            f.get("relationship", {}),
-            f.get("system_impact", {}),
-        )
-        share = impact.get("share_of_channel_capacity")
-        return format_html(
-            '<span style="white-space:nowrap">use: {} % of its usage<br>relationship: {} days, '
-            "billed {}, {} waiver(s)<br>impact: {} of capacity</span>",
-            round(100 * use.get("share_of_period_usage", 0)),
-            rel.get("tenure_days", 0),
-            rel.get("lifetime_billed", "0"),
-            rel.get("earlier_waivers", 0),
-            "—" if share is None else f"{100 * share:.3f} %",
-        )
+        return factors_table(charge)
+
+    @admin.display(description="Factors")
+    def factors_table(self, charge: OverageCharge) -> str:
+        return factors_table(charge)
 
     @form_action(
         form_class=DecisionForm,
@@ -104,11 +105,13 @@ class OverageChargeAdmin(admin.ModelAdmin):
         description="Decide the selected charges (bill / waive / waive partly)",
         permissions=["change"],
         success="{count} charge(s) decided.",
-        success_level=messages.SUCCESS,
         context=lambda: {"auto_bill_below": settings.OVERAGE_AUTO_BILL_BELOW},
+        done=lambda charge, decided: f"{charge}: {decision_text(decided)}",
     )
-    def decide(self, request: HttpRequest, charge: OverageCharge, data: dict[str, Any]) -> None:
-        overage_decide(
+    def decide(
+        self, request: HttpRequest, charge: OverageCharge, data: dict[str, Any]
+    ) -> OverageCharge:
+        return overage_decide(
             charge=charge,
             decision=data["decision"],
             waived_amount=data["waived_amount"],
@@ -116,3 +119,49 @@ class OverageChargeAdmin(admin.ModelAdmin):
             customer_reason=data["customer_reason"].strip(),
             actor=staff_user(request),
         )
+
+
+def factors_table(charge: OverageCharge) -> str:
+    """The factors of a decision (policy § 7) as a small table, in words."""
+    factors = charge.factors or {}
+    use = factors.get("type_of_use", {})
+    relationship = factors.get("relationship", {})
+    share = factors.get("system_impact", {}).get("share_of_channel_capacity")
+    tenure = relationship.get("tenure_days")
+    rows = [
+        (
+            "Type of use",
+            f"{_percent(use.get('share_of_period_usage', 0))} of its usage this period is on "
+            "this channel",
+        ),
+        (
+            "Relationship",
+            f"{'new' if tenure is None or tenure < 0 else f'{tenure:,} days'} a customer; billed "
+            f"{staff_money(relationship.get('lifetime_billed', 0), charge.currency)}, waived "
+            f"{staff_money(relationship.get('lifetime_waived', 0), charge.currency)}; "
+            f"{relationship.get('earlier_waivers', 0)} earlier waiver(s)",
+        ),
+        (
+            "System impact",
+            "—" if share is None else f"{_percent(share, digits=3)} of the channel's capacity",
+        ),
+    ]
+    return format_html(
+        '<table class="console-factors"><tbody>{}</tbody></table>',
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+    )
+
+
+def _percent(share: float, *, digits: int = 0) -> str:
+    return f"{100 * float(share):.{digits}f} %"
+
+
+def decision_text(charge: OverageCharge) -> str:
+    """What a decision did: "billed €3.25", "waived €3.25", "€1.00 waived, €2.25 billed"."""
+    billed = staff_money(charge.billed_amount, charge.currency)
+    waived = staff_money(charge.waived_amount, charge.currency)
+    if charge.status == OverageCharge.Status.BILLED:
+        return f"billed {billed}"
+    if charge.status == OverageCharge.Status.WAIVED:
+        return f"waived {waived}"
+    return f"{waived} waived, {billed} billed"

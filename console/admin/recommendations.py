@@ -7,14 +7,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from console.actions import form_action
 from console.admin.common import staff_user
-from console.forms import (
-    ReasonForm,
-)
+from console.forms import RecommendationApplyForm
 from policies.models import (
     LimitRecommendation,
 )
@@ -36,33 +34,80 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
     list_display = [
         "tenant",
         "channel",
-        "current_included",
-        "suggested_included",
-        "suggested_hard_limit",
+        "included_change",
+        "ceiling",
+        "trend",
         "reasons",
-        "computed_at",
-        "applied_at",
+        "computed_on",
+        "applied",
     ]
     list_filter = ["channel", "applied_at"]
     list_select_related = ["tenant", "channel"]
     search_fields = ["tenant__name", "tenant__slug"]
     actions = ["apply"]
-    readonly_fields = [f.name for f in LimitRecommendation._meta.fields]
+    readonly_fields = [
+        *(
+            "trend" if f.name == "own_trend" else "load" if f.name == "system_load" else f.name
+            for f in LimitRecommendation._meta.fields
+        ),
+    ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        """A recommendation is applied with the action, never saved from its page."""
+        context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description="Included now → suggested", ordering="suggested_included")
+    def included_change(self, recommendation: LimitRecommendation) -> str:
+        return f"{recommendation.current_included:,} → {recommendation.suggested_included:,}"
+
+    @admin.display(description="Ceiling", ordering="suggested_hard_limit")
+    def ceiling(self, recommendation: LimitRecommendation) -> str:
+        return f"{recommendation.suggested_hard_limit:,}"
+
+    @admin.display(description="Computed", ordering="computed_at")
+    def computed_on(self, recommendation: LimitRecommendation) -> str:
+        return f"{recommendation.computed_at:%d %b %Y}"
+
+    @admin.display(description="Applied", boolean=True, ordering="applied_at")
+    def applied(self, recommendation: LimitRecommendation) -> bool:
+        return recommendation.applied_at is not None
+
+    @admin.display(description="Trend / month", ordering="own_trend")
+    def trend(self, recommendation: LimitRecommendation) -> str:
+        """Monthly growth as a signed percentage ("+12.9 %")."""
+        if recommendation.own_trend is None:
+            return "—"
+        return f"{100 * recommendation.own_trend:+.1f} %"
+
+    @admin.display(description="System load")
+    def load(self, recommendation: LimitRecommendation) -> str:
+        if recommendation.system_load is None:
+            return "—"
+        return f"{100 * recommendation.system_load:.1f} % of the channel's daily capacity"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @form_action(
-        form_class=ReasonForm,
+        form_class=RecommendationApplyForm,
         title="Apply recommendations",
         description="Apply the selected recommendations",
         permissions=["apply"],
         initial=recommendation_reason,
+        done=lambda recommendation, _: (
+            f"Applied to {recommendation.tenant} on {recommendation.channel.name}: "
+            f"{recommendation.suggested_included:,} included credits a period, a ceiling "
+            f"{recommendation.suggested_hard_limit:,} beyond them"
+        ),
     )
     def apply(
         self, request: HttpRequest, recommendation: LimitRecommendation, data: dict[str, Any]
-    ) -> None:
-        recommendation_apply(
+    ) -> LimitRecommendation:
+        return recommendation_apply(
             recommendation=recommendation, reason=data["reason"], actor=staff_user(request)
         )
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
@@ -68,6 +67,7 @@ class MembershipInline(admin.TabularInline):
 
 class LimitRuleInline(ReadOnlyInline):
     model = LimitRule
+    related = ("channel", "author")
     verbose_name_plural = "Limit rules (every version; change one with “Change a limit”)"
     fields = readonly_fields = (
         "channel",
@@ -86,6 +86,7 @@ class LimitRuleInline(ReadOnlyInline):
 class RestrictionInline(ReadOnlyInline):
     model = Restriction
     fk_name = "tenant"
+    related = ("channel", "author")
     fields = readonly_fields = (
         "channel",
         "kind",
@@ -102,6 +103,7 @@ class RestrictionInline(ReadOnlyInline):
 
 class OverageChargeInline(ReadOnlyInline):
     model = OverageCharge
+    related = ("channel", "period")
     fields = readonly_fields = (
         "period",
         "channel",
@@ -129,13 +131,12 @@ class GrantInline(ReadOnlyInline):
         "reason",
     )
     verbose_name_plural = "Grants (included, promotional, purchased)"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Grant]:
-        return super().get_queryset(request).select_related("balance__channel", "balance__period")
+    related = ("balance__tenant", "balance__channel", "balance__period")
 
 
 class TopUpInline(ReadOnlyInline):
     model = TopUp
+    related = ("channel",)
     fields = readonly_fields = ("created_at", "channel", "units", "price", "currency", "automatic")
 
 

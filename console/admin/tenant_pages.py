@@ -18,12 +18,14 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from console.admin.common import staff_user
+from console.confirm import Outcome, attempt, confirmation_page, confirmed, going_back
 from console.forms import (
     LIMIT_TERMS,
     LimitChangeForm,
     ReduceForm,
     RestrictForm,
 )
+from console.outcomes import restriction_text, told_sentence
 from creditguard.errors import ServiceError
 from metering.levels import usage_percent
 from metering.selectors import balances_for_tenant
@@ -119,17 +121,22 @@ class TenantPages(admin.ModelAdmin):
             initial["warning_thresholds"] = list(rule.warning_thresholds)
         form = LimitChangeForm(request.POST or None, initial=initial)
         with timezone.override(tenant.tzinfo):  # a date typed is the tenant's
-            valid = request.method == "POST" and form.is_valid()
+            valid = request.method == "POST" and not going_back(request) and form.is_valid()
         if valid:
             try:
-                change = limit_rule_set(
-                    tenant=tenant,
-                    channel=form.cleaned_data["channel"],
-                    reason=form.cleaned_data["reason"],
-                    actor=staff_user(request),
-                    **form.terms(),
-                    **form.schedule(),
+                outcome = attempt(
+                    lambda: limit_rule_set(
+                        tenant=tenant,
+                        channel=form.cleaned_data["channel"],
+                        reason=form.cleaned_data["reason"],
+                        actor=staff_user(request),
+                        **form.terms(),
+                        **form.schedule(),
+                    ),
+                    consequences=lambda done, notices: form.consequences([done], notices),
+                    confirmed=confirmed(request),
                 )
+                change = outcome.result
             except ServiceError as exc:
                 for error in exc.errors or [{"field": None, "detail": exc.detail}]:
                     form.add_error(
@@ -137,19 +144,21 @@ class TenantPages(admin.ModelAdmin):
                         error["detail"],
                     )
             else:
+                if not outcome.done:
+                    return self._confirmation(request, tenant, outcome, "Confirm worse terms")
                 zone = tenant.tzinfo
                 dates = ", ".join(
                     f"v{v.version} from {v.effective_from.astimezone(zone):%Y-%m-%d %H:%M %Z}"
                     for v in change.versions
                 )
-                notice = (
-                    " Worse terms: the tenant has been notified of each change."
+                told = (
+                    f"worse terms, so {told_sentence(outcome.notices, tenant=tenant)}"
                     if change.worsens
-                    else ""
+                    else f"better terms: {tenant} was not told"
                 )
                 self.message_user(
                     request,
-                    f"{form.cleaned_data['channel'].code}: {dates} saved.{notice}",
+                    f"{form.cleaned_data['channel'].name} for {tenant}: {dates} saved; {told}.",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(
@@ -173,44 +182,75 @@ class TenantPages(admin.ModelAdmin):
             raise PermissionDenied
         tenant = get_object_or_404(Tenant, pk=tenant_id)
         form = ReduceForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and not going_back(request) and form.is_valid():
             data = form.cleaned_data
             try:
-                reduced = credits_reduce(
-                    tenant=tenant,
-                    channel=data["channel"],
-                    units=data["units"],
-                    reason=data["reason"],
-                    customer_reason=data["customer_reason"],
-                    actor=staff_user(request),
+                outcome = attempt(
+                    lambda: credits_reduce(
+                        tenant=tenant,
+                        channel=data["channel"],
+                        units=data["units"],
+                        reason=data["reason"],
+                        customer_reason=data["customer_reason"],
+                        actor=staff_user(request),
+                    ),
+                    consequences=lambda reduced, notices: form.consequences([reduced], notices),
+                    confirmed=confirmed(request),
                 )
             except ServiceError as exc:
                 form.add_error("units", exc.detail)
             else:
-                self.message_user(request, f"{reduced} {data['channel'].code} credits reduced.")
+                if not outcome.done:
+                    return self._confirmation(request, tenant, outcome, "Confirm the reduction")
+                told = told_sentence(outcome.notices, tenant=tenant)
+                self.message_user(
+                    request,
+                    f"{outcome.result:,} unused {data['channel'].name} credits of {tenant} "
+                    f"reduced; {told}.",
+                    messages.SUCCESS,
+                )
                 return HttpResponseRedirect(
                     reverse("admin:tenants_tenant_change", args=[tenant.pk])
                 )
         return self._form_page(
-            request, tenant, form, title=f"Reduce the credits of {tenant}", submit="Reduce"
+            request, tenant, form, title=f"Reduce the credits of {tenant}", submit="Continue"
         )
 
     def restrict_view(self, request: HttpRequest, tenant_id: int) -> HttpResponse:
+        """Restrict or suspend, confirmed first: the page names what it does and shows the
+        text the tenant receives (``console.confirm``)."""
         if not request.user.has_perm("policies.add_restriction"):
             raise PermissionDenied
         tenant = get_object_or_404(Tenant, pk=tenant_id)
         form = RestrictForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and not going_back(request) and form.is_valid():
             data = form.cleaned_data
             try:
-                restrict_from_form(tenant, data, staff_user(request))
+                outcome = attempt(
+                    lambda: restrict_from_form(tenant, data, staff_user(request)),
+                    consequences=lambda done, notices: form.consequences([done], notices),
+                    confirmed=confirmed(request),
+                )
             except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
-                self.message_user(request, "Restriction applied; the tenant has been notified.")
+                if not outcome.done:
+                    return self._confirmation(request, tenant, outcome, "Confirm the restriction")
+                done = restriction_text(outcome.result, tenant)
+                told = told_sentence(outcome.notices, tenant=tenant)
+                self.message_user(request, f"{done}; {told}.", messages.SUCCESS)
                 return HttpResponseRedirect(
                     reverse("admin:tenants_tenant_change", args=[tenant.pk])
                 )
         return self._form_page(
-            request, tenant, form, title=f"Restrict or suspend {tenant}", submit="Apply"
+            request, tenant, form, title=f"Restrict or suspend {tenant}", submit="Continue"
         )
+
+    def _confirmation(
+        self, request: HttpRequest, tenant: Tenant, outcome: Outcome[Any], title: str
+    ) -> TemplateResponse:
+        return confirmation_page(
+            self, request, outcome, title=title,
+            crumbs=[("Tenants", reverse("admin:tenants_tenant_changelist")),
+                    (str(tenant), reverse("admin:tenants_tenant_change", args=[tenant.pk]))],
+        )  # fmt: skip

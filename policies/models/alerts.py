@@ -52,4 +52,4 @@ class AlertThreshold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id}/{self.channel_id} at {self.percent} %"
+        return f"{self.tenant} · {self.channel.name} at {self.percent} %"

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from creditguard.locale_format import money_text, period_text
 from creditguard.tenancy import TenantScopedManager
 from metering.models import BillingPeriod, Channel
 from policies.models.rules import Action
@@ -42,7 +43,8 @@ class FeeSchedule(models.Model):
         ordering = ["channel", "-effective_from"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.channel_id}, {self.currency})"
+        owner = f", {self.tenant}" if self.tenant_id else ""
+        return f"{self.name} ({self.channel.name}{owner}, {self.currency})"
 
 
 class FeeTier(models.Model):
@@ -61,7 +63,8 @@ class FeeTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"≤{self.up_to or '∞'} @ {self.unit_price}"
+        up_to = f"up to {self.up_to:,} units" if self.up_to else "beyond"
+        return f"{up_to} at {self.unit_price} a unit"
 
 
 class FeeScheduleNotice(models.Model):
@@ -83,7 +86,7 @@ class FeeScheduleNotice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.schedule_id} → {self.tenant_id} from {self.effective_at:%Y-%m-%d}"
+        return f"{self.schedule.name} · {self.tenant} · from {self.effective_at:%Y-%m-%d}"
 
 
 class OverageCharge(models.Model):
@@ -134,4 +137,8 @@ class OverageCharge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id}/{self.channel_id}/{self.period_id}: {self.amount} {self.currency}"
+        """Reads "BrightCart · SMS · November 2026 — €3.25" (select_related: tenant, channel,
+        period)."""
+        period = period_text(self.period.label, language="en")
+        amount = money_text(self.amount, self.currency, language="en")
+        return f"{self.tenant} · {self.channel.name} · {period} — {amount}"

@@ -45,7 +45,7 @@ class LimitRecommendation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id}/{self.channel_id}: {self.suggested_included}"
+        return f"{self.tenant} · {self.channel.name}: {self.suggested_included:,} suggested"
 
 
 class PolicyVersion(models.Model):
@@ -101,4 +101,4 @@ class PolicyAcknowledgement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id} acknowledged {self.version_id}"
+        return f"{self.tenant} acknowledged {self.version}"

@@ -69,4 +69,4 @@ class LimitRequest(models.Model):
         indexes = [models.Index(fields=["tenant", "-requested_at"], name="limit_request_tenant")]
 
     def __str__(self) -> str:
-        return f"Limit request #{self.pk} ({self.tenant_id}/{self.channel_id})"
+        return f"Limit request #{self.pk} · {self.tenant} · {self.channel.name}"

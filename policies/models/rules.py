@@ -78,7 +78,9 @@ class CohortDefault(RuleTerms):
         ]
 
     def __str__(self) -> str:
-        return f"{self.industry or 'any'}/{self.size_band or 'any'}/{self.channel_id}"
+        industry = self.get_industry_display() if self.industry else "any industry"
+        size = self.get_size_band_display() if self.size_band else "any size"
+        return f"{industry} × {size} · {self.channel.name}"
 
 
 class LimitRule(RuleTerms):
@@ -107,7 +109,7 @@ class LimitRule(RuleTerms):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id}/{self.channel_id} v{self.version}"
+        return f"{self.tenant} · {self.channel.name} · v{self.version}"
 
 
 class Restriction(models.Model):
@@ -155,5 +157,5 @@ class Restriction(models.Model):
         ]
 
     def __str__(self) -> str:
-        scope = self.channel.code if self.channel_id and self.channel else "all channels"
-        return f"{self.kind} {scope}"
+        scope = self.channel.name if self.channel_id and self.channel else "all channels"
+        return f"{self.tenant} · {scope} · {self.get_kind_display().lower()}"

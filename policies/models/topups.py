@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from creditguard.locale_format import money_text
 from creditguard.tenancy import TenantScopedManager
 from metering.models import Balance, BillingPeriod, Channel, Grant
 from tenants.models import Tenant
@@ -23,7 +24,8 @@ class TopUpPack(models.Model):
         ordering = ["channel", "units"]
 
     def __str__(self) -> str:
-        return f"{self.units} {self.channel_id} for {self.price} {self.currency}"
+        price = money_text(self.price, self.currency, language="en")
+        return f"{self.units:,} {self.channel.name} for {price}"
 
 
 class TopUpOffer(models.Model):
@@ -72,7 +74,11 @@ class TopUpOffer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.units} {self.channel_id} for {self.price} {self.currency} ({self.status})"
+        price = money_text(self.price, self.currency, language="en")
+        return (
+            f"{self.tenant} · {self.units:,} {self.channel.name} for {price} "
+            f"({self.get_status_display().lower()})"
+        )
 
 
 class TopUp(models.Model):
@@ -92,7 +98,8 @@ class TopUp(models.Model):
     objects = TenantScopedManager["TopUp"]()
 
     def __str__(self) -> str:
-        return f"{self.units} {self.channel_id} for {self.price} {self.currency}"
+        price = money_text(self.price, self.currency, language="en")
+        return f"{self.tenant} · {self.units:,} {self.channel.name} for {price}"
 
 
 class AutoTopUp(models.Model):
@@ -114,4 +121,4 @@ class AutoTopUp(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"auto top-up {self.tenant_id}/{self.channel_id}"
+        return f"Automatic top-up · {self.tenant} · {self.channel.name}"

@@ -74,17 +74,24 @@ def test_staff_filters_to_tenants_near_their_limit_and_changes_an_sms_limit(live
 
     rows.first.locator("th a").click()
     page.click("text=Change a limit")
-    page.select_option("#id_channel", label="sms")
+    page.select_option("#id_channel", label="SMS")
     page.fill("#id_included_units", "2500")
     page.fill("#id_hard_limit", "250")
     page.fill("#id_reason", "Christmas campaign agreed with the customer")
     page.screenshot(path=str(SHOTS / "3-change-limit.png"), full_page=True)
     page.click("input[type=submit]")
 
+    # A new ceiling is worse terms: a page names them and the tenant's message first.
+    consequences = page.locator(".console-consequences").inner_text()
+    assert "Ceiling beyond the credits: none → 250" in consequences
+    assert "SMS" in page.locator(".console-message").inner_text()
+    page.screenshot(path=str(SHOTS / "3b-confirm-limit.png"), full_page=True)
+    page.click("input[name=confirmed]")
+
     # Version 1 came from the cohort defaults, 2 from the test's set-up; the raise applies
     # at once (3), the new ceiling after the notice (4), and the tenant is told.
     message = page.locator(".messagelist").inner_text().lower()
-    assert "v3 from" in message and "v4 from" in message and "notified" in message
+    assert "v3 from" in message and "v4 from" in message and "was told" in message
     history = page.locator("#limit_rules-group").inner_text()
     assert "Christmas campaign agreed with the customer" in history and "2500" in history
     page.screenshot(path=str(SHOTS / "4-history.png"), full_page=True)

@@ -106,7 +106,8 @@ def test_changing_a_limit_needs_a_reason(world: World):
     response = client.post(url, {**form, "reason": "   "})
     assert response.status_code == 200 and "reason" in response.content.decode()
     assert LimitRule.objects.filter(tenant=world.alpha, channel=sms).count() == 1
-    response = client.post(url, {**form, "reason": "Abuse report #17"})
+    # Fewer credits are worse terms: confirmed on a page first (tests/admin/test_confirm.py).
+    response = client.post(url, {**form, "reason": "Abuse report #17", "confirmed": "1"})
     assert response.status_code == 302
     rule = LimitRule.objects.filter(tenant=world.alpha, channel=sms).order_by("-version").first()
     assert (rule.version, rule.included_units, rule.author.username) == (2, 50, "root-user")
@@ -194,8 +195,8 @@ def test_support_cannot_decide_overage_or_change_limits(world: World, final_char
 def test_support_restricts_and_lifts_but_billing_cannot(world: World):
     support, billing = staff("Support"), staff("Billing")
     url = reverse("admin:policies_tenant_restrict", args=[world.alpha.pk])
-    form = {"kind": "suspend", "reason": "Spam complaints", "customer_reason": "Spam",
-            "hours": "2"}  # fmt: skip
+    form = {"channel": "all", "kind": "suspend", "reason": "Spam complaints",
+            "customer_reason": "Spam", "hours": "2", "confirmed": "1"}  # fmt: skip
     assert billing.post(url, form).status_code == 403
     assert support.post(url, form).status_code == 302
     restriction = Restriction.objects.get(tenant=world.alpha)
@@ -256,6 +257,7 @@ def test_staff_compute_and_apply_a_recommendation_in_one_click(world: World):
             "apply": "1",
             "_selected_action": [recommendation.pk],
             "reason": "Recommendation reviewed",
+            "confirmed": "1",  # a lower ceiling: worse terms
         },
     )
     rule = (
@@ -313,7 +315,8 @@ def test_administrators_reduce_credits_with_a_reason(world: World):
     assert (
         client.post(url, {"channel": sms.pk, "units": 500, "reason": "abuse"}).status_code == 200
     )  # too many
-    assert client.post(url, {"channel": sms.pk, "units": 40, "reason": "abuse"}).status_code == 302
+    reduce = {"channel": sms.pk, "units": 40, "reason": "abuse", "confirmed": "1"}
+    assert client.post(url, reduce).status_code == 302
     assert AuditEntry.objects.filter(action="credits.reduce", reason="abuse").exists()
     assert staff("Support").get(url).status_code == 403
 
@@ -351,6 +354,8 @@ def test_bulk_decision_and_bulk_suspension(world: World, final_charge):
             "action": "restrict_bulk",
             "apply": "1",
             "_selected_action": [world.alpha.pk, world.gamma.pk],
+            "channel": "all",
+            "confirmed": "1",
             "kind": "suspend",
             "reason": "Incident 42",
             "customer_reason": "An incident on your account",

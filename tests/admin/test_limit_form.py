@@ -36,7 +36,9 @@ def post(tenant: Tenant, **changes: str):
 
 def post_as(client, tenant: Tenant, **changes: str):
     data = as_posted(limit_page(client, tenant).context["form"])
-    data.update(changes)
+    # Worse terms are confirmed first (tests/admin/test_confirm.py); these tests post the
+    # confirmed form.
+    data.update({"confirmed": "1", **changes})
     return client.post(reverse("admin:policies_tenant_limit", args=[tenant.pk]), data)
 
 

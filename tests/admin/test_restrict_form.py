@@ -35,12 +35,12 @@ def test_the_page_and_the_bulk_action_send_only_the_customer_reason(world: World
     reasons = {"reason": "Ticket 4711: SIM farm", "customer_reason": "Unusual traffic"}
     client.post(
         reverse("admin:policies_tenant_restrict", args=[world.alpha.pk]),
-        {"kind": "suspend", "hours": "2", **reasons},
+        {"channel": "all", "kind": "suspend", "hours": "2", "confirmed": "1", **reasons},
     )
     client.post(
         reverse("admin:tenants_tenant_changelist"),
         {"action": "restrict_bulk", "apply": "1", "_selected_action": [world.beta.pk],
-         "kind": "suspend", **reasons},
+         "channel": "all", "kind": "suspend", "confirmed": "1", **reasons},
     )  # fmt: skip
     for tenant in (world.alpha, world.beta):
         restriction = Restriction.objects.get(tenant=tenant)
