@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from django.db.models import Case, F, Sum, When
 from django.utils import timezone
 
 from creditguard.errors import NotFound
-from metering.hooks import rules_reader
+from metering.hooks import LimitTerms, rules_reader
 from metering.levels import NEAR_LIMIT_PERCENT, usage_level
 from metering.models import Authorization, Balance, BillingPeriod, Channel, Grant
 from metering.services.periods import PeriodBounds, period_bounds
@@ -70,6 +71,9 @@ class TenantBalances:
     bounds: PeriodBounds
     period: BillingPeriod | None
     channels: list[ChannelBalance]
+    # The terms in force of each channel, by channel id, as the rules reader gave them: a
+    # page that shows them too reads them from here rather than again.
+    rules: Mapping[int, LimitTerms] = field(default_factory=dict)
 
 
 def forecast(
@@ -165,7 +169,7 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
                 forecast_limit_reached_at=reached_at,
             )
         )
-    return TenantBalances(bounds=bounds, period=period, channels=rows)
+    return TenantBalances(bounds=bounds, period=period, channels=rows, rules=rules)
 
 
 def balances_by_period(*, tenant: Tenant, channel: Channel, periods: int) -> list[Balance]:

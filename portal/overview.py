@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from django.utils import timezone
 
@@ -24,7 +25,6 @@ from policies.models import (
 )
 from policies.selectors import (
     EffectiveRule,
-    effective_rules,
     limit_rules_scheduled,
     restrictions_in_force,
 )
@@ -89,8 +89,8 @@ class Overview:
 def overview_for(*, tenant: Tenant, now: datetime | None = None) -> Overview:
     now = now or timezone.now()
     balances = balances_for_tenant(tenant=tenant, now=now)
-    channels = [row.channel for row in balances.channels]
-    rules = effective_rules(tenant=tenant, channels=channels, at=now)
+    # The rules in force as the balances read them (policies' reader: EffectiveRule).
+    rules = cast(dict[int, EffectiveRule], balances.rules)
     offers: dict[int, list[TopUpOffer]] = {}
     for offer in (
         TopUpOffer.objects.for_tenant(tenant)

@@ -228,8 +228,8 @@ def test_the_overview_takes_a_fixed_number_of_queries_whatever_the_history(
     client = people.client(people.owner)
     client.get("/dashboard/")
     # session, user, memberships with tenants; the balances API's reads (period, balances,
-    # grant totals, channels, rules in force); the rules again for their words, open
+    # grant totals, channels, rules in force, whose words the page shows too); open
     # offers, overage charges with their schedule, its tiers, scheduled versions, the
     # upcoming policy; the unread notifications beside the menu
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(14):
         assert client.get("/dashboard/").status_code == 200
