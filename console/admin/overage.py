@@ -72,6 +72,7 @@ class OverageChargeAdmin(admin.ModelAdmin):
         return f"{(timezone.now() - charge.finalized_at).days} days"
 
     actions = ["decide"]
+    exclude = ["factors"]  # shown as words, factors_table
     readonly_fields = [
         *(f.name for f in OverageCharge._meta.fields if f.name != "factors"),
         "factors_table",

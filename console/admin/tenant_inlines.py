@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
@@ -58,6 +59,9 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["user"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        return super().get_queryset(request).select_related("user", "tenant")  # row labels
+
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         """The formset class of this request, carrying its staff member: a class per
         request, because one admin instance serves every thread."""
@@ -67,7 +71,7 @@ class MembershipInline(admin.TabularInline):
 
 class LimitRuleInline(ReadOnlyInline):
     model = LimitRule
-    related = ("channel", "author")
+    related = ("tenant", "channel", "author")
     verbose_name_plural = "Limit rules (every version; change one with “Change a limit”)"
     fields = readonly_fields = (
         "channel",
@@ -86,7 +90,7 @@ class LimitRuleInline(ReadOnlyInline):
 class RestrictionInline(ReadOnlyInline):
     model = Restriction
     fk_name = "tenant"
-    related = ("channel", "author")
+    related = ("tenant", "channel", "author")
     fields = readonly_fields = (
         "channel",
         "kind",
@@ -103,7 +107,7 @@ class RestrictionInline(ReadOnlyInline):
 
 class OverageChargeInline(ReadOnlyInline):
     model = OverageCharge
-    related = ("channel", "period")
+    related = ("tenant", "channel", "period")
     fields = readonly_fields = (
         "period",
         "channel",
@@ -131,17 +135,18 @@ class GrantInline(ReadOnlyInline):
         "reason",
     )
     verbose_name_plural = "Grants (included, promotional, purchased)"
-    related = ("balance__tenant", "balance__channel", "balance__period")
+    related = ("tenant", "balance__tenant", "balance__channel", "balance__period")
 
 
 class TopUpInline(ReadOnlyInline):
     model = TopUp
-    related = ("channel",)
+    related = ("tenant", "channel")
     fields = readonly_fields = ("created_at", "channel", "units", "price", "currency", "automatic")
 
 
 class NotificationInline(ReadOnlyInline):
     model = Notification
+    related = ("tenant",)
     fields = readonly_fields = ("created_at", "kind", "dedupe_key")
     verbose_name_plural = "Notifications sent"
 
