@@ -162,9 +162,9 @@ def anomaly_watch(*, now: datetime | None = None) -> WatchRun:
                 weeks=weeks,
             ),
         }
-        alert, opened = _alert_record(candidate, verdict, evidence, end=end, now=now)
-        (run.opened if opened else run.updated).append(alert.pk)
-        if opened and _throttle_if_allowed(alert, verdict, rules, now=now):
+        alert, state = _alert_record(candidate, verdict, evidence, end=end, now=now)
+        (run.opened if state == "opened" else run.updated).append(alert.pk)
+        if state != "updated" and _throttle_if_allowed(alert, verdict, rules, now=now):
             run.throttled.append(alert.pk)
     run.closed = _close_quiet(now=now)
     return run
@@ -179,9 +179,11 @@ def _reasons(verdict: Verdict) -> list[str]:
 def _alert_record(
     candidate: Candidate, verdict: Verdict, evidence: dict[str, object], *, end: datetime,
     now: datetime,
-) -> tuple[AnomalyAlert, bool]:  # fmt: skip
-    """Open the alert of a spike, or bring the active one's evidence up to date; whether
-    it was opened."""
+) -> tuple[AnomalyAlert, str]:  # fmt: skip
+    """Open the alert of a spike, or bring the active one's evidence up to date: the alert
+    and "opened", "updated", or "renewed" — a spike of an alert quiet for
+    ``ANOMALY_QUIET_HOURS`` (still open, staff not yet at it): a new episode, which may be
+    throttled as a new alert is."""
     figures = {
         "rate": verdict.rate,
         "baseline": verdict.baseline,
@@ -216,12 +218,14 @@ def _alert_record(
                     actor=None, action="anomaly.open", tenant=alert.tenant, obj=alert,
                     before=None, after=alert_snapshot(alert), reason="Anomaly watch", now=now,
                 )  # fmt: skip
-                return alert, True
+                return alert, "opened"
+        quiet_since = now - timedelta(hours=settings.ANOMALY_QUIET_HOURS)
+        renewed = alert.last_seen_at < quiet_since
         for name, value in figures.items():
             setattr(alert, name, value)
         alert.peak_rate = max(alert.peak_rate, verdict.rate)
         alert.save(update_fields=[*figures, "peak_rate"])
-        return alert, False
+        return alert, "renewed" if renewed else "updated"
 
 
 def auto_throttle_allowed(*, tenant: Tenant, channel: Channel, now: datetime) -> bool:

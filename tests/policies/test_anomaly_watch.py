@@ -241,3 +241,23 @@ def test_after_a_lifted_alert_a_new_spike_opens_a_new_one(world: World, sms: Cha
         "lifted",
         "open",
     ]
+
+
+def test_a_new_spike_after_a_quiet_spell_is_throttled_again_on_the_open_alert(
+    world: World, sms: Channel, frozen_clock
+):
+    set_rule(world.alpha, included_units=10_000, action="restrict", restrict_units=50,
+             restrict_window="hour")  # fmt: skip
+    spiking(world.alpha, sms)
+    first = anomaly_watch()
+    frozen_clock.shift(timedelta(days=1))  # the throttle ended long ago; nobody acted
+    steady_traffic(world.alpha, sms, until=NOW + timedelta(days=1), per_hour=0, weeks=0,
+                   hours=1, last=2500)  # fmt: skip
+    second = anomaly_watch()
+    alert = AnomalyAlert.objects.get()
+    assert (first.throttled, second.throttled) == ([alert.pk], [alert.pk])
+    assert Restriction.objects.count() == 2
+    # Within the quiet spell, a re-run neither throttles again nor tells the tenant.
+    frozen_clock.shift(timedelta(minutes=5))
+    assert anomaly_watch().throttled == []
+    assert Notification.objects.filter(tenant=world.alpha, kind="restriction_applied").count() == 2
