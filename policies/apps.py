@@ -23,7 +23,10 @@ class PoliciesConfig(AppConfig):
         from policies.roles import roles_sync
         from tenants.services import tenant_created, tenant_reopened
 
-        post_migrate.connect(roles_sync, sender=self)
+        # After every app's migrations, not only policies': each app's permissions are
+        # created by its own post_migrate, so on a fresh database those of the apps after
+        # policies (notifications: webhook endpoints, deliveries) would miss the groups.
+        post_migrate.connect(roles_sync, dispatch_uid="policies.roles_sync")
         # Metering opens balances and shows them under the rules in force through this
         # reader, without importing policies.
         rules_reader_register(selectors)

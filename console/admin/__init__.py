@@ -16,6 +16,7 @@ from console.admin import (
     recommendations,
     site,
     tenants,
+    webhooks,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "recommendations",
     "site",
     "tenants",
+    "webhooks",
 ]

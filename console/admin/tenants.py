@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
 from console.actions import form_action
@@ -37,6 +37,7 @@ from console.forms import (
     RestrictForm,
     TenantForm,
 )
+from console.tenant_summary import tenant_summary
 from creditguard.money import round_money
 from metering.models import Channel
 from policies.models import (
@@ -76,6 +77,16 @@ class TenantAdmin(TenantPages):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a tenant is closed (audited, keys revoked); its history stays
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+        change: bool = False, form_url: str = "", obj: Tenant | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        """A tenant's page opens with its summary (``console.tenant_summary``): this
+        period's usage with the last twelve periods, and what waits for staff."""
+        if obj is not None and obj.pk is not None:
+            context["summary"] = tenant_summary(tenant=obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     list_per_page = 50
     actions = ["compute_recommendations", "send_offer", "restrict_bulk", "close", "reopen"]
