@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from console.admin.common import staff_user
+from console.outcomes import notifications_during, told_sentence
 from creditguard.errors import ServiceError
 from metering.levels import usage_percent
 from policies.models import LimitRequest
@@ -181,10 +182,12 @@ class LimitRequestAdmin(admin.ModelAdmin):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                decided = limit_request_approve(
-                    limit_request=limit_request, included_units=data["included_units"],
-                    reason=data["reason"], customer_reason=data["customer_reason"],
-                    actor=staff_user(request),
+                decided, notices = notifications_during(
+                    lambda: limit_request_approve(
+                        limit_request=limit_request, included_units=data["included_units"],
+                        reason=data["reason"], customer_reason=data["customer_reason"],
+                        actor=staff_user(request),
+                    )
                 )  # fmt: skip
             except ServiceError as exc:
                 _refusal(form, exc)
@@ -193,10 +196,11 @@ class LimitRequestAdmin(admin.ModelAdmin):
                 when = decided.effective_from.astimezone(decided.tenant.tzinfo)
                 self.message_user(
                     request,
-                    f"Request #{decided.pk} approved: {decided.approved_included_units} "
-                    f"{decided.channel.code} credits per period from {when:%Y-%m-%d %H:%M %Z} "
-                    f"(rule v{decided.rule.version if decided.rule else '?'}); the customer "
-                    "has been notified.",
+                    f"Request #{decided.pk} of {decided.tenant} approved: "
+                    f"{decided.approved_included_units:,} {decided.channel.name} credits per "
+                    f"period from {when:%Y-%m-%d %H:%M %Z} "
+                    f"(rule v{decided.rule.version if decided.rule else '?'}); "
+                    f"{told_sentence(notices, tenant=decided.tenant)}.",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:policies_limitrequest_changelist"))
@@ -211,17 +215,20 @@ class LimitRequestAdmin(admin.ModelAdmin):
         form = DeclineForm(request.POST)
         if form.is_valid():
             try:
-                decided = limit_request_decline(
-                    limit_request=limit_request,
-                    customer_reason=form.cleaned_data["customer_reason"],
-                    actor=staff_user(request),
+                decided, notices = notifications_during(
+                    lambda: limit_request_decline(
+                        limit_request=limit_request,
+                        customer_reason=form.cleaned_data["customer_reason"],
+                        actor=staff_user(request),
+                    )
                 )
             except ServiceError as exc:
                 _refusal(form, exc)
             else:
                 self.message_user(
                     request,
-                    f"Request #{decided.pk} declined; the customer has been notified.",
+                    f"Request #{decided.pk} of {decided.tenant} declined; "
+                    f"{told_sentence(notices, tenant=decided.tenant)}.",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:policies_limitrequest_changelist"))

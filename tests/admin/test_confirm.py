@@ -259,3 +259,27 @@ def test_applying_a_recommendation_says_what_and_who(alpha: Tenant):
     worse.refresh_from_db()
     assert worse.applied_at is not None
     assert messages_of(done)[-1].endswith("Alpha's contact was told by e-mail and in-app.")
+
+
+def test_deciding_a_limit_request_says_who_was_told(alpha: Tenant):
+    from tests.admin.test_limit_requests import ask
+
+    set_rule(alpha, "sms", included_units=1000)
+    client = staff(superuser=True)
+    first, second = ask(alpha), ask(alpha, units=6000, channel="email")
+    approved = client.post(
+        reverse("admin:policies_limitrequest_approve", args=[first.pk]),
+        {"included_units": "5000", "reason": "Campaign"},
+        follow=True,
+    )
+    (message,) = messages_of(approved)
+    assert message.startswith(f"Request #{first.pk} of Alpha approved: 5,000 SMS credits")
+    assert message.endswith("Alpha's contact was told by e-mail and in-app.")
+    declined = client.post(
+        reverse("admin:policies_limitrequest_decline", args=[second.pk]),
+        {"customer_reason": "One increase a month"},
+        follow=True,
+    )
+    assert messages_of(declined) == [
+        f"Request #{second.pk} of Alpha declined; Alpha's contact was told by e-mail and in-app."
+    ]
