@@ -116,6 +116,29 @@ def instant_text(
     return str(get_datetime_format("long", locale=locale)).format(clock, day)
 
 
+def instant_texts(values: list[datetime], *, language: str, tz: tzinfo) -> list[str]:
+    """``instant_text`` of many instants (a chart's hours) at once, equal to it one by one:
+    each day's words and each clock reading (hour, minute, zone name) are formatted once,
+    so a month by hour asks Babel some 80 times rather than 1,500."""
+    locale = locale_of(language)
+    pattern = f"{get_time_format('short', locale=locale).pattern} z"
+    joined = str(get_datetime_format("long", locale=locale))
+    days: dict[date, str] = {}
+    clocks: dict[tuple[int, int, str | None], str] = {}
+    texts: list[str] = []
+    for value in values:
+        moment = value.astimezone(tz)
+        day = days.get(moment.date())
+        if day is None:
+            day = days[moment.date()] = format_date(moment.date(), "long", locale=locale)
+        key = (moment.hour, moment.minute, moment.tzname())
+        clock = clocks.get(key)
+        if clock is None:
+            clock = clocks[key] = format_time(moment, pattern, tzinfo=tz, locale=locale)
+        texts.append(joined.format(clock, day))
+    return texts
+
+
 def period_text(label: str, *, language: str) -> str:
     """A billing period's label (``YYYY-MM``) as month and year ("November 2026"); a label
     of another shape is returned as it is."""

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from creditguard.locale_format import (
     count_formatter,
     day_text,
-    instant_text,
+    instant_texts,
     period_text,
     short_day_text,
 )
@@ -113,10 +113,12 @@ class UsagePage:
         return self.periods_ago == 0
 
 
-def _bucket_label(start: datetime, granularity: str, language: str, tenant: Tenant) -> str:
+def _bucket_labels(
+    starts: list[datetime], granularity: str, language: str, tenant: Tenant
+) -> list[str]:
     if granularity == "hour":
-        return instant_text(start, language=language, tz=tenant.tzinfo)
-    return day_text(start.date(), language=language)
+        return instant_texts(starts, language=language, tz=tenant.tzinfo)
+    return [day_text(start.date(), language=language) for start in starts]
 
 
 def usage_page_for(
@@ -135,10 +137,14 @@ def usage_page_for(
     number = count_formatter(language=language)
     # Every channel has the same buckets: each label is written once. Keyed by the
     # instant: local datetimes compare by wall time, and 02:00 happens twice in October.
-    labels = {
-        point.start.timestamp(): _bucket_label(point.start, granularity, language, tenant)
-        for point in (chart.channels[0].points if chart.channels else [])
-    }
+    starts = [point.start for point in (chart.channels[0].points if chart.channels else [])]
+    labels = dict(
+        zip(
+            (start.timestamp() for start in starts),
+            _bucket_labels(starts, granularity, language, tenant),
+            strict=True,
+        )
+    )
 
     tip = _("%(when)s: %(quantity)s used, %(total)s in the period so far")
 

@@ -5,7 +5,7 @@ never breaks inside "80 %" or "29,00 €"."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from creditguard.locale_format import (
     count_formatter,
     day_text,
     instant_text,
+    instant_texts,
     money_text,
     number_text,
     percent_text,
@@ -97,3 +98,13 @@ def test_the_count_formatter_writes_whole_numbers_as_number_text(language):
     text = count_formatter(language=language)
     for value in (0, 7, 999, 1000, 1815, 62916, 1234567, -1500, 10**12):
         assert text(value) == number_text(value, language=language)
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_many_instants_read_as_each_one_alone(language):
+    # Every hour of October 2026 in Berlin, the repeated 02:00 of the DST change included.
+    start = datetime(2026, 9, 30, 22, tzinfo=UTC)
+    hours = [start + timedelta(hours=n) for n in range(745)]
+    assert instant_texts(hours, language=language, tz=BERLIN) == [
+        instant_text(hour, language=language, tz=BERLIN) for hour in hours
+    ]
