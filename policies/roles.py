@@ -100,6 +100,14 @@ CONSOLE: dict[str, ConsoleEntry] = {
     "policies.limitrecommendation:apply": ConsoleEntry(
         "Limit recommendations: apply", "policies.add_limitrule"
     ),
+    "policies_limitrule_whatif": ConsoleEntry(
+        "Limit rules: what-if (preview a limit or fee schedule for a tenant or a cohort)",
+        "policies.view_limitrule",
+    ),
+    "policies_limitrule_whatif_apply": ConsoleEntry(
+        "Limit rules: apply a what-if (with a fee schedule, also policies.add_feeschedule)",
+        "policies.add_limitrule",
+    ),
     "policies_limitrequest_review": ConsoleEntry(
         "Limit requests: review (usage, terms, recommendation, cohort)",
         "policies.view_limitrequest",

@@ -17,6 +17,7 @@ from console.admin import (
     site,
     tenants,
     webhooks,
+    whatif,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "site",
     "tenants",
     "webhooks",
+    "whatif",
 ]

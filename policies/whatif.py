@@ -1,0 +1,345 @@
+"""What-if: the effect of a limit change and/or a fee schedule on one tenant or a cohort
+(industry × size band) of a channel, before staff apply it (issue 13).
+
+One statement (``policies.whatif_sql``) reads, for every tenant in scope at once, the rule version
+in force, its last ended period's and its current period's balance with the credits its
+grants give, and the fee schedule in effect for it (the notice rules of
+``policies.services.fees.fee_spans``); the cohort defaults and the fee tiers are two small
+reads. It is plain SQL that PostgreSQL and SQLite (the demo) both run: window functions,
+no vendor's JSON or array functions. Each row's figures — thresholds crossed, units a
+ceiling denies, overage and its fee — are then a few operations of arithmetic.
+
+The figures of a period, under the terms in force (``current``) and the proposed ones:
+
+* credits: what the balance's grants give (an expired grant what was drawn from it if it
+  expired within the period, since its rest was never available); the proposed terms move
+  them by the difference in included credits.
+* demand: the units used — in the last ended period, as recorded; in this one, the
+  forecast to its end at the rate so far (``metering.selectors.forecast``).
+* the ceiling: the credits under ``suspend``; the credits plus ``hard_limit`` when there is
+  one; none otherwise. Demand past it is denied; a tenant with any is "denied".
+* overage: the units allowed past the credits, priced by the schedule in effect today, or
+  by the proposed schedule (a tier mode and tiers, as ``fees.fee_for_units`` prices them).
+* thresholds crossed: the rule's warning thresholds the share of credits used reaches.
+
+Carry-over and a ``restrict`` rule's windowed cap are not modelled (both only lower what
+is charged); a limit change's worse terms take effect after ``LIMIT_NOTICE_DAYS``, a fee
+schedule after ``FEE_NOTICE_DAYS``: the preview shows the periods as if the proposal were
+in force, and the date each tenant's change would take effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zoneinfo
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
+
+from metering.levels import usage_level
+from metering.models import Channel
+from metering.selectors import forecast
+from metering.services.periods import PeriodBounds, month_bounds
+from policies.models import (
+    Action,
+    CohortDefault,
+    FeeSchedule,
+    FeeTier,
+)
+from policies.services.fees import fee_for_units
+from policies.terms import Terms, validate_terms, worse_terms
+from policies.whatif_sql import scope_rows
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One tenant, or a cohort: an industry and a size band ("" for any)."""
+
+    channel: Channel
+    tenant: Tenant | None = None
+    industry: str = ""
+    size_band: str = ""
+
+    def describe(self) -> str:
+        if self.tenant is not None:
+            return f"{self.tenant} · {self.channel.name}"
+        industry = Tenant.Industry(self.industry).label if self.industry else "any industry"
+        size = Tenant.SizeBand(self.size_band).label if self.size_band else "any size"
+        return f"{industry} × {size} · {self.channel.name}"
+
+
+@dataclass(frozen=True)
+class ProposedSchedule:
+    """A fee schedule to price overage with: its mode, currency and tiers."""
+
+    mode: str
+    currency: str
+    tiers: tuple[tuple[int | None, Decimal], ...]
+
+    def tier_objects(self) -> list[FeeTier]:
+        return [FeeTier(up_to=up_to, unit_price=price) for up_to, price in self.tiers]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Terms to change (as ``limit_rule_set`` takes them; the rest keep their values) and/or
+    a fee schedule."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+    schedule: ProposedSchedule | None = None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One period of one tenant under one set of terms and one schedule."""
+
+    demand: int
+    credits: int
+    crossed: tuple[int, ...]
+    denied_units: int
+    overage_units: int
+    overage_amount: Decimal
+    currency: str
+    schedule: str  # the schedule's name, "" when none prices the overage
+
+
+@dataclass(frozen=True)
+class TenantWhatIf:
+    tenant_id: int
+    name: str
+    slug: str
+    current: Terms
+    proposed: Terms
+    worse: frozenset[str]
+    takes_effect: datetime | None  # when the limit change would; None: it changes nothing
+    fee_effective: datetime | None  # when the proposed schedule would price its units
+    last_label: str
+    last: tuple[Figures, Figures] | None  # (current, proposed); None: no ended period
+    this_label: str
+    this: tuple[Figures, Figures] | None
+
+    @property
+    def changes_terms(self) -> bool:
+        return self.current != self.proposed
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A period's figures over the scope, under the terms in force and the proposal."""
+
+    tenants: int
+    crossing: list[tuple[int, int, int]]  # threshold, tenants now, tenants proposed
+    denied: tuple[int, int]
+    overage: tuple[dict[str, Decimal], dict[str, Decimal]]  # by "schedule (currency)"
+    overage_tenants: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    scope: Scope
+    proposal: Proposal
+    now: datetime
+    rows: list[TenantWhatIf]
+    last: Summary
+    this: Summary
+
+    @property
+    def worse(self) -> list[TenantWhatIf]:
+        return [row for row in self.rows if row.worse]
+
+    @property
+    def changed(self) -> list[TenantWhatIf]:
+        return [row for row in self.rows if row.changes_terms or self.proposal.schedule]
+
+    def digest(self) -> str:
+        """The tenants in scope and what the proposal does to their terms: the preview an
+        apply must match."""
+        text = json.dumps([[r.tenant_id, r.proposed.as_fields()] for r in self.rows])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _instant(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite
+        parsed = parse_datetime(value)
+        assert parsed is not None
+        value = parsed
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _cohort_terms(channel: Channel) -> dict[tuple[str, str], Terms]:
+    return {
+        (c.industry, c.size_band): Terms.of(c)
+        for c in CohortDefault.objects.filter(channel=channel)
+    }
+
+
+def _default_terms(cohorts: dict[tuple[str, str], Terms], channel: Channel, industry: str,
+                   size_band: str) -> Terms:  # fmt: skip
+    """The most specific cohort default, else the channel's (``selectors.effective_rule``)."""
+    for key in ((industry, size_band), (industry, ""), ("", size_band), ("", "")):
+        if key in cohorts:
+            return cohorts[key]
+    return Terms(included_units=channel.default_included_units)
+
+
+def _figures(*, terms: Terms, demand: int, credits: int, schedule: Any, currency: str) -> Figures:
+    """A period's figures under ``terms``; ``schedule``: a FeeSchedule with its tiers read,
+    a ProposedSchedule, or None."""
+    if terms.action == Action.SUSPEND:
+        ceiling: int | None = credits
+    else:
+        ceiling = None if terms.hard_limit is None else credits + terms.hard_limit
+    allowed = demand if ceiling is None else min(demand, max(ceiling, 0))
+    overage = max(allowed - max(credits, 0), 0)
+    level = usage_level(used=demand, available=credits)
+    amount, name = Decimal("0.00"), ""
+    if schedule is not None:
+        tiers = (
+            schedule.tier_objects()
+            if isinstance(schedule, ProposedSchedule)
+            else schedule.tiers_read
+        )
+        currency = schedule.currency
+        name = getattr(schedule, "name", "proposed")
+        amount = fee_for_units(mode=schedule.mode, tiers=tiers, units=overage, currency=currency)
+    return Figures(
+        demand=demand, credits=credits,
+        crossed=tuple(t for t in terms.warning_thresholds if level >= t),
+        denied_units=demand - allowed, overage_units=overage, overage_amount=amount,
+        currency=currency, schedule=name,
+    )  # fmt: skip
+
+
+def _takes_effect(current: Terms, proposed: Terms, worse: frozenset[str], time_zone: str,
+                  now: datetime) -> datetime | None:  # fmt: skip
+    """When the whole change is in force (``limit_rule_set``'s schedule): now for better
+    terms; worse ones after the notice, fewer included credits at the first period start
+    at or after it (in the tenant's time zone); None when nothing changes."""
+    if proposed == current:
+        return None
+    if not worse:
+        return now
+    at = now + timedelta(days=settings.LIMIT_NOTICE_DAYS)
+    if "included_units" in worse:
+        local = at.astimezone(zoneinfo.ZoneInfo(time_zone))
+        bounds = month_bounds(local.year, local.month, local.tzinfo)  # type: ignore[arg-type]
+        at = at if bounds.starts_at == at else bounds.ends_at
+    return at
+
+
+def _both(sides: Any, demand: int, credits: int, currency: str) -> tuple[Figures, Figures]:
+    """A period under the terms in force and the proposed ones: (terms, schedule, the
+    difference in included credits) each."""
+    (now_terms, now_fees, _), (new_terms, new_fees, delta) = sides
+    return (
+        _figures(terms=now_terms, demand=demand, credits=credits, schedule=now_fees,
+                 currency=currency),
+        _figures(terms=new_terms, demand=demand, credits=credits + delta, schedule=new_fees,
+                 currency=currency),
+    )  # fmt: skip
+
+
+def _units(value: Any, default: int) -> int:
+    """A sum of grants (PostgreSQL's SUM of bigints is numeric); a period without a balance
+    yet has the included credits opening one would grant."""
+    return default if value is None else int(value)
+
+
+def _thresholds(value: Any) -> tuple[int, ...]:
+    return tuple(json.loads(value) if isinstance(value, str) else value)
+
+
+def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf:
+    """The proposal's effect on every tenant in scope: three queries, whatever its size."""
+    rows = scope_rows(
+        channel_id=scope.channel.pk, now=now, tenant_id=scope.tenant.pk if scope.tenant else None,
+        industry=scope.industry, size_band=scope.size_band,
+    )  # fmt: skip
+    cohorts = _cohort_terms(scope.channel)
+    schedules: dict[int, FeeSchedule] = {
+        s.pk: s
+        for s in FeeSchedule.objects.filter(pk__in={row[14] for row in rows if row[14]})
+        .prefetch_related("tiers")
+    }  # fmt: skip
+    for read in schedules.values():
+        read.tiers_read = list(read.tiers.all())  # type: ignore[attr-defined]
+    fee_at = now + timedelta(days=settings.FEE_NOTICE_DAYS)
+    result = []
+    for row in rows:
+        (tenant_id, name, slug, industry, size_band, currency, time_zone, included, thresholds,
+         hard_limit, action, restrict_units, restrict_window, carry_over,
+         schedule_id) = row[:15]  # fmt: skip
+        if included is None:
+            current = _default_terms(cohorts, scope.channel, industry, size_band)
+        else:
+            current = Terms(
+                included_units=included, warning_thresholds=_thresholds(thresholds),
+                hard_limit=hard_limit, action=action, restrict_units=restrict_units,
+                restrict_window=restrict_window, carry_over=carry_over,
+            )  # fmt: skip
+        proposed = current.with_changes(proposal.changes) if proposal.changes else current
+        if proposed != current:
+            validate_terms(proposed)
+        worse = frozenset(worse_terms(current, proposed))
+        schedule = schedules.get(schedule_id)
+        new_schedule: FeeSchedule | ProposedSchedule | None = proposal.schedule or schedule
+        delta = proposed.included_units - current.included_units
+
+        sides = ((current, schedule, 0), (proposed, new_schedule, delta))
+        last = None
+        if row[15] is not None:
+            last = _both(
+                sides, int(row[16] or 0), _units(row[17], current.included_units), currency
+            )
+        this = None
+        if row[19] is not None:
+            used = int(row[22] or 0)
+            credits = _units(row[23], current.included_units)
+            bounds = PeriodBounds(row[19], _instant(row[20]), _instant(row[21]))
+            projected, _ = forecast(used=used, available=credits, bounds=bounds, now=now)
+            demand = projected if projected is not None else used
+            this = _both(sides, demand, credits, currency)
+        result.append(
+            TenantWhatIf(
+                tenant_id=tenant_id, name=name, slug=slug, current=current, proposed=proposed,
+                worse=worse, takes_effect=_takes_effect(current, proposed, worse, time_zone, now),
+                fee_effective=fee_at if proposal.schedule else None,
+                last_label=row[15] or "", last=last, this_label=row[19] or "", this=this,
+            )
+        )  # fmt: skip
+    return WhatIf(
+        scope=scope, proposal=proposal, now=now, rows=result,
+        last=summarize([r.last for r in result if r.last]),
+        this=summarize([r.this for r in result if r.this]),
+    )  # fmt: skip
+
+
+def summarize(pairs: list[tuple[Figures, Figures]]) -> Summary:
+    """A period's figures over the tenants: each threshold's crossings, denials and the
+    overage owed per schedule, under the terms in force and the proposal."""
+    crossing: list[Counter[int]] = [Counter(), Counter()]
+    overage: list[dict[str, Decimal]] = [defaultdict(Decimal), defaultdict(Decimal)]
+    denied, owing = [0, 0], [0, 0]
+    for pair in pairs:
+        for side, figures in enumerate(pair):
+            crossing[side].update(figures.crossed)
+            denied[side] += figures.denied_units > 0
+            if figures.overage_units:
+                owing[side] += 1
+                key = f"{figures.schedule or 'no schedule'} ({figures.currency})"
+                overage[side][key] += figures.overage_amount
+    thresholds = sorted(set(crossing[0]) | set(crossing[1]))
+    return Summary(
+        tenants=len(pairs),
+        crossing=[(t, crossing[0][t], crossing[1][t]) for t in thresholds],
+        denied=(denied[0], denied[1]),
+        overage=(dict(overage[0]), dict(overage[1])),
+        overage_tenants=(owing[0], owing[1]),
+    )
