@@ -10,6 +10,9 @@ COPY tenants tenants
 COPY metering metering
 COPY policies policies
 COPY notifications notifications
+COPY console console
+COPY portal portal
+COPY billing billing
 COPY templates templates
 COPY locale locale
 # gunicorn.conf.py: gunicorn reads the settings before booting workers (one clear line on
