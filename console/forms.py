@@ -351,9 +351,11 @@ class RestrictForm(ReasonForm):
         if data["kind"] == "suspend":
             lines.append("Suspend: every authorization on it is denied; nothing may be sent.")
         else:
+            units, window = f"{data['limit_units']:,}", data["window"]
+            article = "an" if window == "hour" else "a"
             lines.append(
-                f"Throttle: at most {data['limit_units']:,} units per {data['window']}; asking "
-                "for more is denied until the next window."
+                f"Beyond {units} units in {article} {window}, asking to send is denied until the "
+                f"next {window} begins."
             )
         if data["channel"] is None:
             status = "suspended" if data["kind"] == "suspend" else "restricted"

@@ -114,7 +114,7 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
     @admin.display(description="Why")
     def reasons(self, recommendation: LimitRecommendation) -> str:
         text = recommendation.explanation
-        short = text if len(text) <= 110 else text[:107] + "…"
+        short = text if len(text) <= 180 else text[:177] + "…"  # the whole on hover
         return format_html('<span title="{}">{}</span>', text, short)
 
     def has_apply_permission(self, request: HttpRequest) -> bool:
