@@ -27,5 +27,5 @@ RUN pip install --no-cache-dir -e . \
 USER creditguard
 
 EXPOSE 8000
-CMD ["gunicorn", "creditguard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", \
-     "--access-logfile", "-"]
+# No --access-logfile: the app writes one access line per request (gunicorn.conf.py).
+CMD ["gunicorn", "creditguard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

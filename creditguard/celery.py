@@ -14,6 +14,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_ready
 
+# The request id carried by tasks, a log line per task, workers' logging and metrics.
+from creditguard import task_log  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creditguard.settings")
 
 app = Celery("creditguard")

@@ -23,6 +23,8 @@ from functools import cache as memoize
 import redis
 from django.conf import settings
 
+from creditguard.metrics import REDIS_FAILURES as REDIS_FAILURES_METRIC
+
 logger = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 5.0
@@ -62,6 +64,7 @@ def redis_failed(feature: str, exc: BaseException) -> None:
     """Record a failed Redis call of ``feature`` and open the breaker."""
     global _open_until
     now = time.monotonic()
+    REDIS_FAILURES_METRIC.labels(feature=feature).inc()
     with _lock:
         REDIS_FAILURES[feature] += 1
         _open_until = now + BREAKER_SECONDS

@@ -464,12 +464,12 @@ CELERY_BEAT_SCHEDULE = {
 # Requests within this window share one evaluation task.
 EVALUATION_COALESCE_SECONDS = env.float("EVALUATION_COALESCE_SECONDS", default=1.0)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django's own console handler would print every request error a second time.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
-}
+# --- Operations: metrics and logs -------------------------------------------------
+
+from creditguard.settings_ops import LOG_FORMAT as LOG_FORMAT  # noqa: E402
+from creditguard.settings_ops import LOGGING as LOGGING  # noqa: E402
+from creditguard.settings_ops import METRICS_ALLOWED_NETWORKS as METRICS_ALLOWED_NETWORKS  # noqa: E402
+from creditguard.settings_ops import METRICS_TOKEN as METRICS_TOKEN  # noqa: E402
+
+# Outermost: the request id and the access line cover the whole request.
+MIDDLEWARE.insert(0, "creditguard.access.AccessMiddleware")

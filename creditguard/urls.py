@@ -72,6 +72,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # The customer portal (login, dashboard, …) and its language switch.
     path("", include("portal.urls")),

@@ -1,7 +1,9 @@
-"""Site-level views: the landing page, the health check and the readiness check."""
+"""Site-level views: the landing page, the health check, the readiness check and the
+Prometheus metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -11,10 +13,13 @@ from django.db.models import Count, F, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
 
+from creditguard.metrics import PREFIX, gauge, metrics_response
 from creditguard.models import WorkerHeartbeat
 from creditguard.redis_guard import REDIS_FAILURES, REDIS_SKIPPED, redis_client
 from metering.models import Balance, Channel
+from notifications.selectors import deliveries_waiting
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -122,3 +127,36 @@ def _evaluation_lag() -> dict[str, Any]:
             round((timezone.now() - oldest).total_seconds(), 1) if oldest else None
         ),
     }
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus's scrape (creditguard/metrics.py): refused with 404 or 401 unless the
+    METRICS_* settings allow the client."""
+    return metrics_response(request, [_evaluation_gauges, _delivery_gauges])
+
+
+def _evaluation_gauges() -> Iterator[GaugeMetricFamily]:
+    lag = _evaluation_lag()
+    yield gauge(
+        f"{PREFIX}_evaluation_pending_balances",
+        "Balances that moved since their last evaluation.",
+        lag["pending_balances"],
+    )
+    yield gauge(
+        f"{PREFIX}_evaluation_lag_seconds",
+        "How long ago the oldest balance waiting for evaluation moved (0 when none waits).",
+        lag["oldest_pending_seconds"] or 0.0,
+    )
+
+
+def _delivery_gauges() -> Iterator[GaugeMetricFamily]:
+    family = GaugeMetricFamily(
+        f"{PREFIX}_deliveries_waiting",
+        "Deliveries not finished yet, by transport and status (pending or sending).",
+        labels=["transport", "status"],
+    )
+    counts = {(transport, status): count for transport, status, count in deliveries_waiting()}
+    for transport in ("email", "webhook"):
+        for status in ("pending", "sending"):
+            family.add_metric([transport, status], counts.get((transport, status), 0))
+    yield family

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from notifications.models import Delivery, Notification, NotificationRead
 from tenants.models import Tenant
@@ -38,3 +38,16 @@ def webhook_deliveries_recent(*, tenant: Tenant, limit: int) -> QuerySet[Deliver
         .select_related("endpoint", "notification")
         .order_by("-created_at", "-pk")[:limit]
     )
+
+
+def deliveries_waiting() -> list[tuple[str, str, int]]:
+    """(transport, status, count) of the deliveries not yet finished — pending (due now
+    or waiting to retry) and sending — in one statement over the partial index of
+    unfinished deliveries (``delivery_due``), for /metrics."""
+    rows = (
+        Delivery.objects.filter(status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING])
+        .values_list("transport", "status")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    return [(transport, status, count) for transport, status, count in rows]

@@ -25,6 +25,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from creditguard.metrics import RATE_LIMIT_REFUSALS
 from creditguard.redis_guard import redis_available, redis_client, redis_failed
 
 # KEYS: the windows; ARGV: now (ms), window (ms), limit, a member unique to this request.
@@ -55,8 +56,16 @@ return 0
 
 def limit_hit(keys: list[str], *, limit: int, window: float, feature: str) -> float | None:
     """Count one event against the sliding window of each key. None: admitted (counted
-    in every window); else the seconds until the fullest window has room (not counted).
+    in every window); else the seconds until the fullest window has room (not counted;
+    a refusal counts in ``creditguard_rate_limit_refusals_total`` by ``feature``).
     Redis failing never fails the caller: the process's own windows answer instead."""
+    wait = _limit_hit(keys, limit=limit, window=window, feature=feature)
+    if wait is not None:
+        RATE_LIMIT_REFUSALS.labels(limit=feature).inc()
+    return wait
+
+
+def _limit_hit(keys: list[str], *, limit: int, window: float, feature: str) -> float | None:
     now = time.time()
     if settings.REDIS_URL and redis_available(feature):
         try:

@@ -22,6 +22,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from creditguard.errors import Conflict
+from creditguard.metrics import EVENTS_INGESTED
 from metering import sql as metering_sql
 from metering.models import BillingPeriod, Channel, UsageEvent
 from metering.services.evaluation_request import request_evaluation
@@ -168,7 +169,10 @@ def usage_record_batch(
                 request_evaluation()
             return result
 
-    return with_deadlock_retry(record)
+    result = with_deadlock_retry(record)
+    EVENTS_INGESTED.labels(result="accepted").inc(result.accepted)
+    EVENTS_INGESTED.labels(result="duplicate").inc(result.duplicates)
+    return result
 
 
 def _raise_conflict(ids: set[str], events: list[ValidEvent], *, within_batch: bool) -> None:

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from creditguard.metrics import DELIVERIES
 from notifications.messages import render_message
 from notifications.models import AlertRecipient, Delivery, Notification, PlatformEvent
 from notifications.services.pinned import Deadline, pinned_post
@@ -84,7 +85,9 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> str:
     except Exception as exc:
         logger.exception("delivery %s failed", delivery_id)
         outcome = Outcome(delivered=False, error=f"{exc.__class__.__name__}: {exc}")
-    return _record(delivery, outcome, timezone.now())
+    status = _record(delivery, outcome, timezone.now())
+    DELIVERIES.labels(transport=delivery.transport, status=status).inc()
+    return status
 
 
 def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from creditguard.metrics import NOTIFICATIONS
 from notifications.hooks import channel_labels
 from notifications.models import AlertRecipient, Delivery, Notification, WebhookEndpoint
 from notifications.tasks import enqueue_deliveries
@@ -90,7 +91,14 @@ def notifications_create(
         .order_by("pk")
     )
     deliveries_plan(notifications=created, now=now)
+    if created:
+        transaction.on_commit(lambda: _count(created))
     return created
+
+
+def _count(created: list[Notification]) -> None:
+    for notification in created:
+        NOTIFICATIONS.labels(kind=notification.kind).inc()
 
 
 def _with_channel_labels(specs: list[NotificationSpec]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from creditguard.errors import Conflict, InvalidInput, Unprocessable, input_error
+from creditguard.metrics import AUTHORIZATIONS
 from metering.models import Authorization, Balance, BillingPeriod, Channel
 from metering.services.ingest import with_deadlock_retry
 from metering.services.ledger import balance_lock, reservation_hold
@@ -83,7 +84,7 @@ def authorization_create(
         except IntegrityError:
             fast = None  # the idempotency key is taken: the full path answers with its owner
         if fast is not None:
-            return fast
+            return _counted(fast)
     channel = (
         Channel.objects.filter(code=channel_code).first() if isinstance(channel_code, str) else None
     )
@@ -99,14 +100,25 @@ def authorization_create(
         if existing is not None:
             return _replay(existing, channel, quantity)
     try:
-        return with_deadlock_retry(
-            lambda: _decide(
-                tenant=tenant, channel=channel, quantity=quantity, key=idempotency_key, now=now
+        return _counted(
+            with_deadlock_retry(
+                lambda: _decide(
+                    tenant=tenant, channel=channel, quantity=quantity, key=idempotency_key,
+                    now=now,
+                )
             )
-        )
+        )  # fmt: skip
     except _KeyTaken:
         existing = Authorization.objects.for_tenant(tenant).get(idempotency_key=idempotency_key)
         return _replay(existing, channel, quantity)
+
+
+def _counted(authorization: Authorization) -> Authorization:
+    """A decision made (not a replay) counts in ``creditguard_authorizations_total``."""
+    AUTHORIZATIONS.labels(
+        decision=authorization.decision, reason=authorization.reason or "none"
+    ).inc()
+    return authorization
 
 
 def _replay(existing: Authorization, channel: Channel, quantity: int) -> Authorization:
