@@ -300,6 +300,8 @@ class PolicyApi(APIView):
                 "effective_from": version.effective_from.isoformat(),
                 "material": version.material,
                 "text": version.text(tenant.language),
+                # What changes, in a few lines; required of a version published ahead.
+                "summary": version.summary(tenant.language),
                 "acknowledged": version.label in acknowledged,
             }
 

@@ -112,7 +112,10 @@ def test_acknowledgement_through_the_api_shows_in_the_admin(world: World):
     assert answer.status_code == 200 and answer.json()["version"] == "2.0"
     again = world.bob_api.post("/api/v1/policy/acknowledge", {"version": "2.0"})
     assert again.json()["acknowledged_at"] == answer.json()["acknowledged_at"]
-    assert world.alice_api.get("/api/v1/policy").json()["upcoming"]["acknowledged"] is True
+    upcoming = world.alice_api.get("/api/v1/policy").json()["upcoming"]
+    assert upcoming["acknowledged"] is True
+    summaries = {"de": "Kürzere Fristen.", "en": "Shorter deadlines."}
+    assert upcoming["summary"] == summaries[world.alpha.language]
     assert world.gamma_api.get("/api/v1/policy").json()["upcoming"]["acknowledged"] is False
     assert world.alice_api.post("/api/v1/policy/acknowledge", {"version": "9.9"}).status_code == 404
 
