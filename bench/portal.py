@@ -223,6 +223,11 @@ def main() -> None:
                     and b.median <= RATIO_GOAL * a.median,
                 )
             )
+        elif name.endswith("by hour"):
+            # Not the same page on both sides: the history's month lists its 2,232 hours
+            # with usage in the tables below the charts, the empty tenant's none. Shown for
+            # its time; the goal is the year by day.
+            lines.append(row(name, a, b, "shown, no goal: the history's page has its tables", None))
         else:
             lines.append(
                 row(name, a, b, f"≤ {RATIO_GOAL}× empty", b.median <= RATIO_GOAL * a.median)
