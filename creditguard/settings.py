@@ -198,8 +198,8 @@ if PRODUCTION:
 # directly). creditguard.client_address reads X-Forwarded-For by the same list.
 TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1", "::1"])
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
-# Orchestrator probes speak plain http to the container.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Orchestrator probes and Prometheus's scrape speak plain http to the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 86400 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 # Preloading is the domain owner's decision (leaving the browsers' list takes months), so

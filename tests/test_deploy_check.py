@@ -169,6 +169,16 @@ def test_plain_http_is_redirected_to_https_except_the_probes():
     assert probe.status_code not in {301, 302}
 
 
+def test_prometheus_scrapes_over_plain_http_with_the_metrics_token():
+    token = secrets.token_urlsafe(32)
+    with gunicorn(FORWARDED_ALLOW_IPS="", METRICS_TOKEN=token) as base:
+        refused = get(f"{base}/metrics")
+        scraped = get(f"{base}/metrics", Authorization=f"Bearer {token}")
+    assert refused.status_code == 401
+    assert scraped.status_code == 200
+    assert "creditguard_http_requests_total" in scraped.text
+
+
 def test_a_client_reaching_gunicorn_directly_cannot_claim_https():
     with gunicorn(FORWARDED_ALLOW_IPS="") as base:
         response = get(f"{base}/api/v1/key", **{"X-Forwarded-Proto": "https"})
