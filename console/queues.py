@@ -64,6 +64,8 @@ def _age(since: datetime | None, now: datetime) -> str:
     if since is None:
         return ""
     seconds = max((now - since).total_seconds(), 0)
+    if seconds < 60:
+        return "under a minute"
     if seconds < 3600:
         return f"{int(seconds // 60)} min"
     if seconds < 2 * 86400:
@@ -117,7 +119,7 @@ def tenants_near_limit(now: datetime) -> Queue:
         key="near_limit",
         title=f"Tenants near (≥ {NEAR_LIMIT_PERCENT} %) or over a limit this period",
         count=counts["near"],
-        detail=f"{counts['over']} over a limit" if counts["near"] else "",
+        detail=(f"{counts['over'] or 'none'} of them over a limit" if counts["near"] else ""),
         url=_changelist("tenants_tenant", usage="near"),
     )
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import F, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -43,7 +44,7 @@ def level(*, used: int, available: int) -> str:
 class PeriodUsage:
     bounds: PeriodBounds
     used: int | None  # None: no balance that period (nothing granted nor used)
-    available: int
+    available: int  # the credits granted that period
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,17 @@ def tenant_summary(*, tenant: Tenant, now: datetime | None = None) -> TenantSumm
     while len(periods) < CHART_PERIODS:
         periods.append(period_bounds(tenant=tenant, at=periods[-1].starts_at - timedelta(days=1)))
     periods.reverse()
+    # What each period granted (included, promotional, bought; less reductions) rather
+    # than its balance's ``available``: once a period closes, its unused credits expire
+    # and ``available`` falls to what was used.
     past: dict[int, dict[datetime, tuple[int, int]]] = defaultdict(dict)
     for row in (
         Balance.objects.for_tenant(tenant)
         .filter(period__starts_at__gte=periods[0].starts_at)
-        .values("channel_id", "period__starts_at", "used", "available")
+        .values("channel_id", "period__starts_at", "used")
+        .annotate(granted=Sum(F("grants__units") - F("grants__reduced_units")))
     ):
-        past[row["channel_id"]][row["period__starts_at"]] = (row["used"], row["available"])
+        past[row["channel_id"]][row["period__starts_at"]] = (row["used"], row["granted"] or 0)
 
     channels = []
     for balance in current.channels:
@@ -213,41 +218,42 @@ def tenant_summary(*, tenant: Tenant, now: datetime | None = None) -> TenantSumm
 
 
 def usage_history_svg(history: list[PeriodUsage], *, channel: str) -> SafeString:
-    """Units used per period as bars, each coloured by its level against that period's
-    available credits (marked by a tick); a period without a balance is an empty slot."""
+    """Units used per period as bars, each coloured by its level against the credits the
+    period granted (marked by a tick); a period without a balance is an empty slot."""
     top = max([1, *(p.used or 0 for p in history), *(p.available for p in history)]) * 1.05
     step = CHART_WIDTH / len(history)
     width = max(step - BAR_GAP, 1)
     shapes = []
     for index, period in enumerate(history):
-        x = index * step
-        month = period_text(period.bounds.label, language="en")
+        x, month = index * step, period_text(period.bounds.label, language="en")
+        drawn = SafeString("")
         if period.used is None:
             title = f"{month}: no balance"
-            height, colour = 0.0, LEVEL_COLOURS["none"]
         else:
-            used, available = period.used, period.available
-            percent = usage_percent(used=used, available=available)
+            used, granted = period.used, period.available
+            percent = usage_percent(used=used, available=granted)
             share = "" if percent is None else f" ({percent} %)"
-            title = f"{month}: {used:,} used of {available:,}{share}"
+            title = f"{month}: {used:,} used of {granted:,}{share}"
             height = CHART_HEIGHT * used / top
-            colour = LEVEL_COLOURS[level(used=used, available=available)]
-        tick = CHART_HEIGHT - CHART_HEIGHT * period.available / top
+            tick = CHART_HEIGHT - CHART_HEIGHT * granted / top
+            drawn = format_html(
+                '<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{colour}"/>'
+                '<line x1="{x}" x2="{x2}" y1="{tick}" y2="{tick}" stroke="#4a5568" '
+                'stroke-width="1.5"/>',
+                x=f"{x:.1f}", y=f"{CHART_HEIGHT - height:.1f}", w=f"{width:.1f}",
+                h=f"{height:.1f}", colour=LEVEL_COLOURS[level(used=used, available=granted)],
+                x2=f"{x + width:.1f}", tick=f"{tick:.1f}",
+            )  # fmt: skip
+        # The whole slot is the tooltip's target, however short its bar.
         shapes.append(
             format_html(
-                '<g><title>{title}</title><rect x="{x}" y="{y}" width="{w}" height="{h}" '
-                'fill="{colour}"/><rect x="{x}" y="0" width="{w}" height="{full}" '
-                'fill="transparent"/><line x1="{x}" x2="{x2}" y1="{tick}" y2="{tick}" '
-                'stroke="#4a5568" stroke-width="1.5"/></g>',
-                title=title,
-                x=f"{x:.1f}",
-                y=f"{CHART_HEIGHT - height:.1f}",
-                w=f"{width:.1f}",
-                h=f"{height:.1f}",
-                colour=colour,
-                full=CHART_HEIGHT,
-                x2=f"{x + width:.1f}",
-                tick=f"{tick:.1f}",
+                '<g><title>{}</title><rect x="{}" y="0" width="{}" height="{}" '
+                'fill="transparent"/>{}</g>',
+                title,
+                f"{x:.1f}",
+                f"{width:.1f}",
+                CHART_HEIGHT,
+                drawn,
             )
         )
     return format_html(
@@ -256,6 +262,6 @@ def usage_history_svg(history: list[PeriodUsage], *, channel: str) -> SafeString
         w=CHART_WIDTH,
         h=CHART_HEIGHT,
         label=f"{channel}: units used in each of the last {len(history)} periods, "
-        "against the credits available (the mark)",
+        "against the credits each granted (the mark)",
         shapes=format_html_join("", "{}", ((shape,) for shape in shapes)),
     )

@@ -152,7 +152,7 @@ def test_each_queue_is_one_query_and_counts_what_belongs_in_it(
     assert {queue.key: queue.count for queue in queues} == queues_data
     by_key = {queue.key: queue for queue in queues}
     assert by_key["overage"].detail.startswith("€20.00 in all; the oldest waiting")
-    assert by_key["near_limit"].detail == "1 over a limit"
+    assert by_key["near_limit"].detail == "1 of them over a limit"
 
 
 def test_each_link_filters_the_changelist_to_its_queue(queues_data):

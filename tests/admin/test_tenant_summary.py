@@ -77,6 +77,9 @@ def test_the_summary_reads_twelve_periods_from_the_balances_in_fixed_queries(
     assert len(sms.history) == CHART_PERIODS
     # Eleven closed periods, oldest first, then this one.
     assert [p.used for p in sms.history] == [*figures[-11:], 85]
+    # What each closed period granted, not its balance's ``available`` (its unused credits
+    # expired at the close, leaving what was used).
+    assert {p.available for p in sms.history[:-1]} == {2000}
     assert (sms.balance.used, sms.balance.remaining, sms.percent, sms.level) == (85, 15, 85, "near")
     assert f"{summary.period_name}: 85 used of 100 (85 %)" in str(sms.chart)
     email = next(row for row in summary.channels if row.balance.channel.code == "email")

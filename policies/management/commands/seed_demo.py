@@ -27,6 +27,7 @@ from notifications.models import AlertRecipient
 from notifications.services.alert_recipients import alert_recipient_add
 from notifications.services.notify import history_recorded
 from policies.management.demo_anomaly import anomaly_alert, anomaly_traffic
+from policies.management.demo_staff import staff_role_users
 from policies.models import (
     AlertThreshold,
     FeeSchedule,
@@ -85,6 +86,12 @@ TENANTS: list[DemoTenant] = [
      (0.55, 0.89, 0.60), 0.12),
 ]  # fmt: skip
 HISTORY_MONTHS = 3
+# Tenants that went past their included credits last month, by channel (the share used):
+# the months close with final overage charges in the staff console's decision queue.
+LAST_MONTH_OVER: dict[str, dict[str, float]] = {
+    "brightcart": {"sms": 1.18},
+    "swiftfreight": {"call": 1.09},
+}
 EVENTS_PER_DAY = 3
 
 
@@ -106,18 +113,24 @@ class Command(BaseCommand):
         )
         created_tenants = 0
         recorded = 0
-        for index, row in enumerate(TENANTS):
+        tenants = []
+        for row in TENANTS:
             tenant, created = self._tenant(row)
             created_tenants += created
+            tenants.append(tenant)
+        # The fee schedules first, told to the tenants months ago: last month's overage
+        # is priced by them when the month closes.
+        self._offers_and_fees(now)
+        for index, (tenant, row) in enumerate(zip(tenants, TENANTS, strict=True)):
             if not UsageEvent.objects.for_tenant(tenant).exists():
                 recorded += self._history(tenant, row, channels, now, seed=index)
                 recorded += anomaly_traffic(tenant=tenant, now=now)
         # Past months close as the worker closes them: charges final, overage carried.
         periods_close_due(now=now)
 
-        self._offers_and_fees(now)
         first = Tenant.objects.get(slug=TENANTS[0][0])
         staff = self._user(STAFF_USERNAME, STAFF_PASSWORD, staff=True)
+        role_users = staff_role_users(password=STAFF_PASSWORD)
         customers = self._customers(first, Tenant.objects.get(slug=TENANTS[1][0]))
         key_line = self._demo_key(first, customers[0][0])
         if not LimitRecommendation.objects.exists():
@@ -131,7 +144,11 @@ class Command(BaseCommand):
             f"Demo ready: {len(TENANTS)} tenants ({created_tenants} new), "
             f"{recorded} usage events recorded by this run."
         )
-        self.stdout.write(f"  Staff login (admin): {staff.username} / {STAFF_PASSWORD}")
+        self.stdout.write(
+            f"  Staff login (admin): {staff.username} / {STAFF_PASSWORD} (superuser); one per role:"
+        )
+        for user, role in role_users:
+            self.stdout.write(f"    {role:<14} {user.username} / {STAFF_PASSWORD}")
         base = settings.PUBLIC_BASE_URL.rstrip("/")
         self.stdout.write(f"  Customer portal ({first.name}): {base}/login/")
         for user, role in customers:
@@ -181,6 +198,7 @@ class Command(BaseCommand):
         """Daily usage from HISTORY_MONTHS months back until now, shaped so that this
         month stands at the row's share of the included credits."""
         shares, growth = row[6], row[7]
+        over_last_month = LAST_MONTH_OVER.get(tenant.slug, {})
         rng = random.Random(seed)  # noqa: S311 - demo data, not security
         current = period_bounds(tenant=tenant, at=now)
         local_start = current.starts_at.astimezone(tenant.tzinfo)
@@ -204,6 +222,10 @@ class Command(BaseCommand):
                     level = share / ((1 + growth) ** months_back)
                     if months_back == 0:
                         daily = level * channel.default_included_units / elapsed_days
+                    elif months_back == 1 and channel.code in over_last_month:
+                        days = (bounds.ends_at - bounds.starts_at).days
+                        share_used = over_last_month[channel.code]
+                        daily = share_used * channel.default_included_units / days
                     else:
                         days = (bounds.ends_at - bounds.starts_at).days
                         daily = level * 0.9 * channel.default_included_units / days
