@@ -37,7 +37,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import cache, cached_property, lru_cache
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
@@ -83,7 +84,12 @@ class ProposedSchedule:
     currency: str
     tiers: tuple[tuple[int | None, Decimal], ...]
 
-    def tier_objects(self) -> list[FeeTier]:
+    name = "proposed"
+
+    @cached_property
+    def tiers_read(self) -> list[FeeTier]:
+        """The tiers as ``fee_for_units`` takes them (made once: a preview prices with them
+        twice per tenant), named as on a ``FeeSchedule`` read by the preview."""
         return [FeeTier(up_to=up_to, unit_price=price) for up_to, price in self.tiers]
 
 
@@ -96,9 +102,13 @@ class Proposal:
     schedule: ProposedSchedule | None = None
 
 
-@dataclass(frozen=True)
-class Figures:
-    """One period of one tenant under one set of terms and one schedule."""
+SUSPEND = str(Action.SUSPEND)
+ZERO = Decimal("0.00")
+
+
+class Figures(NamedTuple):
+    """One period of one tenant under one set of terms and one schedule (a tuple: a
+    preview makes four per tenant)."""
 
     demand: int
     credits: int
@@ -189,32 +199,32 @@ def _default_terms(cohorts: dict[tuple[str, str], Terms], channel: Channel, indu
     return Terms(included_units=channel.default_included_units)
 
 
-def _figures(*, terms: Terms, demand: int, credits: int, schedule: Any, currency: str) -> Figures:
+def _figures(
+    *, terms: Terms, demand: int, credits: int, schedule: Any, currency: str,
+    priced: dict[tuple[int, int], Decimal],
+) -> Figures:  # fmt: skip
     """A period's figures under ``terms``; ``schedule``: a FeeSchedule with its tiers read,
     a ProposedSchedule, or None."""
-    if terms.action == Action.SUSPEND:
-        ceiling: int | None = credits
+    if terms.action == SUSPEND:
+        allowed = min(demand, max(credits, 0))
+    elif terms.hard_limit is not None:
+        allowed = min(demand, max(credits + terms.hard_limit, 0))
     else:
-        ceiling = None if terms.hard_limit is None else credits + terms.hard_limit
-    allowed = demand if ceiling is None else min(demand, max(ceiling, 0))
+        allowed = demand
     overage = max(allowed - max(credits, 0), 0)
     level = usage_level(used=demand, available=credits)
-    amount, name = Decimal("0.00"), ""
+    amount, name = ZERO, ""
     if schedule is not None:
-        tiers = (
-            schedule.tier_objects()
-            if isinstance(schedule, ProposedSchedule)
-            else schedule.tiers_read
-        )
-        currency = schedule.currency
-        name = getattr(schedule, "name", "proposed")
-        amount = fee_for_units(mode=schedule.mode, tiers=tiers, units=overage, currency=currency)
-    return Figures(
-        demand=demand, credits=credits,
-        crossed=tuple(t for t in terms.warning_thresholds if level >= t),
-        denied_units=demand - allowed, overage_units=overage, overage_amount=amount,
-        currency=currency, schedule=name,
-    )  # fmt: skip
+        currency, name = schedule.currency, schedule.name
+        # A cohort's tenants share a few schedules and many of them the same overage (a
+        # ceiling, nothing past the credits): each is priced once per preview.
+        key = (id(schedule), overage)
+        if key not in priced:
+            priced[key] = fee_for_units(mode=schedule.mode, tiers=schedule.tiers_read,
+                                        units=overage, currency=currency)  # fmt: skip
+        amount = priced[key]
+    return Figures(demand, credits, tuple(t for t in terms.warning_thresholds if level >= t),
+                   demand - allowed, overage, amount, currency, name)  # fmt: skip
 
 
 def _takes_effect(current: Terms, proposed: Terms, worse: frozenset[str], time_zone: str,
@@ -227,22 +237,27 @@ def _takes_effect(current: Terms, proposed: Terms, worse: frozenset[str], time_z
     if not worse:
         return now
     at = now + timedelta(days=settings.LIMIT_NOTICE_DAYS)
-    if "included_units" in worse:
-        local = at.astimezone(zoneinfo.ZoneInfo(time_zone))
-        bounds = month_bounds(local.year, local.month, local.tzinfo)  # type: ignore[arg-type]
-        at = at if bounds.starts_at == at else bounds.ends_at
-    return at
+    return _period_start_at_or_after(at, time_zone) if "included_units" in worse else at
 
 
-def _both(sides: Any, demand: int, credits: int, currency: str) -> tuple[Figures, Figures]:
+@cache
+def _period_start_at_or_after(at: datetime, time_zone: str) -> datetime:
+    local = at.astimezone(zoneinfo.ZoneInfo(time_zone))
+    bounds = month_bounds(local.year, local.month, local.tzinfo)  # type: ignore[arg-type]
+    return at if bounds.starts_at == at else bounds.ends_at
+
+
+def _both(
+    sides: Any, demand: int, credits: int, currency: str, priced: dict[tuple[int, int], Decimal]
+) -> tuple[Figures, Figures]:
     """A period under the terms in force and the proposed ones: (terms, schedule, the
     difference in included credits) each."""
     (now_terms, now_fees, _), (new_terms, new_fees, delta) = sides
     return (
         _figures(terms=now_terms, demand=demand, credits=credits, schedule=now_fees,
-                 currency=currency),
+                 currency=currency, priced=priced),
         _figures(terms=new_terms, demand=demand, credits=credits + delta, schedule=new_fees,
-                 currency=currency),
+                 currency=currency, priced=priced),
     )  # fmt: skip
 
 
@@ -253,7 +268,14 @@ def _units(value: Any, default: int) -> int:
 
 
 def _thresholds(value: Any) -> tuple[int, ...]:
-    return tuple(json.loads(value) if isinstance(value, str) else value)
+    if isinstance(value, str):  # jsonb and SQLite's JSON come as text from a raw cursor
+        return _thresholds_text(value)
+    return tuple(value)
+
+
+@lru_cache(maxsize=1024)
+def _thresholds_text(value: str) -> tuple[int, ...]:
+    return tuple(json.loads(value))
 
 
 def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf:
@@ -271,6 +293,9 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
     for read in schedules.values():
         read.tiers_read = list(read.tiers.all())  # type: ignore[attr-defined]
     fee_at = now + timedelta(days=settings.FEE_NOTICE_DAYS)
+    valid: set[Terms] = set()  # proposed terms validated (a cohort has few distinct ones)
+    derived: dict[Terms, tuple[Terms, frozenset[str]]] = {}  # terms now → proposed, worse
+    priced: dict[tuple[int, int], Decimal] = {}  # (schedule, overage units) → fee
     result = []
     for row in rows:
         (tenant_id, name, slug, industry, size_band, currency, time_zone, included, thresholds,
@@ -284,10 +309,13 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
                 hard_limit=hard_limit, action=action, restrict_units=restrict_units,
                 restrict_window=restrict_window, carry_over=carry_over,
             )  # fmt: skip
-        proposed = current.with_changes(proposal.changes) if proposal.changes else current
-        if proposed != current:
+        if current not in derived:
+            after = current.with_changes(proposal.changes) if proposal.changes else current
+            derived[current] = (after, frozenset(worse_terms(current, after)))
+        proposed, worse = derived[current]
+        if proposed != current and proposed not in valid:
             validate_terms(proposed)
-        worse = frozenset(worse_terms(current, proposed))
+            valid.add(proposed)
         schedule = schedules.get(schedule_id)
         new_schedule: FeeSchedule | ProposedSchedule | None = proposal.schedule or schedule
         delta = proposed.included_units - current.included_units
@@ -295,9 +323,8 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
         sides = ((current, schedule, 0), (proposed, new_schedule, delta))
         last = None
         if row[15] is not None:
-            last = _both(
-                sides, int(row[16] or 0), _units(row[17], current.included_units), currency
-            )
+            credits = _units(row[17], current.included_units)
+            last = _both(sides, int(row[16] or 0), credits, currency, priced)
         this = None
         if row[19] is not None:
             used = int(row[22] or 0)
@@ -305,7 +332,7 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
             bounds = PeriodBounds(row[19], _instant(row[20]), _instant(row[21]))
             projected, _ = forecast(used=used, available=credits, bounds=bounds, now=now)
             demand = projected if projected is not None else used
-            this = _both(sides, demand, credits, currency)
+            this = _both(sides, demand, credits, currency, priced)
         result.append(
             TenantWhatIf(
                 tenant_id=tenant_id, name=name, slug=slug, current=current, proposed=proposed,

@@ -158,7 +158,7 @@ def expected(tenant: Tenant, changes: dict, schedule_proposed: ProposedSchedule 
             overage = max(allowed - room, 0)
             amount = Decimal("0.00")
             if fees is not None:
-                tiers = fees.tier_objects() if hasattr(fees, "tier_objects") else list(
+                tiers = fees.tiers_read if hasattr(fees, "tiers_read") else list(
                     fees.tiers.all())  # fmt: skip
                 amount = fee_for_units(mode=fees.mode, tiers=tiers, units=overage,
                                        currency=fees.currency)  # fmt: skip
