@@ -114,6 +114,8 @@ def logging_config(*, log_format: str, level: str) -> dict[str, object]:
         "loggers": {
             # Django's own console handler would print every request error a second time.
             "django": {"handlers": [], "propagate": True},
+            # A 4xx is on its access line already; 5xx errors keep their traceback.
+            "django.request": {"level": "ERROR"},
             # One access line per request is creditguard.access's; not runserver's too.
             "django.server": {"handlers": [], "propagate": False},
         },

@@ -107,6 +107,21 @@ def test_every_line_of_a_request_carries_its_id_and_none_outside(lines):
     assert [r["request_id"] for r in access_lines(lines)] == ["req-1"]
 
 
+def test_a_404_is_one_line_and_a_500_keeps_its_traceback(db, client, lines, monkeypatch):
+    assert client.get("/no/such/page").status_code == 404
+    assert [r["logger"] for r in records(lines)] == ["creditguard.access"]
+
+    def broken():
+        raise RuntimeError("the view broke")
+
+    monkeypatch.setattr("creditguard.views._health_checks", broken)
+    client.raise_request_exception = False
+    assert client.get("/healthz").status_code == 500
+    error = [r for r in records(lines) if r["logger"] == "django.request"]
+    assert len(error) == 1 and "the view broke" in error[0]["exc_info"]
+    assert access_lines(lines)[-1]["status"] == 500
+
+
 def test_the_plain_format_reads_as_one_line_with_the_id():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
     RequestIdFilter().filter(record)
