@@ -62,6 +62,22 @@ def _integer_key(model: type[models.Model]) -> bool:
     return isinstance(model._meta.pk, models.AutoField | models.BigAutoField)
 
 
+def target_link(entry: AuditEntry) -> str:
+    """An entry's target in words, linked to its page when the console has one."""
+    if not hasattr(entry, "target"):  # a single entry's page
+        targets_attach([entry])
+    target = entry.target  # type: ignore[attr-defined]
+    if target is None:
+        kind = entry.object_type.split(".")[-1]
+        return f"{kind} #{entry.object_id} (no longer exists)"
+    meta = target._meta
+    try:
+        url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[target.pk])
+    except NoReverseMatch:
+        return str(target)
+    return format_html('<a href="{}">{}</a>', url, target)
+
+
 class AuditChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -79,18 +95,7 @@ class AuditAdmin(admin.ModelAdmin):
 
     @admin.display(description="Target")
     def target_label(self, entry: AuditEntry) -> str:
-        if not hasattr(entry, "target"):  # a single entry's page
-            targets_attach([entry])
-        target = entry.target  # type: ignore[attr-defined]
-        if target is None:
-            kind = entry.object_type.split(".")[-1]
-            return f"{kind} #{entry.object_id} (no longer exists)"
-        meta = target._meta
-        try:
-            url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[target.pk])
-        except NoReverseMatch:
-            return str(target)
-        return format_html('<a href="{}">{}</a>', url, target)
+        return target_link(entry)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

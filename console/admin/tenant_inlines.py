@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from console.admin.audit import target_link, targets_attach
 from console.admin.common import ReadOnlyInline, staff_user
 from creditguard.models import AuditEntry
 from metering.models import Grant
@@ -151,7 +152,25 @@ class NotificationInline(ReadOnlyInline):
     verbose_name_plural = "Notifications sent"
 
 
+class AuditFormSet(BaseInlineFormSet):
+    """The tenant's audit entries with their targets, read for all of them at once."""
+
+    def get_queryset(self) -> Any:
+        if not hasattr(self, "_queryset"):
+            entries = list(super().get_queryset())
+            targets_attach(entries)
+            self._queryset = entries  # the formset reads it by index and length only
+        return self._queryset
+
+
 class AuditInline(ReadOnlyInline):
     model = AuditEntry
-    fields = readonly_fields = ("created_at", "actor_label", "action", "reason", "before", "after")
+    formset = AuditFormSet
+    fields = readonly_fields = (
+        "created_at", "actor_label", "action", "target", "reason", "before", "after",
+    )  # fmt: skip
     verbose_name_plural = "Audit trail"
+
+    @admin.display(description="Target")
+    def target(self, entry: AuditEntry) -> str:
+        return target_link(entry)

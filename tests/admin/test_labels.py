@@ -103,7 +103,11 @@ def test_the_tenant_page_reads_its_rows_labels_in_a_fixed_number_of_queries(worl
         suspend(world.alpha, sms)
     with CaptureQueriesContext(connection) as many:
         page = client.get(url)
-    assert f"Alpha · {sms.name} · v" in page.content.decode()
+    html = page.content.decode()
+    assert f"Alpha · {sms.name} · v" in html
+    # The audit trail names each entry's target in words.
+    targets = re.findall(r'<td class="field-target">\s*<p>(.*?)</p>', html, re.S)
+    assert any(f"Alpha · {sms.name} · suspend" in target for target in targets), targets
     # The page has other parts whose reads grow with what it shows (its own tests pin
     # them); the rows' labels must not look their tenant, channel or month up one by one.
     assert label_lookups(many) == label_lookups(few), [q["sql"] for q in many]
