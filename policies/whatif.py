@@ -125,6 +125,7 @@ class TenantWhatIf:
     tenant_id: int
     name: str
     slug: str
+    time_zone: str
     current: Terms
     proposed: Terms
     worse: frozenset[str]
@@ -335,7 +336,8 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
             this = _both(sides, demand, credits, currency, priced)
         result.append(
             TenantWhatIf(
-                tenant_id=tenant_id, name=name, slug=slug, current=current, proposed=proposed,
+                tenant_id=tenant_id, name=name, slug=slug, time_zone=time_zone, current=current,
+                proposed=proposed,
                 worse=worse, takes_effect=_takes_effect(current, proposed, worse, time_zone, now),
                 fee_effective=fee_at if proposal.schedule else None,
                 last_label=row[15] or "", last=last, this_label=row[19] or "", this=this,

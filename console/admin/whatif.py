@@ -35,6 +35,9 @@ from tenants.models import Tenant
 PREVIEW_PERMISSION = "policies.view_limitrule"
 APPLY_PERMISSION = "policies.add_limitrule"
 FEE_PERMISSION = "policies.add_feeschedule"
+TERM_WORDS = {"included_units": "included", "hard_limit": "ceiling", "action": "action",
+              "restrict_units": "action", "restrict_window": "action",
+              "carry_over": "carry-over"}  # fmt: skip
 ROWS_SHOWN = 500  # of the table per tenant; the counts above it cover every tenant
 
 
@@ -230,7 +233,7 @@ class LimitRuleAdmin(admin.ModelAdmin):
             apply.add_error(None, exc.detail)
             return self._preview(request, form, apply, status=400)
         worse = [row.takes_effect for row in done.preview.worse if row.takes_effect]
-        when = f", in force from {min(worse):%Y-%m-%d} at the earliest" if worse else ""
+        when = f", in force from {min(worse):%Y-%m-%d %H:%M} UTC at the earliest" if worse else ""
         fees = (
             (
                 f"; {done.notified_fees} told of the new fee schedule, which prices their "
@@ -308,7 +311,7 @@ def _display(preview: WhatIf) -> dict[str, Any]:
             "row": row,
             "last": [_side(f) for f in row.last] if row.last else None,
             "this": [_side(f) for f in row.this] if row.this else None,
-            "worse": ", ".join(sorted(row.worse)),
+            "worse": ", ".join(sorted({TERM_WORDS.get(name, name) for name in row.worse})),
         }
         for row in preview.rows[:ROWS_SHOWN]
     ]
