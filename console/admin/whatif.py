@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
@@ -249,9 +248,9 @@ class LimitRuleAdmin(admin.ModelAdmin):
             f"worse terms{when}{fees}.",
             messages.SUCCESS,
         )  # fmt: skip
-        query = {k: v for k, v in request.POST.items() if k in WhatIfForm.base_fields and v}
-        return HttpResponseRedirect(f"{reverse('admin:policies_limitrule_whatif')}?"
-                                    f"{urlencode(query)}")  # fmt: skip
+        # To the versions just written (worse terms scheduled after their notice), rather
+        # than back to a preview that would offer the same change again.
+        return HttpResponseRedirect(reverse("admin:policies_limitrule_changelist"))
 
     def _page(self, request: HttpRequest, form: WhatIfForm, preview: WhatIf | None,
               apply: ApplyForm | None, status: int = 200) -> TemplateResponse:  # fmt: skip

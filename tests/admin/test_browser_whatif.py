@@ -1,0 +1,69 @@
+"""The what-if in Chromium (issue 13): from the limit rules' list, a staff member previews
+fewer included SMS for a cohort, reads the counts and the table per tenant, confirms and
+applies it; the page stays usable at 1280 px and 1920 px (screenshots whatif-*.png in
+SCREENSHOTS_DIR, see tests/admin/test_browser.py)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, User
+
+from metering.services.ingest import usage_record_batch
+from policies.models import LimitRule
+from policies.roles import ADMINISTRATORS
+from tests.admin.test_browser import SHOTS, browser, pytestmark
+from tests.conftest import event
+from tests.factories import TenantFactory
+from tests.policies.helpers import set_rule
+
+__all__ = ["browser", "pytestmark"]
+
+
+def test_staff_previews_a_cohort_and_applies_it(live_server, browser):
+    shops = [
+        TenantFactory.create(slug=f"shop-{n}", name=f"Shop {n}", time_zone="UTC") for n in range(3)
+    ]
+    TenantFactory.create(slug="bank", name="Bank", industry="finance", time_zone="UTC")
+    for n, tenant in enumerate(shops):
+        set_rule(tenant, "sms", included_units=2000, action="charge_overage")
+        usage_record_batch(
+            tenant=tenant, payload={"events": [event("u", channel="sms", quantity=600 * (n + 1))]}
+        )
+    user = User.objects.create_user("ada", "ada@creditguard.example", "staff-password-1",
+                                    is_staff=True)  # fmt: skip
+    user.groups.add(Group.objects.get(name=ADMINISTRATORS))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "staff-password-1")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/policies/limitrule/")
+    page.click("text=What-if: preview a change")
+    page.select_option("#id_channel", label="SMS")
+    page.select_option("#id_industry", value="retail")
+    page.select_option("#id_size_band", value="50-249")
+    page.fill("#id_included_units", "1000")
+    page.click("input[value=Preview]")
+    page.wait_for_selector("#whatif-tenants")
+    text = page.inner_text("#content")
+    assert "Retail × 50–249 employees · SMS: 3 tenants" in text
+    assert "3 would be notified of worse terms" in text
+    rows = page.locator("#whatif-tenants tbody tr")
+    assert rows.count() == 3 and "2000 → 1000" in rows.first.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no sideways page
+    page.screenshot(path=str(SHOTS / "whatif-1-preview-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 1920, "height": 1000})
+    page.screenshot(path=str(SHOTS / "whatif-2-preview-1920.png"), full_page=True)
+
+    page.fill("#id_reason", "Retail SMS review")
+    page.check("#id_confirm")
+    page.click("input[value='Apply to 3 tenants']")
+    page.wait_for_url("**/admin/policies/limitrule/")
+    page.wait_for_selector(".messagelist")
+    message = page.inner_text(".messagelist")
+    assert "3 tenants changed; 3 notified of worse terms" in message
+    page.screenshot(path=str(SHOTS / "whatif-3-applied.png"), full_page=True)
+    assert set(LimitRule.objects.filter(author=user).values_list("tenant__slug", flat=True)) == {
+        "shop-0", "shop-1", "shop-2"
+    }  # fmt: skip
