@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from console.confirm import attempt, confirmation_page, confirmed, going_back
-from console.outcomes import Notice, notifications_during, told_sentence
+from console.outcomes import Notice, notifications_during, told_sentence, told_summary
 from creditguard.errors import ServiceError
 
 # (model admin, request, one selected object, the form's cleaned data) -> anything
@@ -138,29 +138,24 @@ def form_action(
             applied = outcome.result
             summary = getattr(form, "summary", None)
 
-            def what(obj: Any, result: Any) -> str:
+            def described(obj: Any, result: Any) -> str:
                 if done is not None:
                     return done(obj, result)
-                if summary is not None:
-                    return str(summary(obj))
-                return success.format(count=1) if success else f"{title}: {obj}"
+                assert summary is not None
+                return str(summary(obj))
 
-            if len(applied.done) <= MESSAGES_PER_OBJECT:
+            one_each = done is not None or summary is not None
+            if one_each and len(applied.done) <= MESSAGES_PER_OBJECT:
                 for obj, result, notices in applied.done:
                     told = told_sentence(notices, tenant=getattr(obj, "tenant", obj))
                     model_admin.message_user(
-                        request, f"{what(obj, result)}; {told}.", success_level
+                        request, f"{described(obj, result)}; {told}.", success_level
                     )
             elif applied.done:
                 everyone = [notice for _, _, notices in applied.done for notice in notices]
-                tenants = len({notice.tenant.pk for notice in everyone})
                 headline = (success or f"{title}: {{count}} done").format(count=len(applied.done))
                 model_admin.message_user(
-                    request,
-                    f"{headline.rstrip('.')}; {tenants} tenant(s) were told "
-                    f"({sum(bool(n.emails) for n in everyone)} message(s) by e-mail, every one "
-                    "in-app).",
-                    success_level,
+                    request, f"{headline.rstrip('.')}; {told_summary(everyone)}.", success_level
                 )
             for message in applied.refused:
                 model_admin.message_user(request, message, messages.ERROR)

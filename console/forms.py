@@ -410,3 +410,6 @@ class OfferForm(forms.Form):
         queryset=TopUpPack.objects.filter(active=True).select_related("channel"),
         help_text="The pack offered to each selected tenant.",
     )
+
+    def summary(self, tenant: Any) -> str:
+        return f"Offer of {self.cleaned_data['pack']} sent to {tenant}"

@@ -134,6 +134,17 @@ def told_sentence(notices: list[Notice], *, future: bool = False, tenant: object
     return "; ".join(notice.told(future=future) for notice in seen.values())
 
 
+def told_summary(notices: list[Notice]) -> str:
+    """Whom an action on many objects told: each tenant by name when a few, else counts."""
+    tenants = {notice.tenant.pk: notice for notice in notices}
+    if not tenants:
+        return "nobody was told"
+    if len(tenants) <= 3:
+        return told_sentence(notices)
+    by_email = sum(bool(notice.emails) for notice in tenants.values())
+    return f"{len(tenants)} tenants were told in-app, {by_email} of them also by e-mail"
+
+
 def restriction_text(restriction: Restriction, tenant: Tenant) -> str:
     """ "Throttle on SMS for BrightCart until 26 November 2026, 14:00 CET" — a staff
     restriction in words."""

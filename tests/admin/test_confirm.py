@@ -283,3 +283,32 @@ def test_deciding_a_limit_request_says_who_was_told(alpha: Tenant):
     assert messages_of(declined) == [
         f"Request #{second.pk} of Alpha declined; Alpha's contact was told by e-mail and in-app."
     ]
+
+
+def test_a_bulk_action_names_each_tenant_and_who_was_told(alpha: Tenant, world: World):
+    from decimal import Decimal
+
+    from policies.models import TopUpPack
+
+    pack = TopUpPack.objects.create(
+        channel=Channel.objects.get(code="sms"), units=500, price=Decimal("29.00")
+    )
+    done = staff(superuser=True).post(
+        reverse("admin:tenants_tenant_changelist"),
+        {"action": "send_offer", "apply": "1", "_selected_action": [alpha.pk, world.beta.pk],
+         "pack": pack.pk},
+        follow=True,
+    )  # fmt: skip
+    assert sorted(messages_of(done)) == [
+        "Offer of 500 SMS for €29.00 sent to Alpha; Alpha's contact was told by e-mail and in-app.",
+        "Offer of 500 SMS for €29.00 sent to Beta; Beta's contact was told by e-mail and in-app.",
+    ]
+
+
+def test_closing_tenants_keeps_its_own_message_and_says_who_was_told(world: World):
+    done = staff(superuser=True).post(
+        reverse("admin:tenants_tenant_changelist"),
+        {"action": "close", "apply": "1", "_selected_action": [world.gamma.pk], "reason": "Gone"},
+        follow=True,
+    )
+    assert messages_of(done) == ["1 tenant(s) closed; their API keys are revoked; nobody was told."]
