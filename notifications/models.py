@@ -127,7 +127,7 @@ class AlertRecipient(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.email} ({self.tenant_id})"
+        return f"{self.email} · {self.tenant}"
 
 
 class WebhookEndpoint(models.Model):

@@ -3,7 +3,10 @@ metering services, shown here and never edited."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import admin
+from django.utils import timezone
 
 from console.admin.common import ReadOnlyAdmin
 from metering.models import Balance, BillingPeriod, Grant, LedgerEntry, UsageEvent
@@ -29,18 +32,29 @@ class BalanceAdmin(ReadOnlyAdmin):
 class GrantAdmin(ReadOnlyAdmin):
     list_display = [
         "tenant",
-        "balance",
+        "balance_label",
         "kind",
         "units",
         "drawn_units",
         "priority",
-        "expires_at",
-        "created_at",
+        "expires",
+        "created",
     ]
     list_filter = ["kind"]
-    # The balance's label names its tenant, channel and month.
     list_select_related = ["tenant", "balance__tenant", "balance__channel", "balance__period"]
     search_fields = ["tenant__slug"]
+
+    @admin.display(description="Balance", ordering="balance")
+    def balance_label(self, grant: Grant) -> str:
+        return channel_and_month(grant.balance)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, grant: Grant) -> str:
+        return short_instant(grant.expires_at)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, grant: Grant) -> str:
+        return short_instant(grant.created_at)
 
 
 @admin.register(LedgerEntry)
@@ -48,7 +62,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "tenant",
-        "balance",
+        "balance_label",
         "kind",
         "available_delta",
         "used_delta",
@@ -58,6 +72,20 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     list_select_related = ["tenant", "balance__tenant", "balance__channel", "balance__period"]
     search_fields = ["tenant__slug"]
+
+    @admin.display(description="Balance", ordering="balance")
+    def balance_label(self, entry: LedgerEntry) -> str:
+        return channel_and_month(entry.balance)
+
+
+def channel_and_month(balance: Balance) -> str:
+    """A balance beside its tenant's column: "SMS · November 2026"."""
+    return f"{balance.channel.name} · {balance.period}"
+
+
+def short_instant(value: datetime | None) -> str:
+    """An instant in a narrow column, in the staff member's zone: "1 Dec 2026 00:00"."""
+    return "—" if value is None else f"{timezone.localtime(value):%-d %b %Y %H:%M}"
 
 
 @admin.register(UsageEvent)
