@@ -47,11 +47,21 @@ def lines() -> Iterator[io.StringIO]:
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     level = root.level
+    # import-linter's command (tests/test_layers.py) configures logging in this process
+    # and disables every logger that existed; the app's must write here.
+    loggers = [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    disabled = [lg for lg in loggers if lg.disabled]
+    for logger in disabled:
+        logger.disabled = False
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     yield stream
     root.removeHandler(handler)
     root.setLevel(level)
+    for logger in disabled:
+        logger.disabled = True
 
 
 def records(stream: io.StringIO) -> list[dict]:

@@ -330,13 +330,13 @@ def test_under_gunicorn_every_scrape_sums_the_counts_of_every_worker(db, tmp_pat
 
     def answers() -> bool:
         try:
-            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+            return requests.get(f"{base}/healthz", timeout=10).status_code == 200
         except requests.ConnectionError:
             assert process.poll() is None, process.communicate()[0]
             return False
 
     try:
-        wait_for(answers, what="gunicorn")
+        wait_for(answers, timeout=60, what="gunicorn")
         # 40 with the one that found it up, eight at a time: both workers must serve.
         with ThreadPoolExecutor(8) as pool:
             statuses = pool.map(
