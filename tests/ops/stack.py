@@ -23,6 +23,7 @@ class Process:
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         self.name = name
         self.log: list[str] = []
+        self.terminated = False
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -45,11 +46,14 @@ class Process:
         return self.process.poll() is None
 
     def terminate(self) -> None:
-        if self.alive():
+        """One SIGTERM, as `docker stop` sends (a second one may turn a Celery worker's warm
+        shutdown into the signal's default: ended at once)."""
+        if self.alive() and not self.terminated:
+            self.terminated = True
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 40) -> int:
-        """SIGTERM, as `docker stop` sends, then SIGKILL after ``timeout``."""
+        """SIGTERM unless sent already, then SIGKILL after ``timeout``."""
         self.terminate()
         try:
             return self.process.wait(timeout=timeout)
