@@ -168,8 +168,18 @@ def _kinds_validate(*, tenant: Tenant | None, kinds: list[str]) -> list[str]:
     )
     unknown = sorted(set(kinds) - set(known))
     if unknown:
+        # A kind of the other family is known, only not here: say which family fits.
+        hint = (
+            (
+                " Platform endpoints take platform event types: "
+                if tenant is None
+                else " Tenant endpoints take notification kinds: "
+            )
+            + ", ".join(sorted(known))
+            + "."
+        )
         raise InvalidInput(
-            f"Unknown {name}: {', '.join(unknown)}.",
+            f"Unknown {name}: {', '.join(unknown)}.{hint}",
             errors=[
                 input_error(["kinds", index], f"unknown: {kind}")
                 for index, kind in enumerate(kinds)
