@@ -3,18 +3,25 @@ and admins whose saves and deletes go through a service."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 
 def staff_user(request: HttpRequest) -> User:
     """The signed-in staff member (the admin lets no one else in)."""
     assert isinstance(request.user, User)
     return request.user
+
+
+def short_instant(value: datetime | None) -> str:
+    """An instant in a narrow column, in the staff member's zone: "1 Dec 2026 00:00"."""
+    return "—" if value is None else f"{timezone.localtime(value):%-d %b %Y %H:%M}"
 
 
 def adopt(obj: Any, saved: Any) -> None:

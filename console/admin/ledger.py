@@ -3,12 +3,9 @@ metering services, shown here and never edited."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib import admin
-from django.utils import timezone
 
-from console.admin.common import ReadOnlyAdmin
+from console.admin.common import ReadOnlyAdmin, short_instant
 from metering.models import Balance, BillingPeriod, Grant, LedgerEntry, UsageEvent
 
 
@@ -81,11 +78,6 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 def channel_and_month(balance: Balance) -> str:
     """A balance beside its tenant's column: "SMS · November 2026"."""
     return f"{balance.channel.name} · {balance.period}"
-
-
-def short_instant(value: datetime | None) -> str:
-    """An instant in a narrow column, in the staff member's zone: "1 Dec 2026 00:00"."""
-    return "—" if value is None else f"{timezone.localtime(value):%-d %b %Y %H:%M}"
 
 
 @admin.register(UsageEvent)
