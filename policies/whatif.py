@@ -131,6 +131,7 @@ class TenantWhatIf:
     worse: frozenset[str]
     takes_effect: datetime | None  # when the limit change would; None: it changes nothing
     fee_effective: datetime | None  # when the proposed schedule would price its units
+    scheduled: tuple[Terms, datetime] | None  # the last version scheduled after now, from
     last_label: str
     last: tuple[Figures, Figures] | None  # (current, proposed); None: no ended period
     this_label: str
@@ -138,7 +139,14 @@ class TenantWhatIf:
 
     @property
     def changes_terms(self) -> bool:
-        return self.current != self.proposed
+        """The proposal moves the terms, and is not what is already scheduled for them."""
+        return self.current != self.proposed and not self.already_scheduled
+
+    @property
+    def already_scheduled(self) -> bool:
+        """The last version scheduled after now (an announced change) has the proposed
+        terms: applying again would only announce them twice."""
+        return self.scheduled is not None and self.scheduled[0] == self.proposed
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,8 @@ class WhatIf:
 
     @property
     def worse(self) -> list[TenantWhatIf]:
-        return [row for row in self.rows if row.worse]
+        """The tenants who would be told of worse terms."""
+        return [row for row in self.rows if row.worse and row.changes_terms]
 
     @property
     def changed(self) -> list[TenantWhatIf]:
@@ -262,6 +271,15 @@ def _both(
     )  # fmt: skip
 
 
+def _row_terms(values: Any) -> Terms:
+    included, thresholds, hard_limit, action, restrict_units, restrict_window, carry = values
+    return Terms(
+        included_units=included, warning_thresholds=_thresholds(thresholds),
+        hard_limit=hard_limit, action=action, restrict_units=restrict_units,
+        restrict_window=restrict_window, carry_over=carry,
+    )  # fmt: skip
+
+
 def _units(value: Any, default: int) -> int:
     """A sum of grants (PostgreSQL's SUM of bigints is numeric); a period without a balance
     yet has the included credits opening one would grant."""
@@ -299,21 +317,20 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
     priced: dict[tuple[int, int], Decimal] = {}  # (schedule, overage units) → fee
     result = []
     for row in rows:
-        (tenant_id, name, slug, industry, size_band, currency, time_zone, included, thresholds,
-         hard_limit, action, restrict_units, restrict_window, carry_over,
-         schedule_id) = row[:15]  # fmt: skip
+        tenant_id, name, slug, industry, size_band, currency, time_zone, included = row[:8]
+        schedule_id = row[14]
         if included is None:
             current = _default_terms(cohorts, scope.channel, industry, size_band)
         else:
-            current = Terms(
-                included_units=included, warning_thresholds=_thresholds(thresholds),
-                hard_limit=hard_limit, action=action, restrict_units=restrict_units,
-                restrict_window=restrict_window, carry_over=carry_over,
-            )  # fmt: skip
+            current = _row_terms(row[7:14])
         if current not in derived:
             after = current.with_changes(proposal.changes) if proposal.changes else current
             derived[current] = (after, frozenset(worse_terms(current, after)))
         proposed, worse = derived[current]
+        scheduled = None
+        if row[25] is not None:
+            terms = _row_terms(row[25:32])
+            scheduled = (terms, _instant(row[32]))
         if proposed != current and proposed not in valid:
             validate_terms(proposed)
             valid.add(proposed)
@@ -338,8 +355,10 @@ def whatif_preview(*, scope: Scope, proposal: Proposal, now: datetime) -> WhatIf
             TenantWhatIf(
                 tenant_id=tenant_id, name=name, slug=slug, time_zone=time_zone, current=current,
                 proposed=proposed,
-                worse=worse, takes_effect=_takes_effect(current, proposed, worse, time_zone, now),
-                fee_effective=fee_at if proposal.schedule else None,
+                worse=worse, takes_effect=scheduled[1]
+                if scheduled and scheduled[0] == proposed
+                else _takes_effect(current, proposed, worse, time_zone, now),
+                fee_effective=fee_at if proposal.schedule else None, scheduled=scheduled,
                 last_label=row[15] or "", last=last, this_label=row[19] or "", this=this,
             )
         )  # fmt: skip

@@ -25,6 +25,10 @@ COLUMNS = (
     "restrict_window", "carry_over", "schedule_id",
     "last_label", "last_used", "last_credits", "last_included",
     "this_label", "this_starts_at", "this_ends_at", "this_used", "this_credits", "this_included",
+    # The last version scheduled after now (an announced change), if any.
+    "scheduled_included_units", "scheduled_warning_thresholds", "scheduled_hard_limit",
+    "scheduled_action", "scheduled_restrict_units", "scheduled_restrict_window",
+    "scheduled_carry_over", "scheduled_from",
 )  # fmt: skip
 
 
@@ -81,6 +85,12 @@ def _scope_sql(*, tenant: bool, industry: bool, size_band: bool) -> str:
             FROM {r.db_table} r JOIN scope s ON s.id = r.{r.tenant}
             WHERE r.{r.channel} = %(channel)s AND r.{r.effective_from} <= %(now)s
         ),
+        scheduled AS (
+            SELECT r.{r.tenant} AS tenant_id, {terms}, r.{r.effective_from} AS effective_from,
+                   ROW_NUMBER() OVER (PARTITION BY r.{r.tenant} ORDER BY r.{r.version} DESC) AS rn
+            FROM {r.db_table} r JOIN scope s ON s.id = r.{r.tenant}
+            WHERE r.{r.channel} = %(channel)s AND r.{r.effective_from} > %(now)s
+        ),
         fees AS (
             SELECT n.{n.tenant} AS tenant_id, n.{n.schedule} AS schedule_id,
                    ROW_NUMBER() OVER (
@@ -99,10 +109,13 @@ def _scope_sql(*, tenant: bool, industry: bool, size_band: bool) -> str:
                r.restrict_units, r.restrict_window, r.carry_over,
                fees.schedule_id,
                lp.label, lp.used, lp.credits, lp.included,
-               tp.label, tp.starts_at, tp.ends_at, tp.used, tp.credits, tp.included
+               tp.label, tp.starts_at, tp.ends_at, tp.used, tp.credits, tp.included,
+               sc.included_units, sc.warning_thresholds, sc.hard_limit, sc.action,
+               sc.restrict_units, sc.restrict_window, sc.carry_over, sc.effective_from
         FROM scope s
         LEFT JOIN rules r ON r.tenant_id = s.id AND r.rn = 1
         LEFT JOIN fees ON fees.tenant_id = s.id AND fees.rn = 1
+        LEFT JOIN scheduled sc ON sc.tenant_id = s.id AND sc.rn = 1
         LEFT JOIN last_period_figures lp ON lp.tenant_id = s.id
         LEFT JOIN this_period_figures tp ON tp.tenant_id = s.id
         ORDER BY s.name, s.id

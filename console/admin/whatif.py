@@ -310,7 +310,9 @@ def _display(preview: WhatIf) -> dict[str, Any]:
             "row": row,
             "last": [_side(f) for f in row.last] if row.last else None,
             "this": [_side(f) for f in row.this] if row.this else None,
-            "worse": ", ".join(sorted({TERM_WORDS.get(name, name) for name in row.worse})),
+            "worse": "already announced"
+            if row.already_scheduled
+            else ", ".join(sorted({TERM_WORDS.get(name, name) for name in row.worse})),
         }
         for row in preview.rows[:ROWS_SHOWN]
     ]

@@ -286,6 +286,14 @@ def test_apply_changes_exactly_the_previewed_tenants_with_notices(cohort):
     )
     entry = AuditEntry.objects.get(action="whatif.apply")
     assert entry.after["changed"] == 14 and entry.reason == "Retail review"
+    # The same change again: what worsens is already announced, the rest in force.
+    again = whatif_preview(scope=scope, proposal=Proposal(changes=CHANGES), now=NOW)
+    assert {row.slug for row in again.rows if row.already_scheduled} == worse
+    assert again.changed == [] and again.worse == []
+    rules = LimitRule.objects.count()
+    whatif_apply(scope=scope, proposal=Proposal(changes=CHANGES), digest=again.digest(),
+                 reason="twice", actor=None, now=NOW)  # fmt: skip
+    assert LimitRule.objects.count() == rules
 
 
 def test_apply_refuses_when_the_scope_changed_since_the_preview(cohort):
