@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from notifications.selectors import notifications_unread_count
 from portal.access import ACT, MANAGE_MEMBERS, can
-from portal.nav import NAV
+from portal.nav import NAV, page_to_return_to
 
 
 def layout_context(request: HttpRequest) -> dict[str, Any]:
@@ -21,7 +21,11 @@ def layout_context(request: HttpRequest) -> dict[str, Any]:
     context: dict[str, Any] = {
         "support_contact": settings.SUPPORT_CONTACT,
         "languages": settings.LANGUAGES,
-        "current_path": request.get_full_path(),
+        # Where the language and account switches come back to: a page that answers GET,
+        # also when this answer is a form's POST rendered on the action's own URL.
+        "current_path": page_to_return_to(request.get_full_path())
+        if getattr(request, "membership", None)
+        else request.get_full_path(),
     }
     membership = getattr(request, "membership", None)
     if membership is None:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from portal.access import SESSION_TENANT, activate_language, member_required
 from portal.forms import PortalLoginForm, PortalPasswordResetForm
 from portal.layout import layout_context
+from portal.nav import page_to_return_to
 
 
 class _PublicPage:
@@ -93,4 +94,5 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         target = reverse("portal:overview")
-    return HttpResponseRedirect(target)
+    # An action's URL (a form's answer rendered there) takes no GET: its page instead.
+    return HttpResponseRedirect(page_to_return_to(target))
