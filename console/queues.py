@@ -41,7 +41,6 @@ from policies.models import (
     OverageCharge,
     Restriction,
 )
-from tenants.models import Tenant
 
 # A recommendation is worth a look when its suggestion is this far from the limit in force.
 RECOMMENDATION_GAP_PERCENT = 20
@@ -109,11 +108,11 @@ def overage_pending(now: datetime) -> Queue:
 
 
 def tenants_near_limit(now: datetime) -> Queue:
-    """Tenants at or past ``NEAR_LIMIT_PERCENT`` of a channel this period (over included)."""
-    balances = current_balances(now).filter(tenant=OuterRef("pk"))
-    counts = Tenant.objects.aggregate(
-        near=Count("pk", filter=Q(Exists(balances.filter(near_limit_q())))),
-        over=Count("pk", filter=Q(Exists(balances.filter(used__gt=F("available"))))),
+    """Tenants at or past ``NEAR_LIMIT_PERCENT`` of a channel this period (over included):
+    one pass over this period's balances, tenants counted once however many channels."""
+    counts = current_balances(now).aggregate(
+        near=Count("tenant", distinct=True, filter=near_limit_q()),
+        over=Count("tenant", distinct=True, filter=Q(used__gt=F("available"))),
     )
     return Queue(
         key="near_limit",
