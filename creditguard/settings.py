@@ -34,6 +34,8 @@ PRODUCTION = ENVIRONMENT == "production"
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
     refuse_to_start("production needs SECRET_KEY set to a random value of 32+ characters.")
+# Earlier keys still accepted for sessions and signed cookies while a new one takes over.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list(

@@ -87,3 +87,16 @@ def test_production_with_a_real_secret_and_redis_starts():
         ALLOWED_HOSTS="example.com",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_rotated_secret_key_still_reads_what_the_old_one_signed():
+    from django.core import signing
+
+    old, new = secrets.token_urlsafe(50), secrets.token_urlsafe(50)
+    token = signing.dumps({"session": "kept"}, key=old)
+    read = f"from django.core import signing; print(signing.loads({token!r})['session'])"
+    rotated = manage("shell", "-c", read, SECRET_KEY=new, SECRET_KEY_FALLBACKS=old)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip().splitlines()[-1] == "kept"
+    without = manage("shell", "-c", read, SECRET_KEY=new)
+    assert without.returncode != 0 and "BadSignature" in without.stderr
