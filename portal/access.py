@@ -61,13 +61,24 @@ def memberships_of(user: Any) -> list[Membership]:
     )
 
 
+# The tenant a session opens at: where the person's role is highest (an owner acts for
+# it), then by name — not simply the first by name, where one may be only a viewer.
+ROLE_RANK = {Role.OWNER: 0, Role.ADMIN: 1, Role.VIEWER: 2}
+
+
+def default_membership(memberships: list[Membership]) -> Membership | None:
+    """The membership a new session starts at: the highest role, then the tenant's name
+    (``memberships`` come by name)."""
+    return min(memberships, key=lambda m: ROLE_RANK.get(m.role, 3), default=None)
+
+
 def current_membership(request: HttpRequest, memberships: list[Membership]) -> Membership | None:
-    """The membership of the tenant chosen in the session, else the first one."""
+    """The membership of the tenant chosen in the session, else ``default_membership``."""
     chosen = request.session.get(SESSION_TENANT)
     for membership in memberships:
         if membership.tenant_id == chosen:
             return membership
-    return memberships[0] if memberships else None
+    return default_membership(memberships)
 
 
 def portal_language(request: HttpRequest, tenant: Tenant | None) -> str:

@@ -43,7 +43,8 @@ class LoginView(_PublicPage, auth_views.LoginView):
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
-        # A new session starts at the person's first tenant (the switcher changes it).
+        # A new session starts at the tenant where the person's role is highest (the
+        # switcher changes it; access.default_membership).
         self.request.session.pop(SESSION_TENANT, None)
         return response
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from tenants.models import Membership
+from tests.factories import MembershipFactory
 from tests.portal.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +79,20 @@ def test_a_person_in_two_tenants_switches_between_them(people):
     assert response.status_code == 302 and response["Location"] == "/policy/"
     page = client.get("/dashboard/").content.decode()
     assert '<option value="beta" selected>Beta AG</option>' in page
+
+
+def test_a_new_session_opens_where_the_persons_role_is_highest(people):
+    # A viewer of Alpha GmbH (first by name) who owns Beta AG opens Beta AG.
+    MembershipFactory.create(tenant=people.alpha, user=people.beta_owner, role="viewer")
+    client, response = log_in("bert")
+    assert response["Location"] == "/dashboard/"
+    page = client.get("/dashboard/").content.decode()
+    assert '<option value="beta" selected>Beta AG</option>' in page
+    # Equal roles: by name (both is admin of Alpha, viewer of Beta; make it Beta's admin).
+    Membership.objects.filter(user=people.both, tenant=people.beta).update(role="admin")
+    client, _ = log_in("both")
+    page = client.get("/dashboard/").content.decode()
+    assert '<option value="alpha" selected>Alpha GmbH</option>' in page
 
 
 def test_switching_to_a_tenant_one_is_not_a_member_of_is_not_found(people):
