@@ -91,7 +91,7 @@ def test_a_customer_asks_for_more_credits_and_staff_approve_them(live_server, br
     console.fill("#approve_reason", "Seasonal peak; the recommendation agrees")
     console.fill("#approve_customer_reason", "Good luck with the campaign.")
     console.locator("input[name=approve]").click()
-    expect(console.locator(".messagelist")).to_contain_text("approved: 4500 sms credits")
+    expect(console.locator(".messagelist")).to_contain_text("approved: 4,500 SMS credits")
     request.refresh_from_db()
     assert (request.status, request.approved_included_units) == ("approved", 4500)
     assert effective_rule(
