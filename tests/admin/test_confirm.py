@@ -87,10 +87,14 @@ def test_a_throttle_needs_its_units(alpha: Tenant):
     told_nothing()
 
 
-def test_a_suspension_of_all_channels_for_good_is_only_shown_until_confirmed(alpha: Tenant):
+def test_a_suspension_of_all_channels_for_good_is_only_shown_until_confirmed(
+    alpha: Tenant, django_capture_on_commit_callbacks
+):
     client = staff(superuser=True)
     form = {"channel": "all", "kind": "suspend", "hours": "", **REASONS}
-    page = client.post(restrict_url(alpha), form)
+    with django_capture_on_commit_callbacks() as after_commit:
+        page = client.post(restrict_url(alpha), form)
+    assert after_commit == []  # no delivery enqueued, no event counted: all rolled back
     assert page.status_code == 200
     assert page.templates[0].name == "admin/console/confirm.html"
     html = page.content.decode()
@@ -103,8 +107,9 @@ def test_a_suspension_of_all_channels_for_good_is_only_shown_until_confirmed(alp
     assert alpha.status == "active"
 
     # Confirmed: the same form posted again, as the page does.
-    done = client.post(restrict_url(alpha), {**dict(page.context["posted"]), "confirmed": "1"})
-    assert done.status_code == 302
+    with django_capture_on_commit_callbacks() as after_commit:
+        done = client.post(restrict_url(alpha), {**dict(page.context["posted"]), "confirmed": "1"})
+    assert done.status_code == 302 and after_commit  # now the deliveries go out
     restriction = Restriction.objects.get(tenant=alpha)
     assert (restriction.channel, restriction.kind, restriction.ends_at) == (None, "suspend", None)
     # The page showed the exact text the tenant received, in its language.
