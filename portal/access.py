@@ -63,7 +63,7 @@ def memberships_of(user: Any) -> list[Membership]:
 
 # The tenant a session opens at: where the person's role is highest (an owner acts for
 # it), then by name — not simply the first by name, where one may be only a viewer.
-ROLE_RANK = {Role.OWNER: 0, Role.ADMIN: 1, Role.VIEWER: 2}
+ROLE_RANK: dict[str, int] = {Role.OWNER: 0, Role.ADMIN: 1, Role.VIEWER: 2}
 
 
 def default_membership(memberships: list[Membership]) -> Membership | None:

@@ -20,6 +20,7 @@ from creditguard.locale_format import (
     number_text,
     percent_text,
 )
+from portal import deliveries
 
 register = template.Library()
 
@@ -84,3 +85,25 @@ def channel_name(channel: Any) -> str:
 @register.simple_tag
 def channel_unit(channel: Any) -> str:
     return str(channel.labels().get(_language(), {}).get("unit") or channel.unit)
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    """A notification kind (a webhook event's) by its translated label, not its code."""
+    return deliveries.kind_label(kind)
+
+
+@register.filter
+def kind_labels(kinds: list[str]) -> str:
+    return ", ".join(kind_label(kind) for kind in kinds)
+
+
+@register.filter
+def delivery_failure(error: str) -> str:
+    """Why a delivery failed, in a translated sentence (``portal.deliveries``)."""
+    return deliveries.failure_text(error)
+
+
+@register.filter
+def disabled_reason(reason: str) -> str:
+    return deliveries.disabled_reason_text(reason)

@@ -179,7 +179,7 @@ def test_a_test_event_is_delivered_and_listed_and_a_failed_one_retried(people, r
         last_error="HTTP 503",
     )
     page = client.get("/developers/").content.decode()
-    assert "webhook_test" in page and "HTTP 503" in page and "Retry" in page
+    assert "Test event" in page and "HTTP 503 from the receiver." in page and "Retry" in page
     assert client.post(f"/developers/deliveries/{delivery.pk}/retry/").status_code == 302
     assert Delivery.objects.get(pk=delivery.pk).status == "pending"
     # Retrying what is not failed says so, and changes nothing.
