@@ -175,6 +175,10 @@ def test_the_start_page_shows_the_queues_in_a_fixed_number_of_queries(
     assert 'id="work-queues"' in page
     assert "Overage charges awaiting a decision" in page
     assert "/admin/policies/overagecharge/?ready=yes" in page
+    # An app's page extends the index template: the queues are the start page's alone.
+    with django_assert_num_queries(2):  # the session and the user
+        app_page = client.get("/admin/policies/").content.decode()
+    assert "Overage charges" in app_page and 'id="work-queues"' not in app_page
 
 
 def test_a_role_sees_the_queues_and_staff_in_no_group_none(queues_data):
