@@ -105,9 +105,6 @@ def test_the_tenant_page_reads_its_rows_labels_in_a_fixed_number_of_queries(worl
         page = client.get(url)
     html = page.content.decode()
     assert f"Alpha · {sms.name} · v" in html
-    # The audit trail names each entry's target in words.
-    targets = re.findall(r'<td class="field-target">\s*<p>(.*?)</p>', html, re.S)
-    assert any(f"Alpha · {sms.name} · suspend" in target for target in targets), targets
     # The page has other parts whose reads grow with what it shows (its own tests pin
     # them); the rows' labels must not look their tenant, channel or month up one by one.
     assert label_lookups(many) == label_lookups(few), [q["sql"] for q in many]
