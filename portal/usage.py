@@ -10,8 +10,9 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db.models import Min
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -24,7 +25,9 @@ from creditguard.locale_format import (
     period_text,
     short_day_text,
 )
+from metering.models import BillingPeriod
 from metering.selectors import forecast
+from metering.services.periods import period_bounds
 from metering.usage import (
     CHART_GRANULARITIES,
     CHART_PERIODS_BACK,
@@ -45,15 +48,31 @@ class UsageQuery:
     problems: list[str | Promise]  # what was asked for and could not be shown
 
 
-def usage_query(params: Mapping[str, str]) -> UsageQuery:
-    """The period (``period``: 0 this one, up to 12 periods back) and the granularity
-    (``day`` or ``hour``) asked for; what is missing is the default (this period, by day),
-    what is not valid too, named in ``problems``."""
+def oldest_period_ago(*, tenant: Tenant, now: datetime | None = None) -> int:
+    """How many periods back the account's usage goes (0 to 12): to the period in which
+    it began — its creation or its first billing period (the demo's history, imported
+    accounts), whichever is earlier. A period before it has no figures of its own: the
+    page offered it with the terms of today and nothing used. One query."""
+    now = now or timezone.now()
+    first = BillingPeriod.objects.for_tenant(tenant).aggregate(first=Min("starts_at"))["first"]
+    began = min(moment for moment in (tenant.created_at, first, now) if moment is not None)
+    bounds = period_bounds(tenant=tenant, at=now)
+    ago = 0
+    while ago < CHART_PERIODS_BACK and bounds.starts_at > began:
+        bounds = period_bounds(tenant=tenant, at=bounds.starts_at - timedelta(days=1))
+        ago += 1
+    return ago
+
+
+def usage_query(params: Mapping[str, str], *, oldest: int = CHART_PERIODS_BACK) -> UsageQuery:
+    """The period (``period``: 0 this one, up to ``oldest`` periods back, at most 12) and
+    the granularity (``day`` or ``hour``) asked for; what is missing is the default (this
+    period, by day), what is not valid too, named in ``problems``."""
     problems: list[str | Promise] = []
     periods_ago = 0
     period = params.get("period", "").strip()
     if period:
-        if period.isdigit() and int(period) <= CHART_PERIODS_BACK:
+        if period.isdigit() and int(period) <= min(oldest, CHART_PERIODS_BACK):
             periods_ago = int(period)
         else:
             problems.append(
@@ -127,8 +146,11 @@ def usage_page_for(
     periods_ago: int,
     granularity: str,
     language: str,
+    oldest: int = CHART_PERIODS_BACK,
     now: datetime | None = None,
 ) -> UsagePage:
+    """The page of one period; the selector offers the periods up to ``oldest`` back
+    (``oldest_period_ago``)."""
     now = now or timezone.now()
     chart = usage_chart(tenant=tenant, periods_ago=periods_ago, granularity=granularity, now=now)
     bounds = chart.bounds
@@ -200,7 +222,7 @@ def usage_page_for(
             label=period_text(period.label, language=language),
             selected=index == periods_ago,
         )
-        for index, period in enumerate(chart.periods)
+        for index, period in enumerate(chart.periods[: oldest + 1])
     ]
     return UsagePage(
         chart=chart,

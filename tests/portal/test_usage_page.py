@@ -196,7 +196,7 @@ def test_bad_parameters_fall_back_on_the_page_and_answer_400_for_the_csv(people,
         assert export.status_code == 200  # empty: the default
     else:
         assert export.status_code == 400
-        assert "period from 0 (this one) to 12" in export.content.decode()
+        assert "period from 0 (this one) to 0 (your account's first)" in export.content.decode()
 
 
 def test_the_page_in_german(people):
@@ -260,12 +260,13 @@ def test_the_page_takes_a_fixed_number_of_queries_whatever_the_history(
         first = client.get(f"/usage/{query}")
         assert len(first.context["usage"].channels) == len(codes)
         assert all(c.usage.total > 0 for c in first.context["usage"].channels)
-        # session, user, memberships with their tenants; the chart: the balances with
-        # their included credits, the channels, the rollups (two more, the rules and the
-        # cohort defaults, for a channel without a balance that period); the unread
+        # session, user, memberships with their tenants; the account's first period
+        # (how far back the selector goes); the chart: the balances with their included
+        # credits, the channels, the rollups (two more, the rules and the cohort
+        # defaults, for a channel without a balance that period); the unread
         # notifications beside the menu
-        with django_assert_num_queries(7):
+        with django_assert_num_queries(8):
             assert client.get(f"/usage/{query}").status_code == 200
-        with django_assert_num_queries(6):  # no notifications beside a menu
+        with django_assert_num_queries(7):  # no notifications beside a menu
             response = client.get(f"/usage/export.csv{query}")
             assert response.content.count(b"\r\n") > len(codes)
