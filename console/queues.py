@@ -160,6 +160,17 @@ def limit_requests_open(now: datetime) -> Queue:
 
 
 def recommendations_differing(now: datetime) -> Queue:
+    gap = RECOMMENDATION_GAP_PERCENT
+    return Queue(
+        key="recommendations",
+        title=f"Recommendations more than {gap} % from the limit in force",
+        count=recommendations_far_from_limit(now).count(),
+        detail="",
+        url=_changelist("policies_limitrecommendation", gap="yes"),
+    )
+
+
+def recommendations_far_from_limit(now: datetime) -> QuerySet[LimitRecommendation]:
     """Each tenant × channel's latest recommendation, not applied, whose suggested included
     credits differ by more than ``RECOMMENDATION_GAP_PERCENT`` from the limit in force: the
     included credits of the tenant's latest rule version in effect, or, without one, those
@@ -179,26 +190,13 @@ def recommendations_differing(now: datetime) -> Queue:
     limit = Coalesce(Subquery(rule), F("current_included"), output_field=BigIntegerField())
     # |suggested - limit| > gap % of limit, in whole numbers: no division rounds the mark.
     gap = RECOMMENDATION_GAP_PERCENT
-    ids = list(
+    return (
         LimitRecommendation.objects.filter(applied_at__isnull=True)
         .exclude(Exists(newer))
         .alias(limit=limit, suggested=F("suggested_included") * 100)
         .filter(
             Q(suggested__gt=F("limit") * (100 + gap)) | Q(suggested__lt=F("limit") * (100 - gap))
         )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    return Queue(
-        key="recommendations",
-        title=f"Recommendations more than {gap} % from the limit in force",
-        count=len(ids),
-        detail="",
-        # No filter of the recommendations' list says "differs from the limit in force",
-        # so the link names them.
-        url=_changelist(
-            "policies_limitrecommendation", id__in=",".join(str(pk) for pk in ids) or "0"
-        ),
     )
 
 

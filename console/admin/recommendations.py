@@ -8,11 +8,13 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from console.actions import form_action
 from console.admin.common import staff_user
 from console.forms import RecommendationApplyForm
+from console.queues import RECOMMENDATION_GAP_PERCENT, recommendations_far_from_limit
 from policies.models import (
     LimitRecommendation,
 )
@@ -25,6 +27,25 @@ def recommendation_reason(queryset: QuerySet[LimitRecommendation]) -> dict[str, 
     if first is None:
         return {}
     return {"reason": f"Recommendation of {first.computed_at:%Y-%m-%d}: {first.explanation}"}
+
+
+class FarFromLimitFilter(admin.SimpleListFilter):
+    """The start page's queue: the latest unapplied recommendations far from the limit."""
+
+    title = "suggestion"
+    parameter_name = "gap"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        gap = RECOMMENDATION_GAP_PERCENT
+        return [("yes", f"Latest, unapplied, more than {gap} % from the limit in force")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[LimitRecommendation]
+    ) -> QuerySet[LimitRecommendation]:
+        if self.value() == "yes":
+            far = recommendations_far_from_limit(timezone.now())
+            return queryset.filter(pk__in=far.values("pk"))
+        return queryset
 
 
 @admin.register(LimitRecommendation)
@@ -41,7 +62,7 @@ class LimitRecommendationAdmin(admin.ModelAdmin):
         "computed_on",
         "applied",
     ]
-    list_filter = ["channel", "applied_at"]
+    list_filter = [FarFromLimitFilter, "channel", "applied_at"]
     list_select_related = ["tenant", "channel"]
     search_fields = ["tenant__name", "tenant__slug"]
     actions = ["apply"]
