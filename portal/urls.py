@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import path
 
 from portal.views import (
@@ -19,7 +22,15 @@ from portal.views import (
 
 app_name = "portal"
 
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, which browsers ask for whatever the page says: the portal's icon
+    (the pages link it as ``<link rel=icon>``), rather than a 404 on every page."""
+    return redirect(static("portal/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("login/", account.LoginView.as_view(), name="login"),
     path("logout/", account.LogoutView.as_view(), name="logout"),
     path("password-reset/", account.PasswordResetView.as_view(), name="password_reset"),

@@ -7,11 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from notifications.messages import render_message
@@ -76,6 +78,9 @@ def notifications_read(request: HttpRequest) -> HttpResponse:
         user=request.user,
         public_ids=public_ids,
     )
+    if public_ids is None:
+        # One marked read shows it on its own row; all of them say so.
+        messages.success(request, _("All notifications are marked as read."))
     # Back to the list as it was shown (its filter and page), nothing else.
     shown = QueryDict(request.POST.get("return", ""))
     back = QueryDict(mutable=True)

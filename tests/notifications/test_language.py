@@ -287,7 +287,7 @@ def test_the_policy_change_is_rendered_from_its_version():
     assert message.subject == "Fair-Use-Richtlinie 1.1"
     assert message.lines == [
         "Die Fair-Use-Richtlinie 1.1 gilt ab 21. Dezember 2026. Bitte lesen und bestätigen "
-        "Sie sie in Ihrem Dashboard."
+        "Sie sie in Ihrer Übersicht."
     ]
 
 

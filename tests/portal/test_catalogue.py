@@ -32,3 +32,13 @@ def test_every_portal_string_has_a_german_translation():
     assert not missing, f"not in the catalogue: {missing}"
     untranslated = sorted(m for m in used if not entries[m].msgstr or entries[m].fuzzy)
     assert not untranslated, f"untranslated or fuzzy: {untranslated}"
+
+
+def test_the_german_catalogue_words_top_ups_and_the_overview_one_way():
+    """A top-up is an "Aufladung" everywhere (portal and messages, not also
+    "Aufstockung"), and a message naming the overview page calls it by the menu's name,
+    "Übersicht", not "Dashboard" (issue 11)."""
+    entries = [e for e in polib.pofile(str(CATALOGUE)) if not e.obsolete]
+    assert any("Aufladung" in e.msgstr for e in entries)
+    mixed = [e.msgid for e in entries if "ufstock" in e.msgstr or "Dashboard" in e.msgstr]
+    assert not mixed, f"Aufstockung or Dashboard in: {mixed}"
