@@ -28,7 +28,6 @@ from django.db.models import (
     DecimalField,
     F,
     FilteredRelation,
-    IntegerField,
     Max,
     OuterRef,
     Q,
@@ -43,23 +42,12 @@ from billing import sql as billing_sql
 from creditguard.errors import Conflict
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Grant
+from metering.selectors import granted_units
 from policies.models import OverageCharge, TopUp
 from tenants.models import Tenant
 
 PROVISIONAL = "provisional"
 FINAL = "final"
-
-
-def _grant_units(kind: str, *, purchased_here: bool | None = None) -> Coalesce:
-    """Σ units granted less units reduced, of the balance's grants of ``kind``."""
-    grants = Grant.objects.filter(balance=OuterRef("pk"), kind=kind)
-    if purchased_here is not None:
-        grants = grants.filter(topup__isnull=not purchased_here)
-    total = (
-        grants.order_by().values("balance")
-        .annotate(total=Sum(F("units") - F("reduced_units"))).values("total")
-    )  # fmt: skip
-    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
 
 
 def _topups(field: str, aggregate: type[Sum] | type[Count]) -> Subquery:
@@ -226,10 +214,10 @@ def export_rows_orm(
                     tenant__overage_charges__period=F("period"),
                 ),
             ),
-            included_units=_grant_units(Grant.Kind.INCLUDED),
-            promotional_units=_grant_units(Grant.Kind.PROMOTIONAL),
-            purchased_units=_grant_units(Grant.Kind.PURCHASED, purchased_here=True),
-            carried_in_units=_grant_units(Grant.Kind.PURCHASED, purchased_here=False),
+            included_units=granted_units(Grant.Kind.INCLUDED),
+            promotional_units=granted_units(Grant.Kind.PROMOTIONAL),
+            purchased_units=granted_units(Grant.Kind.PURCHASED, purchased_here=True),
+            carried_in_units=granted_units(Grant.Kind.PURCHASED, purchased_here=False),
             topup_count=Coalesce(_topups("pk", Count), Value(0)),
             topup_amount=_topups("price", Sum),
             tenant_slug=F("tenant__slug"), tenant_name=F("tenant__name"),

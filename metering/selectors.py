@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db.models import Case, F, Sum, When
+from django.db.models import Case, F, IntegerField, OuterRef, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from creditguard.errors import NotFound
@@ -172,14 +173,37 @@ def balances_for_tenant(*, tenant: Tenant, now: datetime | None = None) -> Tenan
     return TenantBalances(bounds=bounds, period=period, channels=rows, rules=rules)
 
 
+def granted_units(kind: str, *, purchased_here: bool | None = None) -> Coalesce:
+    """An annotation of a ``Balance`` queryset: Σ units granted less units reduced, of the
+    balance's grants of ``kind`` (``purchased_here``: only top-ups bought for it, or only
+    units carried in). What was granted, not what is left: a closed period's expired
+    grants still count whole, as the billing export and the portal's usage read them
+    (``available`` after the close holds only what was drawn)."""
+    grants = Grant.objects.filter(balance=OuterRef("pk"), kind=kind)
+    if purchased_here is not None:
+        grants = grants.filter(topup__isnull=not purchased_here)
+    total = (
+        grants.order_by().values("balance")
+        .annotate(total=Sum(F("units") - F("reduced_units"))).values("total")
+    )  # fmt: skip
+    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
+
+
 def balances_by_period(*, tenant: Tenant, channel: Channel, periods: int) -> list[Balance]:
     """The tenant × channel's balances of its last ``periods`` periods (the current one
     included, if opened), newest first, with their period: the units used and available
-    per period, as the close and the recommendations read them. One query."""
+    per period, and what was granted (``included_units``, ``promotional_units``,
+    ``purchased_units``: top-ups and units carried in), as the billing export reads them.
+    One query."""
     return list(
         Balance.objects.for_tenant(tenant)
         .filter(channel=channel)
         .select_related("period")
+        .annotate(
+            included_units=granted_units(Grant.Kind.INCLUDED),
+            promotional_units=granted_units(Grant.Kind.PROMOTIONAL),
+            purchased_units=granted_units(Grant.Kind.PURCHASED),
+        )
         .order_by("-period__starts_at")[:periods]
     )
 

@@ -22,10 +22,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from console.admin.common import staff_user
+from console.formats import count_text, staff_instant
 from console.outcomes import notifications_during, told_sentence
 from creditguard.errors import ServiceError
 from metering.levels import usage_percent
+from metering.models import Balance
 from policies.models import LimitRequest
+from policies.models.rules import Action, CarryOver
 from policies.selectors import limit_request_review
 from policies.services.limit_requests import (
     MAX_TEXT,
@@ -71,16 +74,17 @@ class DeclineForm(forms.Form):
 @admin.register(LimitRequest)
 class LimitRequestAdmin(admin.ModelAdmin):
     list_display = [
-        "id",
+        "number",
         "tenant",
-        "channel",
+        "channel_name",
         "status",
-        "current_included_units",
-        "included_units",
-        "expected_volume",
-        "requested_at",
+        "had",
+        "asks_for",
+        "expects",
+        "asked",
         "review",
     ]
+    list_display_links = None  # the review is the request's page (``number``, ``review``)
     list_filter = ["status", "channel"]
     list_select_related = ["tenant", "channel"]
     search_fields = ["tenant__name", "tenant__slug"]
@@ -93,6 +97,42 @@ class LimitRequestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # decided, never deleted: they are the tenant's history
+
+    @admin.display(description="ID", ordering="pk")
+    def number(self, limit_request: LimitRequest) -> str:
+        url = reverse("admin:policies_limitrequest_review", args=[limit_request.pk])
+        return format_html('<a href="{}">#{}</a>', url, limit_request.pk)
+
+    @admin.display(description="Channel", ordering="channel__sort_order")
+    def channel_name(self, limit_request: LimitRequest) -> str:
+        return limit_request.channel.name
+
+    @admin.display(description="Had", ordering="current_included_units")
+    def had(self, limit_request: LimitRequest) -> str:
+        return count_text(limit_request.current_included_units)
+
+    @admin.display(description="Asks for", ordering="included_units")
+    def asks_for(self, limit_request: LimitRequest) -> str:
+        return count_text(limit_request.included_units)
+
+    @admin.display(description="Expects to use", ordering="expected_volume")
+    def expects(self, limit_request: LimitRequest) -> str:
+        return count_text(limit_request.expected_volume)
+
+    @admin.display(description="Asked", ordering="requested_at")
+    def asked(self, limit_request: LimitRequest) -> str:
+        return staff_instant(limit_request.requested_at)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        """The review is a request's page: the admin's field list of it is not offered."""
+        if not object_id.isdigit():
+            return HttpResponseRedirect(reverse("admin:policies_limitrequest_changelist"))
+        return HttpResponseRedirect(
+            reverse("admin:policies_limitrequest_review", args=[int(object_id)])
+        )
 
     @admin.display(description="")
     def review(self, limit_request: LimitRequest) -> str:
@@ -130,9 +170,12 @@ class LimitRequestAdmin(admin.ModelAdmin):
         decline: DeclineForm | None, status: int = 200,
     ) -> TemplateResponse:  # fmt: skip
         review = limit_request_review(limit_request=limit_request, at=timezone.now())
-        history = [
-            (balance, usage_percent(used=balance.used, available=balance.available))
-            for balance in review.history
+        # Percent of the included credits, as the billing export and the portal read a
+        # period: ``available`` after the close holds only what was drawn.
+        history = [(balance, _percent_of_included(balance)) for balance in review.history]
+        terms = [_terms_row(review.rule.source, review.rule)] + [
+            _terms_row(f"v{rule.version} scheduled from {staff_instant(rule.effective_from)}", rule)
+            for rule in review.scheduled
         ]
         return TemplateResponse(
             request,
@@ -143,6 +186,7 @@ class LimitRequestAdmin(admin.ModelAdmin):
                 "opts": self.model._meta,
                 "review": review,
                 "history": history,
+                "terms": terms,
                 "approve_form": approve,
                 "decline_form": decline,
                 "notice_days": settings.LIMIT_NOTICE_DAYS,
@@ -240,3 +284,26 @@ def _refusal(form: forms.Form, exc: ServiceError) -> None:
     for error in exc.errors or [{"field": None, "detail": exc.detail}]:
         field = error.get("field")
         form.add_error(field if field in form.fields else None, error.get("detail") or exc.detail)
+
+
+def _percent_of_included(balance: Balance) -> int | None:
+    included = balance.included_units  # type: ignore[attr-defined]  # balances_by_period's
+    return usage_percent(used=balance.used, available=included)
+
+
+def _terms_row(source: str, terms: Any) -> dict[str, str]:
+    """A row of the terms table in words: figures grouped, choices by their labels."""
+    return {
+        "source": source,
+        "included": count_text(terms.included_units),
+        "hard_limit": "none" if terms.hard_limit is None else count_text(terms.hard_limit),
+        "action": _label(Action, terms.action),
+        "carry_over": _label(CarryOver, terms.carry_over),
+    }
+
+
+def _label(choices: Any, value: str) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value

@@ -6,16 +6,20 @@ form, never a 500."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from metering.models import Channel
+from metering.models import Balance, Channel
+from metering.services.ingest import usage_record_batch
+from metering.services.periods import period_bounds
 from notifications.models import Notification
 from policies.models import LimitRequest
 from policies.roles import ADMINISTRATORS
 from policies.selectors import effective_rule
+from policies.services.close import periods_close_due
 from policies.services.limit_requests import limit_request_create, limit_request_decline
 from policies.services.recommend import recommendations_compute
 from tests.admin.test_roles import signed_in
@@ -65,13 +69,13 @@ def test_the_review_shows_usage_terms_and_the_recommendation_beside_the_request(
     response = client.get(url("review", asked))
     assert response.status_code == 200
     body = text(response)
-    assert "Black Friday campaign" in body and "5000 included per period" in body
+    assert "Black Friday campaign" in body and "5,000 included per period" in body
     review = response.context_data["review"]
     assert [b.used for b in review.history] == [800]
     assert review.rule.included_units == 1000
     recommendation = review.recommendation
     assert recommendation is not None
-    assert f"{recommendation.suggested_included} included" in body
+    assert f"{recommendation.suggested_included:,} included" in body
     assert recommendation.cohort in body
     # Support reads it, but deciding a limit is the Administrators'.
     assert response.context_data["approve_form"] is None
@@ -145,3 +149,37 @@ def test_only_administrators_decide(asked, role):
     assert client.post(url("decline", asked), {"customer_reason": "no"}).status_code == 403
     asked.refresh_from_db()
     assert asked.status == "open"
+
+
+def test_a_closed_month_reads_used_of_included_as_the_billing_export_does(world: World):
+    """After the close a balance's ``available`` holds only what was drawn (1,415 of
+    2,000): the review read 1415/1415 = 100 %. It shows the included credits granted."""
+    sms = Channel.objects.get(code="sms")
+    now = timezone.now()
+    last_month = period_bounds(tenant=world.alpha, at=now).starts_at - timedelta(days=10)
+    usage_record_batch(
+        tenant=world.alpha,
+        payload={"events": [event("past", quantity=1415, occurred_at=last_month.isoformat())]},
+        now=last_month + timedelta(minutes=1),
+    )  # fmt: skip
+    periods_close_due(now=now)
+    closed = Balance.objects.get(tenant=world.alpha, channel=sms, period__status="closed")
+    assert closed.available == 1415  # what made the old page read 100 %
+    request = ask(world.alpha, units=4500)
+    _, client = signed_in("Support")
+    body = text(client.get(url("review", request)))
+    assert f"{closed.period.label} Closed 1,415 2,000 0 71 %" in body
+    assert "Asks for 4,500 included per period (had 2,000 when asking)" in body
+    assert "Channel SMS (counted per segment)" in body
+    assert "Notify only (staff decide on fees)" in body and "Forgive at reset" in body
+    assert "sms (segment)" not in body and "notify_only" not in body
+
+
+def test_the_changelist_links_a_request_to_its_review(asked):
+    _, client = signed_in("Support")
+    response = client.get(reverse("admin:policies_limitrequest_changelist"))
+    review = url("review", asked)
+    assert f'<a href="{review}">#{asked.pk}</a>' in response.content.decode()
+    assert "5,000" in text(response)
+    change = reverse("admin:policies_limitrequest_change", args=[asked.pk])
+    assert client.get(change)["Location"] == review
