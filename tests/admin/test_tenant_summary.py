@@ -20,6 +20,7 @@ from metering.services.ingest import usage_record_batch
 from metering.services.periods import period_bounds
 from policies.models import TopUpPack
 from policies.services.close import periods_close_due
+from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.limit_requests import limit_request_create
 from policies.services.topups import topup_offer_create
 from tenants.models import Tenant
@@ -92,6 +93,12 @@ def test_the_page_shows_usage_and_what_waits_each_linked_to_where_staff_act(staf
     sms = Channel.objects.get(code="sms")
     pack = TopUpPack.objects.create(channel=sms, units=500, price=Decimal("29.00"))
     last_month = period_bounds(tenant=tenant, at=timezone.now()).starts_at - timedelta(days=10)
+    long_ago = last_month - timedelta(days=60)
+    schedule = fee_schedule_create(
+        channel=sms, name="SMS overage", tiers=[(None, "0.10")], effective_from=long_ago,
+        now=long_ago,
+    )  # fmt: skip
+    fee_schedule_notify(schedule=schedule, now=long_ago)
     for owner in (tenant, other):
         set_rule(owner, "sms", included_units=100, now=last_month - timedelta(days=30))
         usage_record_batch(
@@ -118,7 +125,7 @@ def test_the_page_shows_usage_and_what_waits_each_linked_to_where_staff_act(staf
     assert "usage-history" in usage.group(1) and "160 used of 100" in usage.group(1)
     queue = reverse("admin:policies_overagecharge_changelist")
     assert f"{queue}?ready=yes&amp;tenant__id__exact={tenant.pk}" in summary
-    assert "60 units over" in summary and "awaiting a decision" in summary
+    assert "60 units over, €6.00" in summary and "awaiting a decision" in summary
     request = tenant.limit_requests.get()
     assert reverse("admin:policies_limitrequest_review", args=[request.pk]) in summary
     offer = tenant.topup_offers.get()
