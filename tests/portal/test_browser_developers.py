@@ -85,7 +85,7 @@ def test_an_owner_creates_and_revokes_a_key_and_tests_a_webhook(
     assert signature_is_valid(secret, received)
     page.reload()
     expect(page.locator(f"#delivery-{delivery.pk}")).to_contain_text("Delivered")
-    expect(page.locator(f"#delivery-{delivery.pk}")).to_contain_text("webhook_test")
+    expect(page.locator(f"#delivery-{delivery.pk}")).to_contain_text("Test event")
     page.screenshot(path=str(SHOTS / "portal-developers-3-delivery.png"), full_page=True)
 
     phone = browser.new_page(viewport={"width": 390, "height": 844})

@@ -85,7 +85,7 @@ def test_a_customer_asks_for_more_credits_and_staff_approve_them(live_server, br
     console.get_by_role("link", name="Review and decide").click()
     expect(console.locator("#content")).to_contain_text("Black Friday campaign")
     expect(console.locator("#content")).to_contain_text("Recommendation and peer cohort")
-    expect(console.locator("#content")).to_contain_text("1815")
+    expect(console.locator("#content")).to_contain_text("1,815")
     console.screenshot(path=str(SHOTS / "portal-limit-2-console-review.png"), full_page=True)
     console.fill("#approve_included_units", "4500")
     console.fill("#approve_reason", "Seasonal peak; the recommendation agrees")
