@@ -137,7 +137,7 @@ def factors_table(charge: OverageCharge) -> str:
         ),
         (
             "Relationship",
-            f"{'new' if tenure is None or tenure < 0 else f'{tenure:,} days'} a customer; billed "
+            f"{_tenure(tenure)}; billed "
             f"{staff_money(relationship.get('lifetime_billed', 0), charge.currency)}, waived "
             f"{staff_money(relationship.get('lifetime_waived', 0), charge.currency)}; "
             f"{relationship.get('earlier_waivers', 0)} earlier waiver(s)",
@@ -151,6 +151,14 @@ def factors_table(charge: OverageCharge) -> str:
         '<table class="console-factors"><tbody>{}</tbody></table>',
         format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
     )
+
+
+def _tenure(days: int | None) -> str:
+    """How long the tenant has been a customer: "A customer for 92 days" (one day, not
+    "1 days"); under a day, or unknown, "A new customer (less than a day)"."""
+    if days is None or days < 1:
+        return "A new customer (less than a day)"
+    return f"A customer for {days:,} day{'s' if days != 1 else ''}"
 
 
 def _percent(share: float, *, digits: int = 0) -> str:

@@ -10,13 +10,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Min, Sum
 from django.utils import timezone
 
 from creditguard.audit import audit_record, snapshot
 from creditguard.errors import Conflict, InvalidInput, Unprocessable
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Channel
+from metering.services.periods import period_bounds
 from notifications.models import Notification
 from notifications.services.notify import NotificationSpec, notifications_create
 from policies.models import Action, OverageCharge
@@ -39,6 +40,14 @@ def overage_factors(*, tenant: Tenant, channel: Channel, period: BillingPeriod, 
     waivers = history.filter(
         status__in=[OverageCharge.Status.WAIVED, OverageCharge.Status.PARTLY_WAIVED]
     ).aggregate(n=Count("pk"))["n"]
+    # A customer since the account began: its creation, or the start of its first
+    # billing period when that came before the month it was created in (the demo's
+    # history, an imported account) — counted to the end of the charge's period, or now
+    # while it is open (not to the close, days after it).
+    first = BillingPeriod.objects.for_tenant(tenant).aggregate(first=Min("starts_at"))["first"]
+    created_month = period_bounds(tenant=tenant, at=tenant.created_at).starts_at
+    began = first if first is not None and first < created_month else tenant.created_at
+    tenure = max((min(now, period.ends_at) - began).days, 0)
     days = (period.ends_at - period.starts_at).total_seconds() / 86400
     capacity = (channel.capacity_per_day or 0) * days
     return {
@@ -47,7 +56,7 @@ def overage_factors(*, tenant: Tenant, channel: Channel, period: BillingPeriod, 
             "share_of_period_usage": round(balance.used / period_used, 4) if period_used else 0,
         },
         "relationship": {
-            "tenure_days": (now - tenant.created_at).days,
+            "tenure_days": tenure,
             "lifetime_billed": str(lifetime["billed"] or Decimal("0.00")),
             "lifetime_waived": str(lifetime["waived"] or Decimal("0.00")),
             "earlier_waivers": waivers,
@@ -135,10 +144,15 @@ def overage_charge_finalize(
     charge.finalized_at = now
     charge.save(update_fields=["finalized_at"])
     threshold = settings.OVERAGE_AUTO_BILL_BELOW
-    if charge.units == charge.carried_units:
-        # Nothing left to charge (credits added later covered the overage, or all of it
-        # was carried): settled at 0.00, so it waits in no one's queue; 0.00 is not told.
-        _decide(charge, "bill", None, "Automatically settled: no overage left to charge",
+    if charge.units == charge.carried_units or charge.amount == 0:
+        # Nothing left to charge (credits added later covered the overage, all of it was
+        # carried, or no fee schedule was in effect for the tenant when its units were
+        # used, so they are priced at nothing): settled at 0.00, so it waits in no one's
+        # queue — a decision on 0.00 bills and waives the same; 0.00 is not told.
+        why = "no overage left to charge" if charge.units == charge.carried_units else (
+            "no fee schedule priced its units"
+        )  # fmt: skip
+        _decide(charge, "bill", None, f"Automatically settled: {why}",
                 None, now, announce=announce, automatic=True)  # fmt: skip
     elif charge.action == Action.CHARGE_OVERAGE and charge.amount < threshold:
         _decide(charge, "bill", None, f"Automatically billed: below {threshold} {charge.currency}",

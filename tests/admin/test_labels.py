@@ -159,3 +159,22 @@ def test_action_pages_use_the_admins_form_layout(world: World):
     html = page.content.decode()
     assert "admin/css/forms.css" in html and 'class="module aligned' in html
     assert "Beta" in html and 'id="id_customer_reason_helptext"' in html
+
+
+@pytest.mark.parametrize(
+    ("days", "words"),
+    [
+        (None, "A new customer (less than a day)"),
+        (-1, "A new customer (less than a day)"),
+        (0, "A new customer (less than a day)"),
+        (1, "A customer for 1 day;"),
+        (1092, "A customer for 1,092 days;"),
+    ],
+)
+def test_the_factors_say_how_long_a_tenant_has_been_a_customer(days, words):
+    from console.admin.overage import factors_table
+
+    charge = OverageCharge(currency="EUR", factors={"relationship": {"tenure_days": days}})
+    html = factors_table(charge)
+    assert words in html
+    assert "days a customer" not in html and "new a customer" not in html

@@ -204,3 +204,54 @@ def test_a_charge_with_nothing_left_to_charge_is_settled_at_close_without_a_mess
         Decimal("0.00"),
     )
     assert not Notification.objects.filter(kind="overage_decided").exists()
+
+
+def test_a_charge_no_schedule_priced_is_settled_at_close_without_a_message(world: World):
+    """Units used before any fee schedule took effect for the tenant are priced at 0.00
+    (the demo's CodeCraft: 930 e-mails, €0.00 "Pending decision"). Billing or waiving
+    0.00 is the same: the close settles it, as docs/API.md says, and tells no one."""
+    from notifications.models import Notification
+
+    sms = Channel.objects.get(code="sms")
+    set_rule(world.alpha, "sms", included_units=100, action="notify_only")
+    world.alice_api.ingest([event("o1", channel="sms", quantity=250)])
+    period = BillingPeriod.objects.get(tenant=world.alpha)
+    charge = overage_charge_refresh(tenant=world.alpha, channel=sms, period=period)
+    assert charge is not None and (charge.units, charge.amount) == (150, Decimal("0.00"))
+    finalized = overage_charge_finalize(charge=charge)
+    assert (finalized.status, finalized.billed_amount, finalized.decision_reason) == (
+        "billed",
+        Decimal("0.00"),
+        "Automatically settled: no fee schedule priced its units",
+    )
+    assert not OverageCharge.objects.filter(status="pending").exists()
+    assert not Notification.objects.filter(kind="overage_decided").exists()
+
+
+def test_a_customer_since_its_first_period_not_since_its_row_was_made(world: World):
+    """An account with months of history (the demo's, an imported one) was created today:
+    its charges read "0 days a customer" (−1 at a close just after). Tenure counts from
+    its first billing period to the end of the charge's period."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from metering.services.ingest import usage_record_batch
+    from metering.services.periods import period_bounds
+    from policies.services.close import periods_close_due
+
+    now = timezone.now()
+    last = period_bounds(tenant=world.alpha, at=now).starts_at - timedelta(days=10)
+    first = last - timedelta(days=62)
+    for name, quantity, at in [("early", 5, first), ("over", 2500, last)]:
+        usage_record_batch(
+            tenant=world.alpha,
+            payload={"events": [event(name, quantity=quantity, occurred_at=at.isoformat())]},
+            now=at + timedelta(minutes=1),
+        )  # fmt: skip
+    periods_close_due(now=now)
+    charge = OverageCharge.objects.get(tenant=world.alpha)
+    began = BillingPeriod.objects.filter(tenant=world.alpha).order_by("starts_at").first()
+    assert began is not None and began.starts_at < world.alpha.created_at
+    tenure = charge.factors["relationship"]["tenure_days"]
+    assert tenure == (charge.period.ends_at - began.starts_at).days > 60
