@@ -125,7 +125,7 @@ def _subject_and_lines(kind: str, w: Writer) -> tuple[str, list[str]]:
         }
         lines = [
             _("Fair use policy %(version)s takes effect on %(date)s. Please read it and "
-              "acknowledge it in your dashboard.") % policy
+              "acknowledge it on the fair use policy page.") % policy
         ]  # fmt: skip
         # The version's summary as written in each language (older payloads have none).
         summary = p.get("summary")

@@ -80,6 +80,9 @@ def team(request: HttpRequest) -> HttpResponse:
         Membership.Role.VIEWER: 2,
     }
     members.sort(key=lambda m: order.get(m.role, 3))
+    # The only owner is neither removed nor demoted (tenants.services._keep_an_owner): the
+    # page offers no action the service would refuse, and says why.
+    owners = sum(1 for m in members if m.role == Membership.Role.OWNER)
     invitations = list(
         Invitation.objects.for_tenant(tenant).filter(
             accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
@@ -89,7 +92,14 @@ def team(request: HttpRequest) -> HttpResponse:
         request,
         "portal/team.html",
         {
-            "members": [{"m": m, "role": ROLE_NAMES.get(m.role, m.role)} for m in members],
+            "members": [
+                {
+                    "m": m,
+                    "role": ROLE_NAMES.get(m.role, m.role),
+                    "only_owner": m.role == Membership.Role.OWNER and owners == 1,
+                }
+                for m in members
+            ],
             "invitations": [{"i": i, "role": ROLE_NAMES.get(i.role, i.role)} for i in invitations],
             "roles": [(value, ROLE_NAMES[value]) for value in Membership.Role.values],
             "validity_days": settings.INVITATION_VALIDITY_DAYS,

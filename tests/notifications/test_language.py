@@ -287,7 +287,11 @@ def test_the_policy_change_is_rendered_from_its_version():
     assert message.subject == "Fair-Use-Richtlinie 1.1"
     assert message.lines == [
         "Die Fair-Use-Richtlinie 1.1 gilt ab 21. Dezember 2026. Bitte lesen und bestätigen "
-        "Sie sie in Ihrer Übersicht."
+        "Sie sie auf der Seite „Fair-Use-Richtlinie“."
+    ]
+    assert render(K.POLICY_CHANGE, "en").lines == [
+        "Fair use policy 1.1 takes effect on 21 December 2026. Please read it and acknowledge "
+        "it on the fair use policy page."
     ]
 
 

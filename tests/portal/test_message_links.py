@@ -174,3 +174,28 @@ def test_a_broken_link_is_found(people):
     with pytest.raises(AssertionError, match="/policies/ answers 404"):
         for url in sorted(urls_in(html, html=True)):
             assert_opens(member, url)
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "on the fair use policy page"),
+                                                 ("de", "auf der Seite „Fair-Use-Richtlinie“")])  # fmt: skip
+def test_the_policy_notice_sends_its_reader_to_the_policy_page(people, outbox, language, words):
+    """A policy is acknowledged on /policy/, not on the overview: the notice says so, and
+    its link in the list and in the e-mail opens that page with the acknowledge button
+    (issue 11)."""
+    people.alpha.language = language
+    people.alpha.save(update_fields=["language"])
+    n = Notification.objects.create(
+        public_id=uuid.uuid4(), tenant=people.alpha, kind="policy_change", dedupe_key="t:p",
+        payload=SAMPLES["policy_change"], created_at=timezone.now(),
+    )  # fmt: skip
+    message = render_message(n, language=language)
+    assert words in message.lines[0] and "dashboard" not in message.lines[0]
+    _subject, text, html = sent_email(n)
+    assert words in text and words in html
+    assert "/policy/" in {site_path(url) for url in urls_in(text) | urls_in(html, html=True)}
+    member = people.client(people.owner)
+    member.cookies["django_language"] = language
+    listed = member.get("/notifications/").content.decode()
+    item = re.search(rf'<li class="list-item[^"]*" id="n-{n.public_id}">.*?</li>', listed, re.S)[0]
+    assert urls_in(item, html=True) == {"/policy/"}
+    assert_opens(member, "/policy/")

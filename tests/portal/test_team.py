@@ -166,3 +166,35 @@ def test_anonymous_people_log_in_first_and_staff_who_are_no_members_are_refused(
     response = Client().get(path)
     assert response.status_code == 302 and response["Location"] == f"/login/?next={path}"
     assert people.client(people.staff).get(path).status_code == 403
+
+
+def test_the_only_owner_is_offered_no_action_the_service_refuses(people):
+    """The only owner's row has no role change and no Remove, and says why (issue 11); a
+    second owner brings both back to every owner's row."""
+    olga = Membership.objects.get(user=people.owner, tenant=people.alpha)
+    adam = Membership.objects.get(user=people.admin, tenant=people.alpha)
+    owner = people.client(people.owner)
+    page = owner.get("/team/").content.decode()
+    row = re.search(rf'<tr id="member-{olga.pk}">.*?</tr>', page, re.S)[0]
+    assert f"/team/members/{olga.pk}/remove/" not in page
+    assert f"/team/members/{olga.pk}/role/" not in page
+    assert "The account's only owner" in text_of(row)
+    assert f"/team/members/{adam.pk}/remove/" in page and f"/team/members/{adam.pk}/role/" in page
+    adam.role = Membership.Role.OWNER
+    adam.save(update_fields=["role"])
+    page = owner.get("/team/").content.decode()
+    assert f"/team/members/{olga.pk}/remove/" in page and f"/team/members/{olga.pk}/role/" in page
+    assert "only owner" not in page
+    assert owner.post(f"/team/members/{olga.pk}/role/", {"role": "admin"}).status_code == 302
+    olga.refresh_from_db()
+    assert olga.role == "admin"
+
+
+def test_the_only_owners_note_in_german(people):
+    people.alpha.language = "de"
+    people.alpha.save()
+    assert "einzige Inhaber" in text(people.client(people.owner).get("/team/"))
+
+
+def text_of(markup: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup))
