@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from html import escape
+from itertools import pairwise
 
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 WIDTH = 720
 HEIGHT = 300
@@ -50,6 +52,18 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Label:
+    """The included credits' label: at ``x``, ``y`` (the level line) with its baseline
+    ``dy`` above or below it, anchored at its ``anchor`` end."""
+
+    text: str
+    x: str
+    y: str
+    dy: str
+    anchor: str
+
+
+@dataclass(frozen=True)
 class ChartDrawing:
     width: int
     height: int
@@ -60,6 +74,7 @@ class ChartDrawing:
     line: str  # path of the running total
     area: str  # the same, closed down to the axis
     included_y: str | None
+    included_label: Label | None
     forecast: Segment | None
     x_ticks: list[Tick]
     y_ticks: list[Tick]
@@ -95,6 +110,59 @@ def nice_step(span: float, ticks: int = Y_TICKS) -> int:
         if step >= raw and step == int(step):
             return int(step)
     return int(10 * power)
+
+
+# The label's box in ems of its font, for placing it: a character's width at the bold
+# weight, the ascent and descent around the baseline, the baseline's offset from the line.
+CHAR_EM, ASCENT_EM, DESCENT_EM = 0.64, 0.8, 0.25
+ABOVE_EM, BELOW_EM = -0.4, 1.15
+# Label sizes in user units: the stylesheet's 12px, and 26px on a phone, where the SVG is
+# drawn at about half its width (portal.css).
+FONT_SIZES = (26, 12)
+
+Point = tuple[float, float]
+
+
+def _y_span(polyline: list[Point], x0: float, x1: float) -> tuple[float, float] | None:
+    """The lowest and highest y of ``polyline`` (points by increasing x) between ``x0``
+    and ``x1``; None if it has no point there."""
+    ys: list[float] = []
+    for (ax, ay), (bx, by) in pairwise(polyline):
+        lo, hi = max(ax, x0), min(bx, x1)
+        if lo > hi:
+            continue
+        for x in (lo, hi):
+            ys.append(ay if bx == ax else ay + (by - ay) * (x - ax) / (bx - ax))
+        if bx == ax:  # a vertical step covers its whole height
+            ys += [ay, by]
+    return (min(ys), max(ys)) if ys else None
+
+
+def place_label(
+    text: str, *, y: float, left: float, right: float, bottom: float, lines: list[list[Point]]
+) -> Label:
+    """Where the included credits' label crosses none of ``lines`` (the running total, the
+    forecast): above the level line on the left, else above on the right, below on the
+    left, below on the right — judged at a phone's size, else at a desktop's; failing
+    all, above on the left (the stylesheet's white halo keeps it legible)."""
+    places = [
+        (ABOVE_EM, "start", left + 6),
+        (ABOVE_EM, "end", right - 6),
+        (BELOW_EM, "start", left + 6),
+        (BELOW_EM, "end", right - 6),
+    ]
+    for size in FONT_SIZES:
+        for dy, anchor, x in places:
+            width = CHAR_EM * size * len(text)
+            x0, x1 = (x, x + width) if anchor == "start" else (x - width, x)
+            baseline = y + dy * size
+            top, low = baseline - ASCENT_EM * size - 3, baseline + DESCENT_EM * size + 3
+            if low > bottom or x0 < left or x1 > right:
+                continue
+            spans = [_y_span(line, x0 - 3, x1 + 3) for line in lines]
+            if all(span is None or span[1] < top or span[0] > low for span in spans):
+                return Label(text, _coordinate(x), _coordinate(y), f"{dy}em", anchor)
+    return Label(text, _coordinate(left + 6), _coordinate(y), f"{ABOVE_EM}em", "start")
 
 
 def _coordinate(value: float, digits: int = 1) -> str:
@@ -142,13 +210,17 @@ def draw(
     area = f"{line} L{_coordinate(vertices[-1][0])} {bottom} L{_coordinate(left)} {bottom} Z"
     last_total = points[-1][1] if points else 0
     forecast = None
+    lines = [vertices]
     if projected is not None and until < ends_at:
-        forecast = Segment(
-            _coordinate(x_of(until)),
-            _coordinate(y_of(last_total)),
-            _coordinate(x_of(ends_at)),
-            _coordinate(y_of(projected)),
-        )
+        ahead = [(x_of(until), y_of(last_total)), (x_of(ends_at), y_of(projected))]
+        lines.append(ahead)
+        forecast = Segment(*(_coordinate(value) for point in ahead for value in point))
+    label = None
+    if included > 0:
+        label = place_label(
+            _("Included %(included)s") % {"included": number(included)},
+            y=y_of(included), left=left, right=right, bottom=bottom, lines=lines,
+        )  # fmt: skip
     every = max(1, math.ceil(len(days) / X_TICKS))
     x_ticks = [
         Tick(
@@ -181,6 +253,7 @@ def draw(
         line=line,
         area=area,
         included_y=_coordinate(y_of(included)) if included > 0 else None,
+        included_label=label,
         forecast=forecast,
         x_ticks=x_ticks,
         y_ticks=y_ticks,

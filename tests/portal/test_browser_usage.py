@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import period_bounds
+from portal.chart import CHAR_EM
 from tenants.models import Membership, Tenant
 from tests.conftest import event
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
@@ -113,4 +114,22 @@ def test_a_customer_opens_the_chart_switches_to_hours_and_reads_it_on_a_phone(
     expect(phone.locator(".chart-tip")).to_contain_text("in the period so far")
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    # The period selector shows its whole choice ("November 2026 (current)"), on a line
+    # of its own below its label, rather than "(curren" cut off (issue 11).
+    text, room = phone.locator("#usage-period").evaluate(
+        """s => {
+          const style = getComputedStyle(s), ctx = document.createElement("canvas").getContext("2d");
+          ctx.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+          const text = ctx.measureText(s.options[s.selectedIndex].text).width;
+          return [text, s.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20];
+        }"""
+    )
+    assert text <= room, f"the selected period is cut off ({text:.0f}px in {room:.0f}px)"
+    # The included label's drawn box is no wider than portal/chart.py reckons when placing
+    # it clear of the lines (CHAR_EM ems a character at the phone's 26 units).
+    for label in phone.locator("text.included-label").all():
+        drawn, reckoned = label.evaluate(
+            "(t, em) => [t.getBBox().width, t.textContent.length * 26 * em]", CHAR_EM
+        )
+        assert drawn <= reckoned, f"{label.text_content()}: {drawn:.0f} > {reckoned:.0f}"
     phone.screenshot(path=str(SHOTS / "portal-usage-2-phone.png"), full_page=True)
