@@ -361,6 +361,12 @@ if FEE_NOTICE_DAYS < 0:
 LIMIT_NOTICE_DAYS = env.int("LIMIT_NOTICE_DAYS", default=14)
 if LIMIT_NOTICE_DAYS < 0:
     refuse_to_start("LIMIT_NOTICE_DAYS must be 0 or more.")
+# A what-if changing more tenants than this is applied by a worker task in chunks of
+# WHATIF_CHUNK_SIZE tenants (one transaction each), with a page showing its progress.
+WHATIF_BACKGROUND_THRESHOLD = env.int("WHATIF_BACKGROUND_THRESHOLD", default=200)
+WHATIF_CHUNK_SIZE = env.int("WHATIF_CHUNK_SIZE", default=100)
+if WHATIF_BACKGROUND_THRESHOLD < 0 or WHATIF_CHUNK_SIZE < 1:
+    refuse_to_start("WHATIF_BACKGROUND_THRESHOLD must be 0 or more, WHATIF_CHUNK_SIZE 1 or more.")
 # The anomaly watch (policies.anomaly, docs/ANOMALY.md): every ANOMALY_WATCH_SECONDS it
 # judges each tenant × channel's trailing hour against the same hour of the last
 # ANOMALY_BASELINE_WEEKS weeks. A spike: at least ANOMALY_MIN_RATE units, and more than

@@ -108,6 +108,13 @@ CONSOLE: dict[str, ConsoleEntry] = {
         "Limit rules: apply a what-if (with a fee schedule, also policies.add_feeschedule)",
         "policies.add_limitrule",
     ),
+    "policies_whatifrun_progress": ConsoleEntry(
+        "What-if runs: a run's progress (done / total, changed, notified)",
+        "policies.view_whatifrun",
+    ),
+    "policies_whatifrun_progress_json": ConsoleEntry(
+        "What-if runs: a run's progress as JSON", "policies.view_whatifrun"
+    ),
     "policies_limitrequest_review": ConsoleEntry(
         "Limit requests: review (usage, terms, recommendation, cohort)",
         "policies.view_limitrequest",

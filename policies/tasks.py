@@ -8,6 +8,7 @@ top like any other module.
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from metering.services.ledger import grants_expire_due
 from policies.services.anomaly import anomaly_watch
@@ -16,6 +17,7 @@ from policies.services.close import periods_close_due
 from policies.services.evaluate import evaluate_pending, evaluate_sweep
 from policies.services.recommend import recommendations_compute
 from policies.services.restrictions import restrictions_expire
+from policies.services.whatif_runs import WHATIF_RUN_TASK, whatif_run, whatif_run_continue
 
 
 @shared_task(name="policies.evaluate_pending")
@@ -56,3 +58,13 @@ def expire_grants_task() -> int:
 @shared_task(name="policies.anomaly_watch")
 def anomaly_watch_task() -> int:
     return len(anomaly_watch().opened)
+
+
+@shared_task(name=WHATIF_RUN_TASK)
+def whatif_run_task(run_id: int) -> int:
+    # Half the soft time limit per task (a 10,000-tenant run takes minutes), then the
+    # next task carries on from the run's progress.
+    run = whatif_run(run_id, budget_seconds=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2)
+    if not run.finished:
+        whatif_run_continue(run_id)
+    return run.done

@@ -18,6 +18,7 @@ from console.admin import (
     tenants,
     webhooks,
     whatif,
+    whatif_runs,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "tenants",
     "webhooks",
     "whatif",
+    "whatif_runs",
 ]

@@ -2,9 +2,11 @@
 (industry × size band), staff preview its effect on the last ended period and this
 period's forecast (``policies.whatif``), then apply it in one step
 (``policies.services.whatif``: ``limit_rule_set`` and the fee schedule services, with their
-notices). Hung on the limit rules' list (read-only: versions are written by services),
-whose page links to it. Every role previews (``policies.view_limitrule``); applying is
-changing limits (``policies.add_limitrule``), and with a fee schedule also publishing one
+notices) — or, past ``WHATIF_BACKGROUND_THRESHOLD`` tenants, in a worker's task whose
+progress page the staff member lands on (``console.admin.whatif_runs``). Hung on the limit
+rules' list (read-only: versions are written by services), whose page links to it. Every
+role previews (``policies.view_limitrule``); applying is changing limits
+(``policies.add_limitrule``), and with a fee schedule also publishing one
 (``policies.add_feeschedule``)."""
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from console.admin.common import staff_user
 from creditguard.errors import InvalidInput, ServiceError
 from creditguard.locale_format import money_text
 from metering.models import Channel
-from policies.models import Action, FeeSchedule, LimitRule, Window
+from policies.models import Action, FeeSchedule, LimitRule, WhatIfRun, Window
 from policies.services.fees import fee_tiers_validate
-from policies.services.whatif import whatif_apply
+from policies.services.whatif_runs import whatif_start
 from policies.whatif import Figures, Proposal, ProposedSchedule, Scope, WhatIf, whatif_preview
 from tenants.models import Tenant
 
@@ -224,13 +226,17 @@ class LimitRuleAdmin(admin.ModelAdmin):
         if not self._may_apply(request, proposal):
             raise PermissionDenied
         try:
-            done = whatif_apply(
+            done = whatif_start(
                 scope=scope, proposal=proposal, digest=apply.cleaned_data["digest"],
                 reason=apply.cleaned_data["reason"], actor=staff_user(request),
             )  # fmt: skip
         except ServiceError as exc:
             apply.add_error(None, exc.detail)
             return self._preview(request, form, apply, status=400)
+        if isinstance(done, WhatIfRun):  # too many tenants for one request: a worker's task
+            return HttpResponseRedirect(
+                reverse("admin:policies_whatifrun_progress", args=[done.pk])
+            )
         worse = [row.takes_effect for row in done.preview.worse if row.takes_effect]
         when = f", in force from {min(worse):%Y-%m-%d %H:%M} UTC at the earliest" if worse else ""
         fees = (
@@ -269,6 +275,7 @@ class LimitRuleAdmin(admin.ModelAdmin):
             ],
             "limit_notice_days": settings.LIMIT_NOTICE_DAYS,
             "fee_notice_days": settings.FEE_NOTICE_DAYS,
+            "background_threshold": settings.WHATIF_BACKGROUND_THRESHOLD,
         }
         if preview is not None:
             context.update(_display(preview))

@@ -18,6 +18,7 @@ from policies.models.rules import (
     default_thresholds,
 )
 from policies.models.topups import AutoTopUp, TopUp, TopUpOffer, TopUpPack
+from policies.models.whatif import WhatIfRun
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -41,6 +42,7 @@ __all__ = [
     "TopUp",
     "TopUpOffer",
     "TopUpPack",
+    "WhatIfRun",
     "Window",
     "default_thresholds",
 ]

@@ -32,6 +32,7 @@ from policies.models import (
     Restriction,
     TopUpOffer,
     TopUpPack,
+    WhatIfRun,
 )
 from policies.roles import ADMINISTRATORS, CONSOLE, ROLES, console_permission
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
@@ -164,6 +165,8 @@ def console(world: World) -> World:
     )
     issue(world.beta)
     anomaly_alert_open(world.beta, sms)
+    WhatIfRun.objects.create(channel=sms, scope="Retail · SMS", reason="test",
+                             created_at=timezone.now())  # fmt: skip
     AccessAttempt.objects.create(
         username="someone", ip_address="192.0.2.1", user_agent="x", http_accept="*/*",
         path_info="/admin/login/", get_data="", post_data="", failures_since_start=1,
