@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from creditguard.audit_labels import action_label
 from creditguard.tenancy import TenantScopedManager
 
 
@@ -54,4 +55,4 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["tenant", "created_at"], name="audit_tenant_time")]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+        return f"{action_label(self.action)} by {self.actor_label}"

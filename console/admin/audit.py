@@ -1,6 +1,7 @@
 """The audit trail, read-only: it is append-only in the database too. Each entry names
-its target in words ("Overage fee notice · BrightCart"), read for a page of entries in
-one query per kind of target."""
+its target in words ("Overage fee notice · BrightCart"), its action as a label ("Top-up
+offer created") and what changed as a table with the objects it refers to by name, read
+for a page of entries in one query per kind of target and of object referred to."""
 
 from __future__ import annotations
 
@@ -11,31 +12,15 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from console.audit_text import changes_table, label_related, references_attach
+from console.formats import staff_instant
+from creditguard.audit_labels import action_label
 from creditguard.models import AuditEntry
-
-
-def label_related(model: type[models.Model]) -> list[str]:
-    """What an object's label may read: its foreign keys, and theirs (a grant names its
-    balance's channel and month), not the people behind them."""
-    user = apps.get_model("auth", "User")
-    paths = []
-    for field in model._meta.concrete_fields:
-        related = field.related_model
-        if not field.many_to_one or related is None or isinstance(related, str):
-            continue
-        paths.append(field.name)
-        if related is user:
-            continue
-        paths += [
-            f"{field.name}__{inner.name}"
-            for inner in related._meta.concrete_fields
-            if inner.many_to_one and inner.related_model not in (None, user)
-        ]
-    return paths
 
 
 def targets_attach(entries: list[AuditEntry]) -> None:
@@ -81,17 +66,49 @@ def target_link(entry: AuditEntry) -> str:
 class AuditChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        targets_attach(list(self.result_list))
+        entries = list(self.result_list)
+        targets_attach(entries)
+        references_attach(entries)
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The actions recorded, by their labels (one query, as the admin's own filter)."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        codes = AuditEntry.objects.order_by().values_list("action", flat=True).distinct()
+        return sorted(((code, action_label(code)) for code in codes), key=lambda c: c[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> QuerySet[Any]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
 
 
 class AuditAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor_label", "action", "tenant", "target_label", "reason"]
-    list_filter = ["action"]
+    list_display = [
+        "when", "actor_label", "action_text", "tenant", "target_label", "changes", "reason",
+    ]  # fmt: skip
+    list_filter = [ActionFilter]
     search_fields = ["tenant__slug", "actor_label", "reason"]
     list_select_related = ["tenant"]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AuditChangeList
+
+    @admin.display(description="When", ordering="created_at")
+    def when(self, entry: AuditEntry) -> str:
+        return staff_instant(entry.created_at)
+
+    @admin.display(description="Action", ordering="action")
+    def action_text(self, entry: AuditEntry) -> str:
+        return action_label(entry.action)
+
+    @admin.display(description="Changes")
+    def changes(self, entry: AuditEntry) -> str:
+        if not hasattr(entry, "names"):  # a single entry's page
+            references_attach([entry])
+        return changes_table(entry)
 
     @admin.display(description="Target")
     def target_label(self, entry: AuditEntry) -> str:
