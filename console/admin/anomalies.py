@@ -25,6 +25,7 @@ from django.utils.timesince import timesince
 
 from console.admin.common import staff_user
 from console.anomaly_chart import evidence_svg
+from console.formats import staff_instant
 from creditguard.errors import ServiceError
 from policies.models import AnomalyAlert, Restriction
 from policies.services.anomaly_actions import (
@@ -95,7 +96,7 @@ class LiftForm(forms.Form):
 
 
 def _when(moment: datetime | None) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}" if moment else "—"
+    return staff_instant(moment)
 
 
 def _throttle_words(restriction: Restriction) -> str:
@@ -242,7 +243,10 @@ class AnomalyAlertAdmin(admin.ModelAdmin):
                 "capacity": self.capacity(alert),
                 "age": self.age(alert),
                 "reasons": [
-                    {"ratio": "rate many times its normal", "capacity": "share of capacity"}[r]
+                    {
+                        "ratio": f"its hourly rate is {self.rate_vs_normal(alert)}",
+                        "capacity": f"it used {self.capacity(alert)} of the channel's capacity",
+                    }[r]
                     for r in alert.reasons
                 ],
                 **forms_shown,

@@ -10,7 +10,8 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
+
+from console.formats import staff_instant
 
 
 def staff_user(request: HttpRequest) -> User:
@@ -20,8 +21,8 @@ def staff_user(request: HttpRequest) -> User:
 
 
 def short_instant(value: datetime | None) -> str:
-    """An instant in a narrow column, in the staff member's zone: "1 Dec 2026 00:00"."""
-    return "—" if value is None else f"{timezone.localtime(value):%-d %b %Y %H:%M}"
+    """An instant in a list's column: the console's one format (``console.formats``)."""
+    return staff_instant(value)
 
 
 def adopt(obj: Any, saved: Any) -> None:

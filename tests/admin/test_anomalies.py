@@ -164,3 +164,19 @@ def test_an_unknown_alert_answers_404(alert: AnomalyAlert):
         ).status_code
         == 404
     )
+
+
+def test_the_alert_page_says_why_in_a_sentence_and_times_in_the_consoles_format(
+    alert: AnomalyAlert,
+):
+    import re
+
+    from console.formats import staff_instant
+
+    _, client = signed_in("Billing")
+    body = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(page(alert)).content.decode()))
+    why = body.split("Why an alert", 1)[1].split("Opened", 1)[0]
+    assert "many times its normal" not in why
+    assert re.search(r"Its hourly rate is \d+(\.\d)?× normal", why), why
+    assert f"Opened {staff_instant(alert.opened_at)}" in body
+    assert staff_instant(alert.opened_at).endswith(" UTC")

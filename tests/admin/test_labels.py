@@ -178,3 +178,17 @@ def test_the_factors_say_how_long_a_tenant_has_been_a_customer(days, words):
     html = factors_table(charge)
     assert words in html
     assert "days a customer" not in html and "new a customer" not in html
+
+
+def test_the_console_writes_instants_one_way_with_their_zone(settings):
+    """Audit, anomaly alerts, restrictions and the ledger lists: the console's zone
+    (settings.TIME_ZONE), its label beside the time."""
+    from datetime import UTC, datetime
+
+    from console.admin.common import short_instant
+    from console.formats import staff_instant
+
+    moment = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    assert staff_instant(moment) == short_instant(moment) == "2026-11-30 23:00 UTC"
+    settings.TIME_ZONE = "Europe/Berlin"
+    assert staff_instant(moment) == "2026-12-01 00:00 CET"
