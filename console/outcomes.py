@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import TypeVar
 
 from django.db.models import Max
 from django.utils import timezone
 
-from creditguard.locale_format import instant_text, money_text, number_text
+from console.formats import staff_money  # noqa: F401 - the console's money, here too
+from creditguard.locale_format import instant_text, number_text
 from notifications.messages import Message, render_message
 from notifications.models import Delivery, Notification
 from notifications.services.deliver import email_recipients
@@ -39,11 +39,6 @@ def staff_instant(value: datetime, tenant: Tenant) -> str:
 
 def staff_number(value: int) -> str:
     return number_text(value, language="en")
-
-
-def staff_money(amount: Decimal | int | str, currency: str) -> str:
-    """An amount as staff read it ("€3.25"), rounded by the one rule."""
-    return money_text(amount, currency, language="en")
 
 
 def _joined(parts: list[str]) -> str:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from console.admin.common import ServiceSavedAdmin
+from console.formats import staff_instant, staff_money
 from policies.models import (
     AutoTopUp,
     TopUpOffer,
@@ -25,8 +26,12 @@ from policies.services.catalog import (
 
 @admin.register(TopUpPack)
 class TopUpPackAdmin(ServiceSavedAdmin):
-    list_display = ["__str__", "channel", "units", "price", "currency", "active"]
+    list_display = ["__str__", "channel", "units", "price_text", "active"]
     list_select_related = ["channel"]
+
+    @admin.display(description="Price", ordering="price")
+    def price_text(self, pack: TopUpPack) -> str:
+        return staff_money(pack.price, pack.currency)
 
     def save_with_service(self, obj: TopUpPack, actor: User) -> None:
         topup_pack_save(pack=obj, actor=actor)
@@ -53,15 +58,22 @@ class TopUpOfferAdmin(admin.ModelAdmin):
         "tenant",
         "channel",
         "units",
-        "price",
-        "currency",
+        "price_text",
         "source",
         "status",
-        "expires_at",
+        "expires",
     ]
     list_filter = ["status", "source", "channel"]
     list_select_related = ["tenant", "channel"]
     readonly_fields = [f.name for f in TopUpOffer._meta.fields]
+
+    @admin.display(description="Price", ordering="price")
+    def price_text(self, offer: TopUpOffer) -> str:
+        return staff_money(offer.price, offer.currency)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, offer: TopUpOffer) -> str:
+        return staff_instant(offer.expires_at)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from console.admin.common import ReadOnlyInline, staff_user
 from console.audit_text import changes_table
-from console.formats import staff_instant
+from console.formats import staff_instant, staff_money
 from creditguard.audit_labels import action_label
 from creditguard.models import AuditEntry
 from metering.models import Grant
@@ -115,13 +115,24 @@ class OverageChargeInline(ReadOnlyInline):
         "period",
         "channel",
         "units",
-        "amount",
-        "currency",
+        "amount_text",
         "status",
-        "billed_amount",
-        "waived_amount",
+        "billed_text",
+        "waived_text",
         "decision_reason",
     )
+
+    @admin.display(description="Amount")
+    def amount_text(self, charge: OverageCharge) -> str:
+        return staff_money(charge.amount, charge.currency)
+
+    @admin.display(description="Billed")
+    def billed_text(self, charge: OverageCharge) -> str:
+        return staff_money(charge.billed_amount, charge.currency)
+
+    @admin.display(description="Waived")
+    def waived_text(self, charge: OverageCharge) -> str:
+        return staff_money(charge.waived_amount, charge.currency)
 
 
 class GrantInline(ReadOnlyInline):
@@ -144,7 +155,15 @@ class GrantInline(ReadOnlyInline):
 class TopUpInline(ReadOnlyInline):
     model = TopUp
     related = ("tenant", "channel")
-    fields = readonly_fields = ("created_at", "channel", "units", "price", "currency", "automatic")
+    fields = readonly_fields = ("bought", "channel", "units", "price_text", "automatic")
+
+    @admin.display(description="Bought")
+    def bought(self, topup: TopUp) -> str:
+        return staff_instant(topup.created_at)
+
+    @admin.display(description="Price")
+    def price_text(self, topup: TopUp) -> str:
+        return staff_money(topup.price, topup.currency)
 
 
 class NotificationInline(ReadOnlyInline):

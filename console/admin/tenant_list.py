@@ -45,7 +45,7 @@ def usage_badges(tenant: Tenant, channels: list[Channel]) -> str:
             colour = "#b7791f"
         else:
             colour = "#2f855a"
-        badges.append((colour, f"{channel.code} {percent} %"))
+        badges.append((colour, f"{channel.name} {percent} %"))
     if not badges:
         return "—"
     return format_html_join(" ", '<span class="cg-badge" style="background:{}">{}</span>', badges)

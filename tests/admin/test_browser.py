@@ -71,7 +71,7 @@ def test_staff_filters_to_tenants_near_their_limit_and_changes_an_sms_limit(live
     page.wait_for_url("**usage=near**")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
-    assert "Nordlicht" in rows.first.inner_text() and "sms 92 %" in rows.first.inner_text()
+    assert "Nordlicht" in rows.first.inner_text() and "SMS 92 %" in rows.first.inner_text()
     page.screenshot(path=str(SHOTS / "2-near-limit.png"), full_page=True)
 
     rows.first.locator("th a").click()

@@ -44,7 +44,7 @@ def test_changelist_shows_usage_badges_status_and_pending_overage(world: World):
     response = changelist(staff(superuser=True))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "sms 85 %" in html and "Alpha" in html and "Beta" in html
+    assert "SMS 85 %" in html and "sms 85 %" not in html and "Alpha" in html and "Beta" in html
 
 
 def test_changelist_takes_a_fixed_number_of_queries_whatever_the_tenants(world: World):

@@ -192,3 +192,25 @@ def test_the_console_writes_instants_one_way_with_their_zone(settings):
     assert staff_instant(moment) == short_instant(moment) == "2026-11-30 23:00 UTC"
     settings.TIME_ZONE = "Europe/Berlin"
     assert staff_instant(moment) == "2026-12-01 00:00 CET"
+
+
+def test_money_is_written_one_way_in_the_console(world: World):
+    """ "€29.00" everywhere, never "29.00" beside a column "EUR" (issue 13)."""
+    from decimal import Decimal
+
+    from policies.models import TopUpPack
+    from policies.services.topups import topup_offer_accept, topup_offer_create
+
+    sms = Channel.objects.get(code="sms")
+    pack = TopUpPack.objects.create(channel=sms, units=500, price=Decimal("29.00"))
+    offer = topup_offer_create(tenant=world.alpha, pack=pack, actor=None)
+    topup_offer_accept(tenant=world.alpha, public_id=offer.public_id)
+    client = staff(superuser=True)
+    for url in [
+        reverse("admin:policies_topuppack_changelist"),
+        reverse("admin:policies_topupoffer_changelist"),
+        reverse("admin:tenants_tenant_change", args=[world.alpha.pk]),
+    ]:
+        html = re.sub(r"<[^>]+>", " ", client.get(url).content.decode())
+        assert "€29.00" in html, url
+        assert not re.search(r"29\.00\s+EUR", html), url

@@ -179,7 +179,7 @@ def test_the_tenant_admin_keeps_no_request_on_the_shared_instance(world: World):
     set_rule(world.alpha, "sms", included_units=100)
     world.alice_api.ingest([event("a", quantity=85)])
     html = client.get(reverse("admin:tenants_tenant_changelist")).content.decode()
-    assert "sms 85 %" in html
+    assert "SMS 85 %" in html
     assert set(vars(model_admin)) == before
 
 
