@@ -31,6 +31,7 @@ from console.admin.tenant_list import (
     usage_badges,
 )
 from console.admin.tenant_pages import TenantPages, restrict_from_form
+from console.formats import staff_money
 from console.forms import (
     OfferForm,
     ReasonForm,
@@ -228,4 +229,6 @@ class TenantAdmin(TenantPages):
     @admin.display(description="Pending overage", ordering="pending_total")
     def pending_overage(self, tenant: Tenant) -> str:
         total = getattr(tenant, "pending_total", None)
-        return f"{round_money(Decimal(total), tenant.currency)} {tenant.currency}" if total else "—"
+        if not total:
+            return "—"
+        return staff_money(round_money(Decimal(total), tenant.currency), tenant.currency)

@@ -214,3 +214,17 @@ def test_money_is_written_one_way_in_the_console(world: World):
         html = re.sub(r"<[^>]+>", " ", client.get(url).content.decode())
         assert "€29.00" in html, url
         assert not re.search(r"29\.00\s+EUR", html), url
+
+
+def test_the_tenant_lists_pending_overage_is_money_as_the_console_writes_it(world: World):
+    from decimal import Decimal
+
+    from django.contrib import admin
+
+    from tenants.models import Tenant
+
+    tenant_admin = admin.site._registry[Tenant]
+    world.alpha.pending_total = Decimal("31.7")  # the changelist's annotation
+    assert tenant_admin.pending_overage(world.alpha) == "€31.70"
+    world.alpha.pending_total = None
+    assert tenant_admin.pending_overage(world.alpha) == "—"
