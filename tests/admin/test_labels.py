@@ -218,13 +218,16 @@ def test_money_is_written_one_way_in_the_console(world: World):
 
 def test_the_tenant_lists_pending_overage_is_money_as_the_console_writes_it(world: World):
     from decimal import Decimal
+    from typing import Any
 
     from django.contrib import admin
 
+    from console.admin.tenants import TenantAdmin
     from tenants.models import Tenant
 
-    tenant_admin = admin.site._registry[Tenant]
-    world.alpha.pending_total = Decimal("31.7")  # the changelist's annotation
-    assert tenant_admin.pending_overage(world.alpha) == "€31.70"
-    world.alpha.pending_total = None
-    assert tenant_admin.pending_overage(world.alpha) == "—"
+    tenant_admin = TenantAdmin(Tenant, admin.site)
+    tenant: Any = world.alpha
+    tenant.pending_total = Decimal("31.7")  # the changelist's annotation
+    assert tenant_admin.pending_overage(tenant) == "€31.70"
+    tenant.pending_total = None
+    assert tenant_admin.pending_overage(tenant) == "—"
