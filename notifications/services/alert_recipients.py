@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import Conflict, InvalidInput, NotFound
+from creditguard.errors import Conflict, InvalidInput, NotFound, input_error
 from notifications.models import AlertRecipient
 from tenants.models import Tenant
 
@@ -25,8 +25,7 @@ MAX_EMAIL_LENGTH = 254
 
 
 def _refused(detail: str, message: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"pointer": "/email", "field": "email",
-                                          "detail": detail}])  # fmt: skip
+    return InvalidInput(message, errors=[input_error(["email"], detail)])
 
 
 def alert_recipient_validate(email: object) -> str:
@@ -63,19 +62,19 @@ def alert_recipient_add(
     if address.casefold() == (tenant.contact_email or "").casefold():
         raise Conflict(
             "This is the account's contact address, which receives every notification.",
-            errors=[{"pointer": "/email", "field": "email", "detail": "contact"}],
+            errors=[input_error(["email"], "contact")],
         )
     Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).first()
     listed = list(AlertRecipient.objects.for_tenant(tenant).values_list("email", flat=True))
     if address.casefold() in {other.casefold() for other in listed}:
         raise Conflict(
             f"{address} receives the warnings already.",
-            errors=[{"pointer": "/email", "field": "email", "detail": "exists"}],
+            errors=[input_error(["email"], "exists")],
         )
     if len(listed) >= MAX_RECIPIENTS:
         raise Conflict(
             f"At most {MAX_RECIPIENTS} recipients per account.",
-            errors=[{"pointer": "/email", "field": "email", "detail": "too many"}],
+            errors=[input_error(["email"], "too many")],
         )
     try:
         with transaction.atomic():
@@ -85,7 +84,7 @@ def alert_recipient_add(
     except IntegrityError:
         raise Conflict(
             f"{address} receives the warnings already.",
-            errors=[{"pointer": "/email", "field": "email", "detail": "exists"}],
+            errors=[input_error(["email"], "exists")],
         ) from None
     audit_record(
         actor=actor, action="alert_recipient.add", tenant=tenant, obj=recipient, before=None,

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record
-from creditguard.errors import Conflict, InvalidInput, NotFound
+from creditguard.errors import Conflict, InvalidInput, NotFound, input_error
 from metering.models import Channel
 from policies.models import AlertThreshold
 from policies.models.alerts import ALERT_PERCENT_MAX, ALERT_PERCENT_MIN
@@ -24,8 +24,7 @@ MAX_THRESHOLDS_PER_CHANNEL = 10
 
 
 def _refused(field: str, message: str) -> InvalidInput:
-    return InvalidInput(message, errors=[{"pointer": f"/{field}", "field": field,
-                                          "detail": message}])  # fmt: skip
+    return InvalidInput(message, errors=[input_error([field], message)])
 
 
 def _fields(threshold: AlertThreshold) -> dict[str, Any]:
@@ -66,12 +65,12 @@ def alert_threshold_add(
     if percent in existing:
         raise Conflict(
             f"An alert at {percent} % is set on {channel.code} already.",
-            errors=[{"pointer": "/percent", "field": "percent", "detail": "exists"}],
+            errors=[input_error(["percent"], "exists")],
         )
     if len(existing) >= MAX_THRESHOLDS_PER_CHANNEL:
         raise Conflict(
             f"At most {MAX_THRESHOLDS_PER_CHANNEL} alerts per channel.",
-            errors=[{"pointer": "/percent", "field": "percent", "detail": "too many"}],
+            errors=[input_error(["percent"], "too many")],
         )
     try:
         with transaction.atomic():
@@ -81,7 +80,7 @@ def alert_threshold_add(
     except IntegrityError:
         raise Conflict(
             f"An alert at {percent} % is set on {channel.code} already.",
-            errors=[{"pointer": "/percent", "field": "percent", "detail": "exists"}],
+            errors=[input_error(["percent"], "exists")],
         ) from None
     audit_record(
         actor=actor, action="alert_threshold.add", tenant=tenant, obj=threshold, before=None,
