@@ -23,6 +23,27 @@ def _thresholds(text: str) -> list[int]:
         raise forms.ValidationError("Percentages separated by commas, e.g. 50,80,90,100.") from None
 
 
+def internal_reason_field(
+    help_text: str = "For the audit trail and staff; never sent to the tenant.",
+) -> forms.CharField:
+    """The internal reason every staff action asks for: audited, never sent to the tenant."""
+    return forms.CharField(
+        label="Internal reason", widget=forms.Textarea(attrs={"rows": 3}), help_text=help_text
+    )
+
+
+def customer_reason_field(
+    help_text: str, *, required: bool = False, rows: int = 3
+) -> forms.CharField:
+    """The reason sent to the tenant as written, beside the internal one."""
+    return forms.CharField(
+        label="Reason sent to the tenant",
+        required=required,
+        widget=forms.Textarea(attrs={"rows": rows}),
+        help_text=help_text,
+    )
+
+
 class TenantForm(forms.ModelForm):
     """A tenant's page; saved by ``tenant_create`` or ``tenant_update``. The time zone and
     the currency are read-only once the tenant has a billing period (the admin leaves them
@@ -129,17 +150,11 @@ class LimitChangeForm(forms.Form):
         help_text="Only to restrict or suspend under the policy; needs the reason sent to the "
         "tenant.",
     )
-    customer_reason = forms.CharField(
-        required=False,
-        label="Reason sent to the tenant",
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="For an enforcement measure: sent to the tenant as written.",
+    customer_reason = customer_reason_field(
+        "For an enforcement measure: sent to the tenant as written.",
+        rows=2,
     )
-    reason = forms.CharField(
-        label="Internal reason",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Kept in the audit trail; never sent to the tenant.",
-    )
+    reason = internal_reason_field("Kept in the audit trail; never sent to the tenant.")
 
     fieldsets = [
         (None, {"fields": ["channel"]}),
@@ -239,16 +254,9 @@ class DecisionForm(ReasonForm):
         decimal_places=2,
         help_text="For a partial waiver: the amount waived.",
     )
-    reason = forms.CharField(
-        label="Internal reason",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="For the audit trail and staff; never sent to the tenant.",
-    )
-    customer_reason = forms.CharField(
-        label="Reason sent to the tenant",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Sent to the tenant as written, with the decision and its amounts (e-mail, "
+    reason = internal_reason_field()
+    customer_reason = customer_reason_field(
+        "Sent to the tenant as written, with the decision and its amounts (e-mail, "
         "in-app notification, webhooks); empty: the decision is told without a reason.",
     )
 
@@ -290,16 +298,11 @@ class RestrictForm(ReasonForm):
         min_value=1, required=False, initial=24, label="Duration in hours",
         help_text="Empty: permanent, until someone lifts it.",
     )  # fmt: skip
-    reason = forms.CharField(
-        label="Internal reason",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="For the audit trail and staff; never sent to the tenant.",
-    )
-    customer_reason = forms.CharField(
-        label="Reason sent to the tenant",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Sent to the tenant as written, with the restriction (e-mail, in-app "
+    reason = internal_reason_field()
+    customer_reason = customer_reason_field(
+        "Sent to the tenant as written, with the restriction (e-mail, in-app "
         "notification, webhooks).",
+        required=True,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -368,16 +371,9 @@ class RestrictForm(ReasonForm):
 class ReduceForm(ReasonForm):
     channel = forms.ModelChoiceField(queryset=Channel.objects.filter(active=True))
     units = forms.IntegerField(min_value=1, help_text="Unused credits of this period to take away.")
-    reason = forms.CharField(
-        label="Internal reason",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="For the audit trail and staff; never sent to the tenant.",
-    )
-    customer_reason = forms.CharField(
-        label="Reason sent to the tenant",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="The tenant is told of every reduction (e-mail, in-app notification, "
+    reason = internal_reason_field()
+    customer_reason = customer_reason_field(
+        "The tenant is told of every reduction (e-mail, in-app notification, "
         "webhooks), with this reason as written; empty: told without a reason.",
     )
 
