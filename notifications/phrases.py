@@ -205,10 +205,10 @@ def offer(w: Writer) -> str:
     }
     if figures["until"]:
         return _("Top up %(units)s units for %(price)s so that your service is not "
-                 "interrupted: accept the offer in your dashboard; it is valid until "
+                 "interrupted: accept the offer on your Overview page; it is valid until "
                  "%(until)s.") % figures  # fmt: skip
     return _("Top up %(units)s units for %(price)s so that your service is not interrupted: "
-             "accept the offer in your dashboard.") % figures  # fmt: skip
+             "accept the offer on your Overview page.") % figures  # fmt: skip
 
 
 def welcome(w: Writer) -> tuple[str, list[str]]:
