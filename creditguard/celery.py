@@ -26,24 +26,51 @@ app.autodiscover_tasks()
 WORKER_APPLICATION_NAME = "creditguard-worker"
 
 
-def worker_session_limit(connection: Any) -> None:
-    """Set a worker's limits on one PostgreSQL session: lock and statement timeouts, an
-    idle-in-transaction timeout, the client check that ends the session of a killed
-    worker (PostgreSQL 14+), and an application name that tells worker sessions apart
-    in ``pg_stat_activity``. Session-level, so they hold for the connection's life."""
+def worker_session_settings(pg_version: int) -> dict[str, str]:
+    """A worker's limits on its PostgreSQL sessions, as parameter → value: lock and
+    statement timeouts, an idle-in-transaction timeout, the client check that ends the
+    session of a killed worker (PostgreSQL 14+), in milliseconds."""
     from django.conf import settings  # this module loads with the settings themselves
 
-    if connection.vendor != "postgresql":
-        return
-    idle_in_transaction = settings.WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS
     limits = {
         "lock_timeout": settings.WORKER_DB_LOCK_TIMEOUT_SECONDS,
         "statement_timeout": settings.WORKER_DB_STATEMENT_TIMEOUT_SECONDS,
-        "idle_in_transaction_session_timeout": idle_in_transaction,
+        "idle_in_transaction_session_timeout": (
+            settings.WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS
+        ),
     }
-    if connection.pg_version >= 140000:
+    if pg_version >= 140000:
         limits["client_connection_check_interval"] = settings.WORKER_DB_CLIENT_CHECK_SECONDS
-    values = {name: f"{round(seconds * 1000)}ms" for name, seconds in limits.items()}
+    return {name: str(round(seconds * 1000)) for name, seconds in limits.items()}
+
+
+def worker_connect_query(pg_version: int) -> str:
+    """The limits and the application name as the ``connect_query`` of the workers' own
+    PgBouncer database, which the pooler runs on each server session it opens for them
+    (behind a transaction pooler, DATABASE_POOLER; docs/SCALING.md)."""
+    values = worker_session_settings(pg_version)
+    return "; ".join(
+        [f"SET {name} = {value}" for name, value in values.items()]
+        + [f"SET application_name = '{WORKER_APPLICATION_NAME}'"]
+    )
+
+
+def worker_session_limit(connection: Any) -> None:
+    """Set a worker's limits (``worker_session_settings``) on one PostgreSQL session, and
+    an application name that tells worker sessions apart in ``pg_stat_activity``.
+    Session-level, so they hold for the connection's life.
+
+    Not behind a transaction pooler (``TRANSACTION_POOLING``): there a session-level
+    setting holds on whichever server session ran it — for the next client of that
+    session, a web request's as well — and not on the others this worker's transactions
+    run on. The workers' own pool carries them instead, its ``connect_query``
+    (``worker_connect_query``)."""
+    from django.conf import settings
+
+    if connection.vendor != "postgresql" or settings.TRANSACTION_POOLING:
+        return
+    limits = worker_session_settings(connection.pg_version)
+    values = {name: f"{ms}ms" for name, ms in limits.items()}
     values["application_name"] = WORKER_APPLICATION_NAME
     with connection.cursor() as cursor:
         cursor.execute(

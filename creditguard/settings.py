@@ -108,6 +108,19 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# What sits between the app and PostgreSQL. "pgbouncer-transaction": a PgBouncer in
+# transaction pooling, where consecutive transactions of one connection may run on
+# different server sessions, so nothing may rely on session state: no server-side
+# cursors outside a transaction (Django's DISABLE_SERVER_SIDE_CURSORS), the
+# authorization statement prepared on whichever session runs it (policies/sql.py), and
+# a worker's session limits left to the pooler (creditguard/celery.py). docs/SCALING.md.
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in {"", "pgbouncer-transaction"}:
+    refuse_to_start(
+        f"DATABASE_POOLER must be empty or pgbouncer-transaction, not {DATABASE_POOLER!r}."
+    )
+TRANSACTION_POOLING = DATABASE_POOLER == "pgbouncer-transaction"
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = TRANSACTION_POOLING
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo runs the dev server with threads; wait for the writer instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from metering import sql as metering_sql
@@ -138,26 +139,53 @@ _EXECUTE = f"EXECUTE creditguard_authorize ({', '.join(['%s'] * len(FAST_AUTHORI
 _prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
-def _prepare_once(cursor: Any) -> None:
-    raw = connection.connection
-    if raw in _prepared:
-        return
+@cache
+def _prepare_sql() -> str:
     sql = fast_authorize_sql()
     for position, name in enumerate(FAST_AUTHORIZE_PARAMETERS, start=1):
         sql = sql.replace(f"%({name})s", f"${position}")
     types = ", ".join(FAST_AUTHORIZE_PARAMETERS.values())
-    cursor.execute(f"PREPARE creditguard_authorize ({types}) AS {sql}")
+    return f"PREPARE creditguard_authorize ({types}) AS {sql}"
+
+
+def _prepare_once(cursor: Any) -> None:
+    raw = connection.connection
+    if raw in _prepared:
+        return
+    cursor.execute(_prepare_sql())
     _prepared[raw] = True
 
 
+# Behind a transaction-pooling PgBouncer (settings.TRANSACTION_POOLING) two queries of
+# one connection may run on two server sessions, and a session may have been prepared by
+# another client: which sessions hold the statement is known only to them. So one query
+# string prepares it where the session lacks it and executes it — one round trip, one
+# server session (a query string is one transaction, never split by the pooler). SQL
+# PREPARE is outside PgBouncer's own prepared statements (>= 1.21, protocol level only).
+@cache
+def _pooled_execute_sql() -> str:
+    prepare = _prepare_sql()
+    assert "$prepare$" not in prepare and "$creditguard$" not in prepare
+    return (
+        "DO $creditguard$ BEGIN IF NOT EXISTS (SELECT FROM pg_prepared_statements"
+        " WHERE name = 'creditguard_authorize') THEN"
+        f" EXECUTE $prepare${prepare.replace('%', '%%')}$prepare$; END IF; END $creditguard$;"
+        f" {_EXECUTE}"
+    )
+
+
 def fast_authorize(values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """Run the statement (prepared once per connection) with ``values`` for the
+    """Run the statement (prepared once per server session) with ``values`` for the
     parameters not in ``CONSTANTS``; its row, or None when the full path must decide.
     One statement is atomic by itself; the caller provides a savepoint inside a
     transaction (a taken idempotency key raises ``IntegrityError``)."""
     params = {**CONSTANTS, **values}
+    arguments = [params[name] for name in FAST_AUTHORIZE_PARAMETERS]
     with connection.cursor() as cursor:
-        _prepare_once(cursor)
-        cursor.execute(_EXECUTE, [params[name] for name in FAST_AUTHORIZE_PARAMETERS])
+        if settings.TRANSACTION_POOLING:
+            cursor.execute(_pooled_execute_sql(), arguments)
+        else:
+            _prepare_once(cursor)
+            cursor.execute(_EXECUTE, arguments)
         row = cursor.fetchone()
     return tuple(row) if row is not None else None

@@ -16,6 +16,14 @@ if [ ! -x /usr/bin/chromium ]; then
     exit 1
   fi
 fi
+# The PgBouncer test (tests/ops/test_pgbouncer.py) runs Debian's pgbouncer; without it,
+# and not root to install it, that test is skipped and says why.
+if [ ! -x /usr/sbin/pgbouncer ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "Installing Debian's pgbouncer for the PgBouncer test…" >&2
+  { apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } \
+    || echo "Could not install pgbouncer: the PgBouncer test will be skipped" >&2
+fi
 export CREDITGUARD_ENV=test
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/creditguard}
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
