@@ -1,6 +1,10 @@
 """Redis speeds the API up; it is not a dependency of it. What every Redis client of the
 web process shares:
 
+* one client per process (:func:`redis_client`), of ``REDIS_URL`` or, with
+  ``REDIS_SENTINELS``, of the master the sentinels name — the cache borrows its pool
+  (:class:`SentinelMasterPool`); Celery's broker follows the same sentinels through
+  kombu's own transport (``creditguard/settings_redis.py``);
 * short timeouts (``REDIS_TIMEOUT_SECONDS``, connect and socket) — redis-py waits for
   ever by default, and a paused Redis accepts connections and never answers;
 * a per-process circuit breaker: after a failure, callers skip Redis for
@@ -22,6 +26,8 @@ from functools import cache as memoize
 
 import redis
 from django.conf import settings
+from redis.connection import parse_url
+from redis.sentinel import Sentinel
 
 from creditguard.metrics import REDIS_FAILURES as REDIS_FAILURES_METRIC
 
@@ -42,13 +48,42 @@ _unwarned: Counter[str] = Counter()
 
 
 def redis_client() -> redis.Redis:
-    """The process's client of ``REDIS_URL``, with the short timeouts."""
-    return _client(settings.REDIS_URL, settings.REDIS_TIMEOUT_SECONDS)
+    """The process's client of ``REDIS_URL`` — or, with ``REDIS_SENTINELS``, of the master
+    the sentinels name, asked again on each new connection, so that after a failover the
+    next connection reaches the promoted replica — with the short timeouts (towards the
+    sentinels too)."""
+    return _client(
+        settings.REDIS_URL,
+        settings.REDIS_TIMEOUT_SECONDS,
+        tuple(settings.REDIS_SENTINELS),
+        settings.REDIS_SENTINEL_MASTER,
+    )
 
 
 @memoize
-def _client(url: str, timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+def _client(
+    url: str, timeout: float, sentinels: tuple[tuple[str, int], ...], master: str
+) -> redis.Redis:
+    if not sentinels:
+        return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    # The database and the master's credentials from REDIS_URL, whose host is not dialled
+    # (creditguard/settings_redis.py).
+    credentials = {
+        key: value for key, value in parse_url(url).items() if key in {"db", "username", "password"}
+    }
+    sentinel = Sentinel(list(sentinels), socket_connect_timeout=timeout, socket_timeout=timeout)
+    return sentinel.master_for(master, **credentials)
+
+
+class SentinelMasterPool:
+    """The ``pool_class`` of Django's RedisCache with Sentinel: the cache builds its pool
+    with ``pool_class.from_url(LOCATION, **OPTIONS)``; this hands it the pool of
+    :func:`redis_client` instead, so the cache follows the same master through the same
+    sentinels, with the same timeouts, rather than dial REDIS_URL's host."""
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> redis.ConnectionPool:
+        return redis_client().connection_pool
 
 
 def redis_available(feature: str) -> bool:

@@ -18,6 +18,14 @@ from celery.schedules import crontab
 from cryptography.fernet import Fernet
 
 from creditguard.env import StrictEnv, refuse_to_start
+from creditguard.settings_redis import (
+    REDIS_BROKER_SENTINEL_OPTIONS,
+    REDIS_BROKER_URL,
+    REDIS_CACHE_SENTINEL_OPTIONS,
+)
+from creditguard.settings_redis import REDIS_SENTINEL_MASTER as REDIS_SENTINEL_MASTER
+from creditguard.settings_redis import REDIS_SENTINELS as REDIS_SENTINELS
+from creditguard.settings_redis import REDIS_URL as REDIS_URL
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-insecure-creditguard-secret-key-change-me"  # noqa: S105
@@ -126,7 +134,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="")
+# REDIS_URL, or the master Redis Sentinel names (REDIS_SENTINELS, REDIS_SENTINEL_MASTER):
+# creditguard/settings_redis.py.
 # Connect and socket timeout of every Redis client (cache, rate limiter, health check,
 # Celery broker): redis-py waits for ever by default, and a paused Redis accepts
 # connections and never answers. The API goes on without Redis (docs/ARCHITECTURE.md).
@@ -139,6 +148,7 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
                 "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                **REDIS_CACHE_SENTINEL_OPTIONS,
             },
         }
     }
@@ -414,12 +424,13 @@ if PRODUCTION and not REDIS_URL:
     refuse_to_start("production needs REDIS_URL (Redis for Celery and the cache).")
 CELERY_DIR = VAR_DIR / "celery"
 if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_URL = REDIS_BROKER_URL  # REDIS_URL, or sentinel:// URLs of the sentinels
     # Longer than any countdown or ETA we use, so a waiting task is not redelivered early.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "visibility_timeout": 3600,
         "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
         "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        **REDIS_BROKER_SENTINEL_OPTIONS,
     }
 else:
     CELERY_BROKER_URL = "filesystem://"
