@@ -74,6 +74,30 @@ def scenario(port: int, plans: list[list[Call]]) -> dict[str, Any]:
     }
 
 
+# One SMS unit: the request of every authorization run.
+AUTHORIZE_BODY = orjson.dumps({"channel": "sms", "quantity": 1})
+
+
+def spread_tenants(count: int, prefix: str = "bench") -> list[str]:
+    """``count`` tenants whose SMS credits (10⁹) no run exhausts; their API keys."""
+    from django.conf import settings
+
+    from metering.models import Channel
+    from policies.services.rules import limit_rule_set
+    from tenants.models import Scope
+    from tenants.services import api_key_create, tenant_create
+
+    sms = Channel.objects.get(code="sms")
+    # The bench's tenants are set up, not changed: their terms apply at once.
+    settings.LIMIT_NOTICE_DAYS = 0
+    keys = []
+    for n in range(count):
+        tenant = tenant_create(slug=f"{prefix}-{n}", name=f"Bench {n}", time_zone="UTC")
+        limit_rule_set(tenant=tenant, channel=sms, included_units=10**9, reason="bench", actor=None)
+        keys.append(api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_WRITE]).raw_key)
+    return keys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -86,7 +110,6 @@ def main() -> None:
 
     url = recreate_database()
     setup_django(url)
-    from django.conf import settings
 
     from metering.models import Authorization, Balance, Channel
     from policies.services.rules import limit_rule_set
@@ -94,13 +117,7 @@ def main() -> None:
     from tenants.services import api_key_create, tenant_create
 
     sms = Channel.objects.get(code="sms")
-    # The bench's tenants are set up, not changed: their terms apply at once.
-    settings.LIMIT_NOTICE_DAYS = 0
-    keys = []
-    for n in range(args.tenants):
-        tenant = tenant_create(slug=f"bench-{n}", name=f"Bench {n}", time_zone="UTC")
-        limit_rule_set(tenant=tenant, channel=sms, included_units=10**9, reason="bench", actor=None)
-        keys.append(api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_WRITE]).raw_key)
+    keys = spread_tenants(args.tenants)
     hot_tenants = []
     for r in range(args.rounds):
         hot = tenant_create(slug=f"bench-hot-{r}", name=f"Hot {r}", time_zone="UTC")
@@ -112,7 +129,7 @@ def main() -> None:
             (hot, api_key_create(tenant=hot, name="bench", scopes=[Scope.USAGE_WRITE]).raw_key)
         )
 
-    body: bytes | None = orjson.dumps({"channel": "sms", "quantity": 1})
+    body: bytes | None = AUTHORIZE_BODY
     n = args.requests
     floor_plans: list[list[Call]] = [
         [("GET", "/api/v1/key", None, keys[(c + i) % len(keys)]) for i in range(n)]

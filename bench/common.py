@@ -53,6 +53,28 @@ def recreate_database() -> str:
     return url
 
 
+def drop_database() -> None:
+    """Drop the scratch database (its connections ended first)."""
+    conn = psycopg2.connect(ADMIN_URL)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {bench_database_name()} WITH (FORCE)")
+    conn.close()
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A freshly migrated scratch database for the block, dropped when it ends, also on an
+    error or Ctrl-C: its URL."""
+    try:
+        yield recreate_database()
+    finally:
+        from django.db import connections
+
+        connections.close_all()  # Django's, if the block set it up on this database
+        drop_database()
+
+
 def server_env(database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -82,8 +104,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(database_url: str, *, workers: int, threads: int = 1) -> Iterator[int]:
-    """Serve the app under gunicorn on a free loopback port until the block ends."""
+def gunicorn(
+    database_url: str, *, workers: int, threads: int = 1, env: dict[str, str] | None = None
+) -> Iterator[int]:
+    """Serve the app under gunicorn on a free loopback port until the block ends; ``env``
+    adds to (or overrides) the server's environment."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -103,7 +128,7 @@ def gunicorn(database_url: str, *, workers: int, threads: int = 1) -> Iterator[i
             "30",
         ],
         cwd=ROOT,
-        env=server_env(database_url),
+        env={**server_env(database_url), **(env or {})},
     )
     try:
         deadline = time.monotonic() + 30

@@ -28,6 +28,22 @@ from bench.common import gunicorn, recreate_database, setup_django, write_sectio
 BATCH = 1000
 
 
+def tenants_with_keys(count: int, prefix: str = "bench") -> tuple[list[Any], list[str]]:
+    """``count`` tenants under the default terms, and an API key of each."""
+    from tenants.models import Scope
+    from tenants.services import api_key_create, tenant_create
+
+    tenants = [
+        tenant_create(slug=f"{prefix}-{n}", name=f"Bench {n}", time_zone="UTC")
+        for n in range(count)
+    ]
+    keys = [
+        api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_WRITE]).raw_key
+        for tenant in tenants
+    ]
+    return tenants, keys
+
+
 def make_batches(prefix: str, count: int, now: datetime) -> list[list[dict[str, Any]]]:
     channels = ("email", "sms", "call")
     return [
@@ -141,16 +157,9 @@ def main() -> None:
     setup_django(url)
     from metering.models import BillingPeriod, Channel
     from metering.services.periods import period_bounds, period_get_or_open
-    from tenants.models import Scope
-    from tenants.services import api_key_create, tenant_create
 
     now = datetime.now(UTC)
-    keys = []
-    tenants = []
-    for n in range(args.clients * 2):
-        tenant = tenant_create(slug=f"bench-{n}", name=f"Bench {n}", time_zone="UTC")
-        tenants.append(tenant)
-        keys.append(api_key_create(tenant=tenant, name="bench", scopes=[Scope.USAGE_WRITE]).raw_key)
+    tenants, keys = tenants_with_keys(args.clients * 2)
 
     # The floor: identical rows, fresh ids, into the same table, as many connections.
     channel_ids = {c.code: c.pk for c in Channel.objects.all()}

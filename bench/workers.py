@@ -25,8 +25,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, recreate_database, server_env, write_section
@@ -210,6 +213,45 @@ def ingest_during_sweep_bench(tenants: int, seconds: float, threads: int = 4) ->
     )
 
 
+@contextmanager
+def celery_worker(
+    env: dict[str, str], *, concurrency: int, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A Celery worker (prefork, ``concurrency`` processes) on the broker of ``env`` until
+    the block ends, its output in ``log`` if given; a few seconds to connect first."""
+    output = log.open("ab") if log else subprocess.DEVNULL
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "creditguard", "worker", "--concurrency",
+         str(concurrency), "--without-gossip", "--without-mingle", "-l", "WARNING"],
+        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # let the worker connect
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        if log:
+            output.close()
+
+
+@contextmanager
+def celery_beat(env: dict[str, str], directory: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Celery beat with the settings' schedule (CELERY_BEAT_SCHEDULE) until the block
+    ends; its schedule file and its output (beat.log) in ``directory``, not var/celery."""
+    with (directory / "beat.log").open("ab") as output:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "creditguard", "beat", "-l", "WARNING",
+             "--schedule", str(directory / "beat-schedule")],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield beat
+        finally:
+            beat.terminate()
+            beat.wait(timeout=30)
+
+
 class Arrivals:
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
@@ -261,27 +303,19 @@ def latency_bench(crossings: int) -> str:
         webhook_endpoint_create(tenant=tenant, url=arrivals.url)
         tenants.append(tenant)
     current_app.control.purge()
-    env = dict(os.environ)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "creditguard", "worker", "--concurrency", "2",
-         "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(4)  # let the worker connect
     sent: dict[str, float] = {}
     try:
-        for tenant in tenants:
-            event = {"id": "cross", "channel": "sms", "quantity": 85,
-                     "occurred_at": datetime.now(UTC).isoformat()}  # fmt: skip
-            usage_record_batch(tenant=tenant, payload={"events": [event]})
-            sent[tenant.slug] = time.time()  # committed: on_commit has run
-            time.sleep(0.05)
-        deadline = time.time() + 60
-        while len(arrivals.times) < len(tenants) and time.time() < deadline:
-            time.sleep(0.2)
+        with celery_worker(dict(os.environ), concurrency=2):
+            for tenant in tenants:
+                event = {"id": "cross", "channel": "sms", "quantity": 85,
+                         "occurred_at": datetime.now(UTC).isoformat()}  # fmt: skip
+                usage_record_batch(tenant=tenant, payload={"events": [event]})
+                sent[tenant.slug] = time.time()  # committed: on_commit has run
+                time.sleep(0.05)
+            deadline = time.time() + 60
+            while len(arrivals.times) < len(tenants) and time.time() < deadline:
+                time.sleep(0.2)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
         arrivals.server.shutdown()
     latencies = sorted(arrivals.times[slug] - sent[slug] for slug in sent if slug in arrivals.times)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
