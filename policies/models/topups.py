@@ -66,8 +66,10 @@ class TopUpOffer(models.Model):
 
     class Meta:
         constraints = [
+            # With the tenant, which the balance implies, as Citus needs of a table
+            # sharded by tenant (docs/SCALING.md).
             models.UniqueConstraint(
-                fields=["balance", "pack"],
+                fields=["tenant", "balance", "pack"],
                 condition=models.Q(status="open"),
                 name="topup_offer_one_open_per_balance_and_pack",
             )
