@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -298,3 +300,30 @@ def test_a_worker_sets_no_session_state_behind_a_transaction_pooler(settings):
             assert cursor.fetchone() == ("0", "")
     finally:
         session.close()
+
+
+def test_a_killed_worker_s_statement_ends_behind_the_pooler(bouncer):
+    """A worker killed mid-statement: PgBouncer closes the server session its client left
+    in a transaction, and the session's client check (the workers' connect_query) ends
+    the statement instead of letting it run on."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", "import psycopg2, sys\n"
+         "psycopg2.connect(sys.argv[1]).cursor().execute('SELECT pg_sleep(600)')",
+         bouncer.url(worker_alias())]
+    )  # fmt: skip
+    sleeping = (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        " AND query = 'SELECT pg_sleep(600)' AND state = 'active'"
+    )
+
+    def sleeping_sessions() -> int:
+        with closing(stack.connect()) as server, server.cursor() as cursor:
+            cursor.execute(sleeping, [WORKER_APPLICATION_NAME])
+            return int(cursor.fetchone()[0])
+
+    try:
+        wait_for(lambda: sleeping_sessions() == 1, timeout=15, what="the statement to run")
+    finally:
+        client.kill()
+        client.wait(timeout=10)
+    wait_for(lambda: sleeping_sessions() == 0, timeout=15, what="the session to end")
