@@ -20,7 +20,7 @@ from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     CharField,
     Count,
@@ -39,6 +39,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat
 
 from billing import sql as billing_sql
+from creditguard.db_router import read_connection
 from creditguard.errors import Conflict
 from creditguard.money import round_money
 from metering.models import Balance, BillingPeriod, Grant
@@ -163,6 +164,9 @@ def export_rows(
     sql, params = billing_sql.export_statement(
         period=period, tenant_id=tenant_id, balance_ids=balance_ids
     )
+    # The router's connection (a read replica for the export's routes), chosen now: the
+    # rows of a CSV are read while the response streams.
+    connection = read_connection(Balance)
     if balance_ids is not None:  # a page, bounded: in one round trip
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -173,11 +177,16 @@ def export_rows(
     # Every row of a period from a named (server-side) cursor, as QuerySet.iterator()
     # reads, unless the setting says a pooler in transaction mode forbids them.
     server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
-    return _chunks(sql, params, chunk_rows, server_side=server_side)
+    return _chunks(connection, sql, params, chunk_rows, server_side=server_side)
 
 
 def _chunks(
-    sql: str, params: list[Any], chunk_rows: int, *, server_side: bool
+    connection: BaseDatabaseWrapper,
+    sql: str,
+    params: list[Any],
+    chunk_rows: int,
+    *,
+    server_side: bool,
 ) -> Iterator[list[tuple[Any, ...]]]:
     with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
         cursor.execute(sql, params)

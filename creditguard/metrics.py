@@ -105,6 +105,13 @@ REDIS_FAILURES = Counter(
     "Failed Redis calls, each opening the process's circuit breaker, by feature.",
     ["feature"],
 )
+REPLICA_FALLBACKS = Counter(
+    f"{PREFIX}_db_replica_fallbacks",
+    "Requests of replica routes read from the primary instead, by reason: down (the "
+    "replica did not answer), lag (behind more than DATABASE_REPLICA_MAX_LAG_SECONDS) or "
+    "error (it failed the request, which was answered again from the primary).",
+    ["reason"],
+)
 TASKS = Counter(
     f"{PREFIX}_celery_tasks",
     "Celery tasks finished, by task name and state (SUCCESS, FAILURE, RETRY, …).",
@@ -253,7 +260,7 @@ def registered_names() -> set[str]:
     histograms with ``_bucket``, ``_sum`` and ``_count``), for the dashboard's test."""
     names = set(LIVE_GAUGES)
     for metric in (HTTP_REQUESTS, EVENTS_INGESTED, AUTHORIZATIONS, NOTIFICATIONS, DELIVERIES,
-                   RATE_LIMIT_REFUSALS, REDIS_FAILURES, TASKS):  # fmt: skip
+                   RATE_LIMIT_REFUSALS, REDIS_FAILURES, REPLICA_FALLBACKS, TASKS):  # fmt: skip
         names.add(f"{metric._name}_total")
     for histogram in (HTTP_DURATION, TASK_DURATION):
         names.update(f"{histogram._name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))

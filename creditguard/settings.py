@@ -505,3 +505,37 @@ from creditguard.settings_ops import METRICS_TOKEN as METRICS_TOKEN  # noqa: E40
 
 # Outermost: the request id and the access line cover the whole request.
 MIDDLEWARE.insert(0, "creditguard.access.AccessMiddleware")
+
+# --- Read replica -------------------------------------------------------------------
+
+# DATABASE_REPLICA_URL (optional) adds the alias "replica", a streaming replica of the
+# primary; creditguard/db_router.py sends it the reads of chosen GET pages (the portal's
+# figures, the billing export, the console's lists) while it answers and lags at most
+# DATABASE_REPLICA_MAX_LAG_SECONDS (measured every DATABASE_REPLICA_CHECK_SECONDS per
+# process); a person who wrote reads the primary for DATABASE_REPLICA_PIN_SECONDS. Unset,
+# everything reads the primary. docs/OPERATIONS.md ("Read replica").
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=5.0)
+DATABASE_REPLICA_PIN_SECONDS = env.float("DATABASE_REPLICA_PIN_SECONDS", default=15.0)
+DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", default=1.0)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **env.db_url("DATABASE_REPLICA_URL"),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        "DISABLE_SERVER_SIDE_CURSORS": DATABASES["default"].get(
+            "DISABLE_SERVER_SIDE_CURSORS", False
+        ),
+        # The test runner makes no database for it: it reads the primary's.
+        "TEST": {"MIRROR": "default"},
+    }
+    # A replica that is gone is skipped after this long, not waited for.
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+elif ENVIRONMENT == "test":
+    # The router's tests (tests/test_db_router.py) read the test database through a
+    # second connection; with DATABASE_REPLICA_READS off nothing else uses it.
+    DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+DATABASE_REPLICA_READS = env.bool("DATABASE_REPLICA_READS", default=bool(DATABASE_REPLICA_URL))
+DATABASE_ROUTERS = ["creditguard.db_router.ReplicaRouter"]
+# Innermost: a page the replica failed is answered again by running only its view.
+MIDDLEWARE.append("creditguard.db_router.ReplicaReadsMiddleware")

@@ -24,6 +24,7 @@ from functools import cache
 from django.db import connection
 from django.db.models import Model
 
+from creditguard.db_router import read_connection
 from metering.models import (
     Authorization,
     Balance,
@@ -237,8 +238,9 @@ def usage_rollups_read(
 ) -> list[tuple[int, int, int]]:
     """Units per (bucket, channel): the rollups of ``slots`` (size, from, to, bucket: the
     slots of that size starting in [from, to) count towards that bucket) and the events of
-    ``raw`` (from, to, bucket); a bucket may appear twice. One statement."""
-    with connection.cursor() as cursor:
+    ``raw`` (from, to, bucket); a bucket may appear twice. One statement, on the router's
+    connection (a read replica for the portal's usage pages)."""
+    with read_connection(UsageRollup).cursor() as cursor:
         cursor.execute(
             _usage_rollups_read(),
             {
