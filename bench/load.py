@@ -38,7 +38,9 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -905,6 +907,9 @@ def main() -> None:
     parser.add_argument("--from", dest="source", type=Path, help="report a saved run")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     args = parser.parse_args()
+    # SIGTERM (timeout, kill) ends the run as Ctrl-C does: the processes stopped and the
+    # scratch database dropped by the blocks' finally clauses.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if args.source:
         run = run_from_json(args.source.read_text())
