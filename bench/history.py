@@ -10,7 +10,14 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 
-from metering.models import Balance, BillingPeriod, Channel, UsageEvent, UsageRollup
+from metering.models import (
+    Balance,
+    BillingPeriod,
+    Channel,
+    UsageEvent,
+    UsageEventKey,
+    UsageRollup,
+)
 from metering.services.ledger import balances_lock
 from metering.services.periods import period_bounds, period_get_or_open
 from metering.services.rollups import usage_rollups_rebuild
@@ -46,11 +53,13 @@ def load_history(tenant: Tenant, count: int, now: datetime) -> Loaded:
     ``usage_rollups_rebuild`` as an existing installation would (timed: the backfill)."""
     history_periods(tenant, now)
     ids = {c.code: c.pk for c in Channel.objects.filter(code__in=CODES)}
-    e, p = UsageEvent._meta, BillingPeriod._meta
+    e, p, k = UsageEvent._meta, BillingPeriod._meta, UsageEventKey._meta
     started = time.perf_counter()
     with connection.cursor() as cursor:
+        # The events with their idempotency keys, as ingestion writes them.
         cursor.execute(
             f"""
+    WITH events AS (
     INSERT INTO {e.db_table}
         (tenant_id, channel_id, period_id, client_event_id, quantity, occurred_at, metadata,
          content_hash, batch_id, received_at)
@@ -60,6 +69,9 @@ def load_history(tenant: Tenant, count: int, now: datetime) -> Loaded:
           FROM generate_series(1, %(count)s) AS n) AS g
     JOIN {p.db_table} AS p
       ON p.tenant_id = %(tenant)s AND g.at >= p.starts_at AND g.at < p.ends_at
+    RETURNING tenant_id, client_event_id, content_hash, period_id, received_at)
+    INSERT INTO {k.db_table} (tenant_id, client_event_id, content_hash, period_id, received_at)
+    SELECT * FROM events
     """,
             {
                 "tenant": tenant.pk,
@@ -116,5 +128,5 @@ def balances_from_rollups(tenant: Tenant, periods: list[BillingPeriod], now: dat
 
 def analyze() -> None:
     with connection.cursor() as cursor:
-        for model in (UsageEvent, UsageRollup, Balance):
+        for model in (UsageEvent, UsageEventKey, UsageRollup, Balance):
             cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")

@@ -129,6 +129,7 @@ LIVE_GAUGES = {
     f"{PREFIX}_evaluation_pending_balances": (),
     f"{PREFIX}_evaluation_lag_seconds": (),
     f"{PREFIX}_deliveries_waiting": ("transport", "status"),
+    f"{PREFIX}_partition_months_ahead": (),
     f"{PREFIX}_celery_queue_length": ("queue",),
     f"{PREFIX}_redis_degraded": (),
 }

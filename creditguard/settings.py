@@ -492,7 +492,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "policies.compute_recommendations",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Monthly partitions of usage events and the ledger, last month to 3 ahead; retention.
+    "partitions-maintain": {
+        "task": "metering.partitions_maintain",
+        "schedule": crontab(hour=2, minute=40),
+    },
+    "prune-event-keys": {"task": "metering.prune_event_keys", "schedule": 3600.0},
 }
+# Idempotency keys of usage events are kept while their period is open and this long after
+# it closed; events of closed periods are refused, so dedupe is exact for all accepted ones.
+USAGE_DEDUPE_RETENTION_HOURS = env.int("USAGE_DEDUPE_RETENTION_HOURS", default=24)
+# Whole months of usage-event and ledger partitions kept before retention archives them
+# (schema "archive"; only months whose periods are all closed). Unset: keep everything.
+USAGE_RETENTION_MONTHS: int | None = env.int("USAGE_RETENTION_MONTHS", default=None)
 # Requests within this window share one evaluation task.
 EVALUATION_COALESCE_SECONDS = env.float("EVALUATION_COALESCE_SECONDS", default=1.0)
 

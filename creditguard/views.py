@@ -19,6 +19,7 @@ from creditguard.metrics import PREFIX, gauge, metrics_response
 from creditguard.models import WorkerHeartbeat
 from creditguard.redis_guard import REDIS_FAILURES, REDIS_SKIPPED, redis_client
 from metering.models import Balance, Channel
+from metering.services.partitions import partitions_months_ahead
 from notifications.selectors import deliveries_waiting
 
 
@@ -132,7 +133,7 @@ def _evaluation_lag() -> dict[str, Any]:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus's scrape (creditguard/metrics.py): refused with 404 or 401 unless the
     METRICS_* settings allow the client."""
-    return metrics_response(request, [_evaluation_gauges, _delivery_gauges])
+    return metrics_response(request, [_evaluation_gauges, _delivery_gauges, _partition_gauges])
 
 
 def _evaluation_gauges() -> Iterator[GaugeMetricFamily]:
@@ -160,3 +161,13 @@ def _delivery_gauges() -> Iterator[GaugeMetricFamily]:
         for status in ("pending", "sending"):
             family.add_metric([transport, status], counts.get((transport, status), 0))
     yield family
+
+
+def _partition_gauges() -> Iterator[GaugeMetricFamily]:
+    if connection.vendor == "postgresql":  # SQLite keeps plain tables
+        yield gauge(
+            f"{PREFIX}_partition_months_ahead",
+            "Whole months after this one with their usage-event and ledger partitions "
+            "(beat keeps 3; below 1, next month's rows land in the default partition).",
+            partitions_months_ahead(),
+        )

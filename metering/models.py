@@ -121,15 +121,43 @@ class UsageEvent(models.Model):
     objects = TenantScopedManager["UsageEvent"]()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "client_event_id"], name="usage_event_unique_client_id"
-            )
-        ]
+        # No unique (tenant, client_event_id) here: on PostgreSQL the table is partitioned
+        # by month of ``occurred_at`` (metering.services.partitions), and a unique index of
+        # a partitioned table must hold the partition key. Ids are claimed in
+        # :class:`UsageEventKey` instead.
         indexes = [models.Index(fields=["tenant", "occurred_at"], name="usage_event_tenant_time")]
 
     def __str__(self) -> str:
         return f"{self.client_event_id} ({self.quantity})"
+
+
+class UsageEventKey(models.Model):
+    """The idempotency key of a usage event, claimed before the event is written: one
+    row per (tenant, client_event_id), in a plain table that stays small.
+
+    A key is kept while its period is open and for ``USAGE_DEDUPE_RETENTION_HOURS``
+    after the period closed (``usage_event_keys_prune``); ingestion refuses events of
+    closed periods, so within what can still be accepted a repeated id is always seen.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    client_event_id = models.CharField(max_length=200)
+    # As UsageEvent.content_hash: a repeat with the same hash is a duplicate, else a conflict.
+    content_hash = models.CharField(max_length=64)
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField()
+
+    objects = TenantScopedManager["UsageEventKey"]()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "client_event_id"], name="usage_event_key_unique_client_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.client_event_id
 
 
 class UsageRollup(models.Model):

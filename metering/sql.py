@@ -31,6 +31,7 @@ from metering.models import (
     BillingPeriod,
     LedgerEntry,
     UsageEvent,
+    UsageEventKey,
     UsageRollup,
 )
 
@@ -66,17 +67,27 @@ CONSTANTS: dict[str, str] = {
 
 @cache
 def _usage_events_insert() -> str:
-    e = Names(UsageEvent)
+    e, k = Names(UsageEvent), Names(UsageEventKey)
     return f"""
+WITH u AS (
+    SELECT *
+    FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[],
+                %s::text[], %s::text[])
+         AS u(channel_id, period_id, client_event_id, quantity, occurred_at, metadata,
+              content_hash)
+), claimed AS (
+    INSERT INTO {k.db_table}
+        ({k.tenant}, {k.client_event_id}, {k.content_hash}, {k.period}, {k.received_at})
+    SELECT %s, u.client_event_id, u.content_hash, u.period_id, %s FROM u
+    ON CONFLICT ({k.tenant}, {k.client_event_id}) DO NOTHING
+    RETURNING {k.client_event_id}
+)
 INSERT INTO {e.db_table}
     ({e.tenant}, {e.channel}, {e.period}, {e.client_event_id}, {e.quantity}, {e.occurred_at},
      {e.metadata}, {e.content_hash}, {e.batch_id}, {e.received_at})
 SELECT %s, u.channel_id, u.period_id, u.client_event_id, u.quantity, u.occurred_at,
        u.metadata::jsonb, u.content_hash, %s::uuid, %s
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[],
-            %s::text[], %s::text[])
-     AS u(channel_id, period_id, client_event_id, quantity, occurred_at, metadata, content_hash)
-ON CONFLICT ({e.tenant}, {e.client_event_id}) DO NOTHING
+FROM u JOIN claimed ON claimed.{k.client_event_id} = u.client_event_id
 RETURNING {e.client_event_id}
 """
 
@@ -94,16 +105,15 @@ def usage_events_insert(
     metadata_json: Sequence[str],
     content_hashes: Sequence[str],
 ) -> set[str]:
-    """Insert a batch of events (one row per index of the sequences) in one statement,
-    ``ON CONFLICT (tenant, client_event_id) DO NOTHING``; the client ids inserted.
-    A repeated id inserted by a concurrent transaction waits for it to end."""
+    """Insert a batch of events (one row per index of the sequences, distinct ids in id
+    order) in one statement: claim their keys in the keys table, ``ON CONFLICT (tenant,
+    client_event_id) DO NOTHING``, then insert the events whose key was claimed (the
+    events table is partitioned and has no unique index on the id); the client ids
+    inserted. A repeated id claimed by a concurrent transaction waits for it to end."""
     with connection.cursor() as cursor:
         cursor.execute(
             _usage_events_insert(),
             [
-                tenant_id,
-                str(batch_id),
-                received_at,
                 list(channel_ids),
                 list(period_ids),
                 list(client_event_ids),
@@ -111,6 +121,11 @@ def usage_events_insert(
                 list(occurred_ats),
                 list(metadata_json),
                 list(content_hashes),
+                tenant_id,
+                received_at,
+                tenant_id,
+                str(batch_id),
+                received_at,
             ],
         )
         return {row[0] for row in cursor.fetchall()}
@@ -423,3 +438,132 @@ def hold_entry_insert_cte(*, source: str) -> str:
     """The ``hold`` ledger entry of each held authorization in ``source`` (columns
     ``id, balance_id, status``), explaining the move of ``balance_reserve_cte``."""
     return _hold_entry_insert().replace("{source}", source)
+
+
+# ---------------------------------------------------------------- monthly partitions
+# Maintenance, not hot paths (metering.services.partitions decides; these say it). Names
+# of partitions are built from the models' tables and UTC months only; bounds are written
+# as literals because DDL takes no parameters.
+
+
+def _bound(at: datetime) -> str:
+    return f"'{at:%Y-%m-%d %H:%M:%S}+00'"
+
+
+def partitions_of(tables: Sequence[str]) -> list[tuple[str, str, int]]:
+    """The partitions of ``tables`` as (table, partition, the planner's estimate of its
+    rows), one catalog query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.relname, c.relname, GREATEST(c.reltuples, 0)::bigint FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE i.inhparent = ANY(%s::regclass[]) ORDER BY 1, 2",
+            [list(tables)],
+        )
+        return [(str(table), str(name), int(rows)) for table, name, rows in cursor.fetchall()]
+
+
+def partition_rows(name: str) -> int:
+    """The rows of one partition, counted."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{name}"')
+        return int(cursor.fetchone()[0])
+
+
+def partition_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        return bool(cursor.fetchone()[0])
+
+
+def partition_create(
+    *, table: str, column: str, name: str, default: str, low: datetime, high: datetime
+) -> int:
+    """Create the partition ``name`` of ``table`` for [low, high); the rows moved into it
+    from the ``default`` partition (PostgreSQL refuses a new partition while the default
+    holds rows of its range: they go into a standalone table first, which is then
+    attached, building its indexes, foreign keys and triggers). A move is no change of
+    the ledger: the default's append-only trigger is off for that one statement, inside
+    the caller's transaction."""
+    within = f"{column} >= {_bound(low)} AND {column} < {_bound(high)}"
+    bounds = f"FOR VALUES FROM ({_bound(low)}) TO ({_bound(high)})"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {default} WHERE {within} LIMIT 1")
+        if cursor.fetchone() is None:
+            cursor.execute(f"CREATE TABLE {name} PARTITION OF {table} {bounds}")
+            return 0
+        cursor.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
+        # ALTER TABLE refuses a table with deferred foreign-key checks pending (rows
+        # written earlier in this transaction): check them now, then defer again.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        cursor.execute(f"ALTER TABLE {default} DISABLE TRIGGER USER")
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM {default} WHERE {within} RETURNING *) "
+            f"INSERT INTO {name} SELECT * FROM moved"
+        )
+        moved = int(cursor.rowcount)
+        cursor.execute(f"ALTER TABLE {default} ENABLE TRIGGER USER")
+        cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} {bounds}")
+        return moved
+
+
+def periods_open_overlapping(*, low: datetime, high: datetime) -> bool:
+    """Whether any tenant's billing period meeting [low, high) is not closed."""
+    p = Names(BillingPeriod)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {p.db_table} WHERE {p.starts_at} < %s "
+            f"AND {p.ends_at} > %s AND {p.status} <> %s)",
+            [high, low, BillingPeriod.Status.CLOSED],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def ledger_partition_touches_open_period(name: str) -> bool:
+    """Whether an entry of the ledger partition ``name`` is on a balance of a period that
+    is not closed (entries are partitioned by when they were written, which is not
+    always within their period: a grant ahead of its month)."""
+    entry, b, p = Names(LedgerEntry), Names(Balance), Names(BillingPeriod)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {name} WHERE {entry.balance} IN ("
+            f"SELECT b.id FROM {b.db_table} AS b JOIN {p.db_table} AS p ON p.id = b.{b.period}"
+            f" WHERE p.{p.status} <> %s))",
+            [BillingPeriod.Status.CLOSED],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def partition_archive(*, table: str, name: str, schema: str) -> None:
+    """Detach the partition ``name`` of ``table`` and move it into ``schema``."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        cursor.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+        cursor.execute(f"ALTER TABLE {name} SET SCHEMA {schema}")
+
+
+# ---------------------------------------------------------------- idempotency keys
+
+
+@cache
+def _usage_event_keys_prune() -> str:
+    k, p = Names(UsageEventKey), Names(BillingPeriod)
+    return f"""
+DELETE FROM {k.db_table} WHERE id IN (
+    SELECT k.id FROM {k.db_table} AS k
+    WHERE k.{k.period} IN (
+        SELECT p.id FROM {p.db_table} AS p
+        WHERE p.{p.status} = %(closed)s AND p.{p.closed_at} <= %(cutoff)s)
+    LIMIT %(chunk)s)
+"""
+
+
+def usage_event_keys_prune(*, cutoff: datetime, chunk: int) -> int:
+    """Delete up to ``chunk`` keys of periods closed at or before ``cutoff``; how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _usage_event_keys_prune(),
+            {"closed": BillingPeriod.Status.CLOSED, "cutoff": cutoff, "chunk": chunk},
+        )
+        return int(cursor.rowcount)

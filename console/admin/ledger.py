@@ -3,10 +3,75 @@ metering services, shown here and never edited."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.functional import cached_property
 
 from console.admin.common import ReadOnlyAdmin, short_instant
 from metering.models import Balance, BillingPeriod, Grant, LedgerEntry, UsageEvent
+
+# Usage events and ledger entries grow without bound (partitioned by month on PostgreSQL):
+# their lists show recent months unless staff ask for more, and are not counted row by row.
+EXACT_COUNT_UP_TO = 10_000
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts exactly only what is small: past ``EXACT_COUNT_UP_TO`` rows by the
+    planner's estimate (PostgreSQL's EXPLAIN), so a page of 50 million rows does not
+    read them all to print the number of pages."""
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if connection.vendor != "postgresql" or not isinstance(queryset, QuerySet):
+            return super().count
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            estimate = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
+        if estimate > EXACT_COUNT_UP_TO:
+            return estimate
+        return int(queryset.count())
+
+
+class RecentMonthsFilter(admin.SimpleListFilter):
+    """By the time column of a partitioned table: the last two months by default (two or
+    three partitions read), a year, or everything."""
+
+    title = "period"
+    parameter_name = "recent"
+    field = "created_at"
+    CHOICES = {"2m": ("Last 2 months", 62), "12m": ("Last 12 months", 366), "all": ("All", None)}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _) in self.CHOICES.items()]
+
+    def choices(self, changelist: Any) -> Any:
+        current = self.value() or "2m"  # no "All" without a choice: the recent months
+        for key, (label, _) in self.CHOICES.items():
+            yield {
+                "selected": current == key,
+                "query_string": changelist.get_query_string({self.parameter_name: key}),
+                "display": label,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        _, days = self.CHOICES.get(self.value() or "2m", self.CHOICES["2m"])
+        if days is None:
+            return queryset
+        since = timezone.now() - timedelta(days=days)
+        return queryset.filter(**{f"{self.field}__gte": since})
+
+
+class RecentEventsFilter(RecentMonthsFilter):
+    field = "occurred_at"
 
 
 @admin.register(BillingPeriod)
@@ -66,9 +131,11 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "reserved_delta",
         "event_count",
     ]
-    list_filter = ["kind"]
+    list_filter = [RecentMonthsFilter, "kind"]
     list_select_related = ["tenant", "balance__tenant", "balance__channel", "balance__period"]
     search_fields = ["tenant__slug"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
 
     @admin.display(description="Balance", ordering="balance")
     def balance_label(self, entry: LedgerEntry) -> str:
@@ -90,7 +157,8 @@ class UsageEventAdmin(ReadOnlyAdmin):
         "occurred_at",
         "received_at",
     ]
-    list_filter = ["channel"]
+    list_filter = [RecentEventsFilter, "channel"]
     list_select_related = ["tenant", "channel"]
     search_fields = ["client_event_id", "tenant__slug"]
+    paginator = EstimatedCountPaginator
     show_full_result_count = False

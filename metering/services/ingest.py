@@ -2,8 +2,10 @@
 
 This is a hot path (tens of thousands of events a second over HTTP). The batch is
 validated by lean code rather than a serializer per event
-(``metering.services.usage_validation``), written with one multi-row
-``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL,
+(``metering.services.usage_validation``), written with one statement on PostgreSQL
+(the ids claimed in the keys table by ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO
+NOTHING RETURNING``, the claimed events inserted into the partitioned events table by
+the same statement),
 each affected balance row is locked and moved once per batch, and the events are added
 to the usage rollups (one statement per batch) in the same transaction.
 """
@@ -15,16 +17,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from creditguard.errors import Conflict
 from creditguard.metrics import EVENTS_INGESTED
 from metering import sql as metering_sql
-from metering.models import BillingPeriod, Channel, UsageEvent
+from metering.models import BillingPeriod, Channel, UsageEvent, UsageEventKey
 from metering.services.evaluation_request import request_evaluation
 from metering.services.ledger import balances_lock, usage_apply
 from metering.services.periods import periods_lock_for_booking
@@ -95,7 +98,29 @@ def _insert_events(
             metadata_json=[e.metadata_json for e in events],
             content_hashes=[e.content_hash for e in events],
         )
-    # Portable path (the embedded SQLite default): insert, then see whose batch won.
+    # Portable path (the embedded SQLite default, which serializes writers): claim the
+    # keys not taken yet, then insert the events of those keys.
+    taken = set(
+        UsageEventKey.objects.for_tenant(tenant)
+        .filter(client_event_id__in=[e.client_event_id for e in events])
+        .values_list("client_event_id", flat=True)
+    )
+    claimed = [e for e in events if e.client_event_id not in taken]
+    UsageEventKey.objects.bulk_create(
+        [
+            UsageEventKey(
+                tenant=tenant,
+                client_event_id=e.client_event_id,
+                content_hash=e.content_hash,
+                period_id=period_ids[e.period.label],
+                received_at=now,
+            )
+            for e in claimed
+        ],
+        # No ignore_conflicts: a key taken meanwhile (only possible where writers run
+        # concurrently) must fail the batch, not let its event in a second time.
+        batch_size=500,
+    )
     UsageEvent.objects.bulk_create(
         [
             UsageEvent(
@@ -110,15 +135,47 @@ def _insert_events(
                 batch_id=batch_id,
                 received_at=now,
             )
-            for e in events
+            for e in claimed
         ],
-        ignore_conflicts=True,
         batch_size=500,
     )
-    return set(
-        UsageEvent.objects.for_tenant(tenant)
-        .filter(batch_id=batch_id)
-        .values_list("client_event_id", flat=True)
+    return {e.client_event_id for e in claimed}
+
+
+def usage_event_create(
+    *,
+    tenant: Tenant,
+    channel: Channel,
+    period_id: int,
+    client_event_id: str,
+    quantity: int,
+    occurred_at: datetime,
+    metadata: dict[str, Any],
+    content_hash: str,
+    batch_id: uuid.UUID,
+    received_at: datetime,
+) -> UsageEvent:
+    """Record one event whose id is new by construction (an authorization's commit): its
+    key first, as ingestion claims keys, so that the id is never recorded twice (a taken
+    id raises ``IntegrityError``). Balances and rollups are the caller's."""
+    UsageEventKey.objects.create(
+        tenant=tenant,
+        client_event_id=client_event_id,
+        content_hash=content_hash,
+        period_id=period_id,
+        received_at=received_at,
+    )
+    return UsageEvent.objects.create(
+        tenant=tenant,
+        channel=channel,
+        period_id=period_id,
+        client_event_id=client_event_id,
+        quantity=quantity,
+        occurred_at=occurred_at,
+        metadata=metadata,
+        content_hash=content_hash,
+        batch_id=batch_id,
+        received_at=received_at,
     )
 
 
@@ -133,8 +190,8 @@ def usage_record_batch(
 
     Concurrency: the batch's periods are locked ``FOR SHARE`` first and their status
     checked under the lock, so a batch and the close of its period serialize (a batch
-    that waited for a close answers 422 ``period_closed``, nothing recorded). Then
-    events are inserted in id order with ``ON CONFLICT DO NOTHING``
+    that waited for a close answers 422 ``period_closed``, nothing recorded). Then the
+    events' keys are claimed in id order with ``ON CONFLICT DO NOTHING``
     (a repeated id inserted by a concurrent batch waits for that batch and is then
     seen as already recorded); afterwards the touched balance rows are locked in id
     order and moved once each. A transaction holding a balance lock has finished its
@@ -142,11 +199,15 @@ def usage_record_batch(
     """
     now = now or timezone.now()
     channels = {channel.code: channel for channel in Channel.objects.all()}
-    events = usage_batch_validate(tenant=tenant, payload=payload, channels=channels, now=now)
+    late: list[tuple[ValidEvent, dict[str, Any]]] = []
+    events = usage_batch_validate(
+        tenant=tenant, payload=payload, channels=channels, now=now, late=late
+    )
+    replayed = _replays_of_closed_periods(tenant=tenant, late=late)
 
     # Repeats inside the batch: same content → a duplicate; other content → conflict.
     unique: dict[str, ValidEvent] = {}
-    duplicates = 0
+    duplicates = replayed
     conflicting: set[str] = set()
     for event in events:
         seen = unique.get(event.client_event_id)
@@ -159,6 +220,11 @@ def usage_record_batch(
     if conflicting:
         _raise_conflict(conflicting, events, within_batch=True)
     ordered = [unique[key] for key in sorted(unique)]
+    if not ordered:  # only replays of closed periods' events
+        EVENTS_INGESTED.labels(result="duplicate").inc(duplicates)
+        return IngestResult(
+            accepted=0, duplicates=duplicates, batch_id=uuid.uuid4(), touched=frozenset()
+        )
 
     def record() -> IngestResult:
         with transaction.atomic():
@@ -173,6 +239,28 @@ def usage_record_batch(
     EVENTS_INGESTED.labels(result="accepted").inc(result.accepted)
     EVENTS_INGESTED.labels(result="duplicate").inc(result.duplicates)
     return result
+
+
+def _replays_of_closed_periods(
+    *, tenant: Tenant, late: list[tuple[ValidEvent, dict[str, Any]]]
+) -> int:
+    """The events of closed periods (``late``, each with its error) that repeat recorded
+    ones with the same content: duplicates while their keys are kept, for
+    ``USAGE_DEDUPE_RETENTION_HOURS`` after the close. Any other refuses the batch, 422
+    ``period_closed``, as it always did."""
+    if not late:
+        return 0
+    known = dict(
+        UsageEventKey.objects.for_tenant(tenant)
+        .filter(client_event_id__in=[event.client_event_id for event, _ in late])
+        .values_list("client_event_id", "content_hash")
+    )
+    refused = [
+        error for event, error in late if known.get(event.client_event_id) != event.content_hash
+    ]
+    if refused:
+        batch_refuse(refused, closed_only=True)
+    return len(late)
 
 
 def _raise_conflict(ids: set[str], events: list[ValidEvent], *, within_batch: bool) -> None:
@@ -211,13 +299,29 @@ def _record(
         label for label, period in periods.items() if period.status == BillingPeriod.Status.CLOSED
     }
     if closed:
-        batch_refuse(
-            [
-                batch_error(None, "events", f"the billing period {label} is closed")
-                for label in sorted(closed)
-            ],
-            closed_only=True,
+        # A replay of events recorded before the close is answered as duplicates while
+        # their keys are kept (USAGE_DEDUPE_RETENTION_HOURS after the close); anything
+        # else for a closed period refuses the batch.
+        late = [event for event in events if event.period.label in closed]
+        known = dict(
+            UsageEventKey.objects.for_tenant(tenant)
+            .filter(client_event_id__in=[event.client_event_id for event in late])
+            .values_list("client_event_id", "content_hash")
         )
+        replayed = {
+            e.client_event_id for e in late if known.get(e.client_event_id) == e.content_hash
+        }
+        refused = {e.period.label for e in late if e.client_event_id not in replayed}
+        if refused:
+            batch_refuse(
+                [
+                    batch_error(None, "events", f"the billing period {label} is closed")
+                    for label in sorted(refused)
+                ],
+                closed_only=True,
+            )
+        events = [event for event in events if event.client_event_id not in replayed]
+        duplicates += len(replayed)
 
     batch_id = uuid.uuid4()
     period_ids = {label: period.pk for label, period in periods.items()}
@@ -231,7 +335,7 @@ def _record(
             if event.client_event_id not in inserted
         }
         stored = dict(
-            UsageEvent.objects.for_tenant(tenant)
+            UsageEventKey.objects.for_tenant(tenant)
             .filter(client_event_id__in=list(repeated))
             .values_list("client_event_id", "content_hash")
         )
@@ -269,3 +373,27 @@ def _record(
         batch_id=batch_id,
         touched=frozenset(units),
     )
+
+
+def usage_event_keys_prune(*, now: datetime | None = None, chunk: int = 10_000) -> int:
+    """Forget the idempotency keys of periods closed ``USAGE_DEDUPE_RETENTION_HOURS`` or
+    more ago, ``chunk`` keys per transaction; how many. Keys of open periods are kept
+    however old: while a period accepts events, a repeated id is always recognised; once
+    it is closed its events are refused (422 ``period_closed``) whether known or not."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.USAGE_DEDUPE_RETENTION_HOURS)
+    pruned = 0
+    while True:
+        with transaction.atomic():
+            if metering_sql.native():
+                deleted = metering_sql.usage_event_keys_prune(cutoff=cutoff, chunk=chunk)
+            else:
+                ids = list(
+                    UsageEventKey.objects.filter(
+                        period__status=BillingPeriod.Status.CLOSED, period__closed_at__lte=cutoff
+                    ).values_list("pk", flat=True)[:chunk]
+                )
+                deleted, _ = UsageEventKey.objects.filter(pk__in=ids).delete()
+        pruned += deleted
+        if deleted < chunk:
+            return pruned

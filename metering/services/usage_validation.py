@@ -87,10 +87,13 @@ def usage_batch_validate(
     payload: Any,
     channels: dict[str, Channel],
     now: datetime,
+    late: list[tuple[ValidEvent, dict[str, Any]]] | None = None,
 ) -> list[ValidEvent]:
     """Check a request body ``{"events": [...]}`` and return the events, or raise
     ``InvalidInput`` (400) naming every bad event index and field, or
-    ``Unprocessable`` (422) when the only problem is a closed period."""
+    ``Unprocessable`` (422) when the only problem is a closed period. Given ``late``,
+    valid events of closed periods are put there with their error instead of refusing
+    them (the caller answers replays of recorded ones as duplicates)."""
     if not isinstance(payload, dict):
         raise InvalidInput(
             'The body must be a JSON object {"events": [...]}.',
@@ -198,27 +201,31 @@ def usage_batch_validate(
         bounds = bounds_by_month.get(month)
         if bounds is None:
             bounds = bounds_by_month[month] = period_bounds(tenant=tenant, at=occurred_at)
-        if not period_accepts_events(bounds=bounds, now=now):
+        closed = not period_accepts_events(bounds=bounds, now=now)
+        if closed:
             closed_errors.append(
                 batch_error(index, "occurred_at", f"the billing period {bounds.label} is closed")
             )
-            continue
+            if late is None:
+                continue
         utc = occurred_at.astimezone(UTC)
-        valid.append(
-            ValidEvent(
-                client_event_id=client_id,
-                channel=channel,
-                quantity=quantity,
-                occurred_at=utc,
-                metadata=metadata,
-                metadata_json=metadata_json,
-                content_hash=content_hash(channel.code, quantity, utc, metadata_json),
-                period=bounds,
-            )
+        valid_event = ValidEvent(
+            client_event_id=client_id,
+            channel=channel,
+            quantity=quantity,
+            occurred_at=utc,
+            metadata=metadata,
+            metadata_json=metadata_json,
+            content_hash=content_hash(channel.code, quantity, utc, metadata_json),
+            period=bounds,
         )
+        if closed and late is not None:
+            late.append((valid_event, closed_errors[-1]))
+        else:
+            valid.append(valid_event)
 
     if errors:
         batch_refuse(errors + closed_errors, closed_only=False)
-    if closed_errors:
+    if closed_errors and late is None:
         batch_refuse(closed_errors, closed_only=True)
     return valid

@@ -16,8 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from creditguard.errors import Conflict, InvalidInput, NotFound, Unprocessable, input_error
-from metering.models import Authorization, Balance, BillingPeriod, Channel, UsageEvent
+from metering.models import Authorization, Balance, BillingPeriod, Channel
 from metering.services.evaluation_request import request_evaluation
+from metering.services.ingest import usage_event_create
 from metering.services.ledger import reservation_release, usage_apply
 from metering.services.periods import period_lock_of_balance
 from metering.services.rollups import slot_totals, usage_rollups_add
@@ -113,7 +114,7 @@ def _commit(
     authorization.remaining_after = max(room - units, 0)
     channel = Channel.objects.get(pk=authorization.channel_id)
     occurred_at = authorization.created_at
-    UsageEvent.objects.create(
+    usage_event_create(
         tenant=tenant,
         channel=channel,
         period_id=balance.period_id,
