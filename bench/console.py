@@ -15,8 +15,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 from bench.common import recreate_database, server_env, write_section
+
+
+def page_timing(client: Any, path: str, repeat: int = 5) -> tuple[int, float]:
+    """Queries and mean seconds of ``repeat`` GETs of ``path`` after a warm-up (also used
+    by ``bench.growth``)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(path)
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            assert client.get(path).status_code == 200
+        elapsed = (time.perf_counter() - started) / repeat
+    return len(queries) // repeat, elapsed
 
 
 def main() -> None:
@@ -105,13 +121,7 @@ def main() -> None:
         return len(queries) // 5, elapsed
 
     def measure(path: str) -> tuple[int, float]:
-        client.get(path)
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            for _ in range(5):
-                assert client.get(path).status_code == 200
-            elapsed = (time.perf_counter() - started) / 5
-        return len(queries) // 5, elapsed
+        return page_timing(client, path)
 
     rows = []
     for total in (10, 1_000, 10_000):

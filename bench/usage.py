@@ -35,6 +35,24 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
     return statistics.median(samples), max(samples)
 
 
+def usage_queries(tenant: Any, now: datetime) -> dict[str, dict[str, str]]:
+    """The parameters of ``GET /api/v1/usage`` this bench times: last month by day and the
+    last twelve months by month, in the tenant's periods (also used by ``bench.growth``)."""
+    from metering.services.periods import period_bounds
+
+    this_month = period_bounds(tenant=tenant, at=now)
+    last_month = period_bounds(tenant=tenant, at=this_month.starts_at - timedelta(days=1))
+    year_ago = period_bounds(tenant=tenant, at=now - timedelta(days=365)).starts_at
+    return {
+        "last month by day": {
+            "granularity": "day",
+            "from": last_month.starts_at.isoformat(),
+            "to": last_month.ends_at.isoformat(),
+        },
+        "twelve months by month": {"granularity": "month", "from": year_ago.isoformat()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -59,7 +77,6 @@ def main() -> None:
 
     from bench.history import HISTORY_SLUG, load_history, loaded_before
     from metering.models import Channel, UsageEvent
-    from metering.services.periods import period_bounds
     from tenants.models import Scope, Tenant
     from tenants.services import api_key_create, tenant_create
 
@@ -77,17 +94,7 @@ def main() -> None:
     floor_key = api_key_create(tenant=floor_tenant, name="bench", scopes=[Scope.USAGE_READ])
     floor_client = Client(headers={"authorization": f"Bearer {floor_key.raw_key}"})
     now = datetime.now(UTC)
-    this_month = period_bounds(tenant=tenant, at=now)
-    last_month = period_bounds(tenant=tenant, at=this_month.starts_at - timedelta(days=1))
-    year_ago = period_bounds(tenant=tenant, at=now - timedelta(days=365)).starts_at
-    queries = {
-        "last month by day": {
-            "granularity": "day",
-            "from": last_month.starts_at.isoformat(),
-            "to": last_month.ends_at.isoformat(),
-        },
-        "twelve months by month": {"granularity": "month", "from": year_ago.isoformat()},
-    }
+    queries = usage_queries(tenant, now)
 
     def get(params: dict[str, str], on: Any = client) -> Callable[[], Any]:
         def call() -> Any:
