@@ -29,7 +29,7 @@ from django.db import connection
 from redis.sentinel import Sentinel
 
 from creditguard.api.throttling import clear_local_windows, limit_hit
-from creditguard.redis_guard import redis_breaker_reset, redis_client
+from creditguard.redis_guard import REDIS_FAILURES, redis_breaker_reset, redis_client
 from metering.models import Balance
 from notifications.models import Notification
 from tests.test_redis_outage import customer
@@ -171,6 +171,24 @@ def test_the_limiter_and_the_cache_write_to_the_master_the_sentinels_name(sentin
     # Not the replica's own writes: the replica refuses them.
     with pytest.raises(redis.ReadOnlyError):
         redis.Redis(port=group.replica_port).set("x", 1)
+
+
+def test_with_no_sentinel_answering_the_api_goes_on_degraded(world, client, settings):
+    # Nobody listens on these ports: the client cannot even learn where the master is.
+    settings.REDIS_URL = f"redis://{MASTER_NAME}/0"
+    settings.REDIS_SENTINELS = [("127.0.0.1", free_port()), ("127.0.0.1", free_port())]
+    settings.REDIS_SENTINEL_MASTER = MASTER_NAME
+    failures_before = REDIS_FAILURES["rate_limit"]
+    try:
+        assert world.alice_api.get("/api/v1/balances").status_code == 200
+        health = client.get("/healthz")
+    finally:
+        redis_breaker_reset()
+        clear_local_windows()
+    assert REDIS_FAILURES["rate_limit"] == failures_before + 1  # limited in the process
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["checks"]["redis"] == "error: MasterNotFoundError"
 
 
 @pytest.mark.parametrize(
