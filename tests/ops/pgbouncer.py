@@ -61,22 +61,18 @@ class PgBouncer:
             return [dict(row) for row in cur.fetchall()]
 
 
-def _quoted(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 @contextmanager
 def pgbouncer(
     server_url: str,
     *,
     pool_size: int = 2,
-    aliases: dict[str, dict[str, str]] | None = None,
+    databases: list[str] | None = None,
     max_client_conn: int = 200,
 ) -> Iterator[PgBouncer]:
     """PgBouncer in transaction pooling in front of ``server_url`` (postgres://user@host:
     port) until the block ends. Every database of the server is reachable by its name;
-    ``aliases`` adds databases of the ini's own (name → options such as ``dbname`` and
-    ``connect_query``), each with its own pool."""
+    ``databases`` adds lines of the ini's ``[databases]`` (each a pool of its own, such as
+    ``manage.py pgbouncer_worker_database`` prints)."""
     program = executable()
     if program is None:
         raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
@@ -86,17 +82,12 @@ def pgbouncer(
     directory = Path(tempfile.mkdtemp(prefix="cg-pgbouncer-"))
     port = free_port()
     upstream = f"host={host} port={server_port}"
-    databases = [
-        f"{name} = {upstream} "
-        + " ".join(f"{key}={_quoted(value)}" for key, value in options.items())
-        for name, options in (aliases or {}).items()
-    ]
     (directory / "userlist.txt").write_text(f'"{user}" ""\n')
     (directory / "pgbouncer.ini").write_text(
         "\n".join(
             [
                 "[databases]",
-                *databases,
+                *(databases or []),
                 f"* = {upstream}",
                 "[pgbouncer]",
                 "listen_addr = 127.0.0.1",

@@ -13,12 +13,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import psycopg2
 import pytest
 import time_machine
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import ProgrammingError, connection, connections
 from django.db.models import Sum
 from django.test import Client
@@ -27,7 +28,6 @@ from django.utils import timezone
 from creditguard.celery import (
     WORKER_APPLICATION_NAME,
     app,
-    worker_connect_query,
     worker_session_limit,
 )
 from metering.models import LedgerEntry, UsageEvent
@@ -70,11 +70,16 @@ def bouncer(settings) -> Iterator[PgBouncer]:
     """A PgBouncer in transaction pooling with POOL_SIZE server sessions per pool; this
     process's connections (every thread's) go through it as the settings say for
     DATABASE_POOLER=pgbouncer-transaction, and its workers' own database (the alias
-    ``<test db>_worker``) runs their limits on each server session it opens."""
+    ``<test db>_worker``, as ``manage.py pgbouncer_worker_database`` prints it) runs their
+    limits on each server session it opens."""
     db = connection.settings_dict
-    query = worker_connect_query(cast(Any, connection).pg_version)
-    aliases = {worker_alias(): {"dbname": db["NAME"], "connect_query": query}}
-    with pgbouncer(stack.server_url(), pool_size=POOL_SIZE, aliases=aliases) as pooler:
+    printed = io.StringIO()
+    call_command(
+        "pgbouncer_worker_database", name=worker_alias(), host=db["HOST"] or "127.0.0.1",
+        port=int(db["PORT"] or 5432), dbname=db["NAME"], stdout=printed,
+    )  # fmt: skip
+    databases = [printed.getvalue().strip()]
+    with pgbouncer(stack.server_url(), pool_size=POOL_SIZE, databases=databases) as pooler:
         saved = db["HOST"], db["PORT"], db.get("DISABLE_SERVER_SIDE_CURSORS", False)
         connections.close_all()
         # The same dict every thread's new connection is made from.
