@@ -216,7 +216,7 @@ def test_a_bad_sentinel_configuration_refuses_to_start_in_one_line(env, named):
     assert named in lines[0]
 
 
-def test_the_celery_broker_is_kombus_sentinel_transport_of_every_sentinel():
+def test_the_celery_broker_is_the_kombu_sentinel_transport_over_every_sentinel():
     code = (
         "from django.conf import settings as s;"
         "print(s.CELERY_BROKER_URL); print(s.CELERY_BROKER_TRANSPORT_OPTIONS['master_name']);"
