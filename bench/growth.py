@@ -334,10 +334,17 @@ def plot(results: list[Measured]) -> None:
 
     sizes = [m.events for m in results]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
-    for figure in FIGURES:
+    colors = plt.get_cmap("tab20")
+    for index, figure in enumerate(FIGURES):
         values = [m.values[figure.key] for m in results]
         ratios = [v / values[0] for v in values]
-        (line,) = left.plot([s / 1e6 for s in sizes], ratios, marker="o", label=figure.key)
+        (line,) = left.plot(
+            [s / 1e6 for s in sizes],
+            ratios,
+            marker="os^vD"[index % 5],
+            color=colors(index),
+            label=figure.key,
+        )
         _, log = fits(sizes, values)
         if log is not None:
             loaded = [(s, v) for s, v in zip(sizes, values, strict=True) if s > 0]
@@ -471,6 +478,7 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="write the report from --results, measure nothing"
     )
+    parser.add_argument("--note", action="append", help="with --render: a note to add")
     args = parser.parse_args()
     if args.render:
         os.environ.update(server_env(bench_database_url()))
@@ -479,7 +487,7 @@ def main() -> None:
         django.setup()  # the models' registry only: nothing is read from the database
         saved = orjson.loads(Path(args.results).read_bytes())
         results = [Measured(**{**m, "load": tuple(m["load"])}) for m in saved["results"]]
-        text = report(results, saved["notes"], args.tenants, args.rounds)
+        text = report(results, saved["notes"] + (args.note or []), args.tenants, args.rounds)
         print(text)
         plot(results)
         write_section(SECTION, text)
@@ -535,6 +543,7 @@ def run(url: str, sizes: list[int], args: argparse.Namespace, reusing: bool) -> 
     results: list[Measured] = []
     notes: list[str] = []
     per_event = float(FIRST_ESTIMATE)
+    partitioned = False  # usage events and ledger entries by month, none in DEFAULT
     measure_seconds = 600.0
     deadline = None
     if args.deadline:
@@ -569,6 +578,14 @@ def run(url: str, sizes: list[int], args: argparse.Namespace, reusing: bool) -> 
                     break
             load.analyze()
             step_seconds = time.perf_counter() - started
+            stray = load.default_partition_rows()
+            if stray is not None and any(stray.values()):
+                notes.append(
+                    f"Rows in the DEFAULT partitions after loading {step.events:,}: {stray} "
+                    "(a wrong measurement: months without a partition)."
+                )
+            elif stray is not None:
+                partitioned = True
             print(f"loaded: {step} ({step_seconds:.0f} s with VACUUM ANALYZE)", flush=True)
             loaded = step.events
             per_event = max((database_bytes() - base_bytes) / loaded, 100.0) * 1.15
@@ -588,6 +605,12 @@ def run(url: str, sizes: list[int], args: argparse.Namespace, reusing: bool) -> 
             )
         print(f"{loaded:,}: " + ", ".join(f"{k} {v:.3g}" for k, v in measured.values.items()),
               f"load {measured.load}", flush=True)  # fmt: skip
+    if partitioned:
+        notes.append(
+            "Usage events and ledger entries are partitioned by month (monthly partitions "
+            "for the three years created by `partitions_ensure` before loading); the DEFAULT "
+            "partitions held no row after any load."
+        )
     if reusing:
         notes.append(
             "`--reuse`: this run measured a database an earlier run loaded; its first column "

@@ -85,6 +85,22 @@ def partitions_ensure_if_any(now: datetime) -> bool:
     return True
 
 
+def default_partition_rows() -> dict[str, int] | None:
+    """Rows in the DEFAULT partitions of the partitioned tables (0 when every row of the
+    load found its month's partition), or None when the checkout does not partition."""
+    try:
+        module = importlib.import_module("metering.services.partitions")
+    except ModuleNotFoundError:
+        return None
+    from metering import sql as metering_sql
+
+    return {
+        partition.name: int(metering_sql.partition_rows(partition.name))
+        for partition in module.partitions_list()
+        if partition.month is None
+    }
+
+
 def key_model() -> type[Model] | None:
     """``metering.UsageEventKey`` where the checkout has it (the idempotency keys moved out
     of the events), else None."""
