@@ -68,12 +68,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def signed_in(base: str) -> requests.Session:
     session = requests.Session()
-    token = CSRF.search(session.get(f"{base}/login/", timeout=10).text)
+    token = CSRF.search(session.get(f"{base}/login/", timeout=60).text)
     assert token
     answer = session.post(
         f"{base}/login/",
         data={"username": "reader", "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": f"{base}/login/"}, allow_redirects=False, timeout=10,
+        headers={"Referer": f"{base}/login/"}, allow_redirects=False, timeout=60,
     )  # fmt: skip
     assert answer.status_code == 302, answer.status_code
     session.cookies.set(PIN_COOKIE, None)
@@ -81,7 +81,7 @@ def signed_in(base: str) -> requests.Session:
 
 
 def fallbacks(base: str) -> dict[str, float]:
-    text = requests.get(f"{base}/metrics", timeout=10).text
+    text = requests.get(f"{base}/metrics", timeout=60).text
     return {reason: float(value) for reason, value in FALLBACKS.findall(text)}
 
 

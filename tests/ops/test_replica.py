@@ -72,7 +72,7 @@ class Gunicorn:
             return False
 
     def fallbacks(self, reason: str) -> float:
-        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        text = requests.get(f"{self.url}/metrics", timeout=30).text
         match = re.search(
             rf'^creditguard_db_replica_fallbacks_total{{reason="{reason}"}} (\S+)$', text, re.M
         )
@@ -84,14 +84,14 @@ class Person:
 
     def __init__(self, base: str, username: str) -> None:
         self.session = requests.Session()
-        page = self.session.get(f"{base}/login/", timeout=10)
+        page = self.session.get(f"{base}/login/", timeout=30)
         token = CSRF.search(page.text)
         assert token, page.text[:500]
         answer = self.session.post(
             f"{base}/login/",
             data={"username": username, "password": PASSWORD,
                   "csrfmiddlewaretoken": token.group(1)},
-            headers={"Referer": f"{base}/login/"}, allow_redirects=False, timeout=10,
+            headers={"Referer": f"{base}/login/"}, allow_redirects=False, timeout=30,
         )  # fmt: skip
         assert answer.status_code == 302, answer.text[:500]
         # Signing in is a POST, which pins the person to the primary for a while; the
@@ -105,7 +105,7 @@ class Person:
         return PIN_COOKIE in self.session.cookies
 
     def get(self, url: str) -> requests.Response:
-        response = self.session.get(url, timeout=15)
+        response = self.session.get(url, timeout=30)
         assert response.status_code == 200, (url, response.status_code, response.text[:800])
         return response
 
@@ -119,7 +119,7 @@ class Person:
         assert token
         return self.session.post(
             url, data={**data, "csrfmiddlewaretoken": token.group(1)},
-            headers={"Referer": page_url}, allow_redirects=False, timeout=15,
+            headers={"Referer": page_url}, allow_redirects=False, timeout=30,
         )  # fmt: skip
 
 
@@ -128,7 +128,7 @@ def ingest(base: str, key: str, event_id: str, quantity: int) -> None:
         f"{base}/api/v1/usage-events",
         json={"events": [{"id": event_id, "channel": "sms", "quantity": quantity,
                           "occurred_at": datetime.now(UTC).isoformat()}]},
-        headers={"Authorization": f"Bearer {key}"}, timeout=15,
+        headers={"Authorization": f"Bearer {key}"}, timeout=30,
     )  # fmt: skip
     assert response.status_code in (200, 201, 207), response.text
     assert not response.cookies.get(PIN_COOKIE)  # an API client is not pinned
@@ -137,7 +137,7 @@ def ingest(base: str, key: str, event_id: str, quantity: int) -> None:
 def export_used(base: str, key: str, period: str) -> list[int]:
     response = requests.get(
         f"{base}/api/v1/billing/export",
-        params={"period": period}, headers={"Authorization": f"Bearer {key}"}, timeout=15,
+        params={"period": period}, headers={"Authorization": f"Bearer {key}"}, timeout=30,
     )  # fmt: skip
     assert response.status_code == 200, response.text[:800]
     return [row["used_units"] for row in response.json()["results"] if row["channel"] == "sms"]
@@ -183,7 +183,7 @@ def test_pages_read_the_replica_a_writer_reads_the_primary_and_a_lost_replica_is
         raise
     finally:
         for server in servers:
-            server.process.stop(timeout=10)
+            server.process.stop(timeout=30)
 
 
 def run(pair: replica_pair.Pair, steady: Gunicorn, strict: Gunicorn, key: str) -> None:
@@ -208,7 +208,7 @@ def run(pair: replica_pair.Pair, steady: Gunicorn, strict: Gunicorn, key: str) -
     csv = requests.get(
         f"{steady.url}/api/v1/billing/export",
         params={"period": period, "format": "csv"},
-        headers={"Authorization": f"Bearer {key}"}, timeout=15,
+        headers={"Authorization": f"Bearer {key}"}, timeout=30,
     ).text  # fmt: skip
     assert ",1234," in csv and ",5555," not in csv
 
