@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
@@ -193,3 +193,21 @@ def test_the_billing_export_reads_the_replica_and_ingestion_the_primary(replica_
     response, on_replica, _ = replica_queries(client, f"/api/v1/billing/export?period={period}")
     assert response.status_code == 200 and response.json()["results"]
     assert any("metering_balance" in sql for sql in on_replica)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True, databases=DATABASES)
+def test_a_page_the_replica_fails_is_answered_again_from_the_primary(owner_client):
+    client, _tenant = owner_client
+    client.raise_request_exception = False  # the first attempt's 500 is logged, not raised
+
+    def replica_gone(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "pg_last_wal_replay_lsn" in sql:  # it still answers its health check
+            return execute(sql, params, many, context)
+        raise OperationalError("terminating connection due to conflict with recovery")
+
+    before = fallbacks("error")
+    with connections[REPLICA].execute_wrapper(replica_gone):
+        response, on_replica, on_primary = replica_queries(client, "/dashboard/")
+    assert response.status_code == 200
+    assert any('"policies_limitrule"' in sql for sql in on_primary)
+    assert fallbacks("error") == before + 1
