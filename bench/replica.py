@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 import requests
 
-from bench.common import gunicorn, machine, server_env
+from bench.common import gunicorn, machine
 from creditguard.db_router import LAG_SQL, PIN_COOKIE
 from tests.ops import replica_pair
 
@@ -223,9 +223,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    with replica_pair.replica_pair() as pair:
-        env = {**server_env(pair.primary.url()), "DATABASE_REPLICA_URL": pair.replica.url()}
-        keys = replica_pair.json_line(replica_pair.manage(env, "shell", stdin=SEED))["keys"]
+    with replica_pair.replica_pair(seed=SEED) as pair:
+        keys = replica_pair.json_line(pair.seeded)["keys"]
         with served(pair, args.workers) as base:
             result = burst(base, pair, keys, args.seconds, args.clients)
             replica_ms = page_latency(base, pinned=False)

@@ -121,6 +121,7 @@ class Pair:
     root: Path
     primary: Cluster
     replica: Cluster
+    seeded: str = ""  # what the seed script printed
 
     def caught_up(self) -> bool:
         """Whether the replica has replayed everything the primary has written."""
@@ -179,10 +180,15 @@ def json_line(output: str) -> Any:
     return json.loads(lines[-1])
 
 
+MIGRATE = "from django.core.management import call_command\ncall_command('migrate', verbosity=0)\n"
+
+
 @contextmanager
-def replica_pair() -> Iterator[Pair]:
+def replica_pair(seed: str = "") -> Iterator[Pair]:
     """A migrated primary and its streaming replica, caught up; both stopped and their
-    directory removed at the end, whatever happened."""
+    directory removed at the end, whatever happened. ``seed``: Python run by
+    ``manage.py shell`` on the primary after the migrations, in the same process (one
+    start of Django the fewer); what it prints is ``Pair.seeded``."""
     root = Path(tempfile.mkdtemp(prefix="cg-replica-"))
     if os.geteuid() == 0:
         postgres = pwd.getpwnam("postgres")
@@ -195,13 +201,14 @@ def replica_pair() -> Iterator[Pair]:
         primary.configure()
         primary.start()
         primary.query(f'CREATE DATABASE "{DATABASE}"', database="postgres")
-        manage(app_environment(DATABASE_URL=primary.url()), "migrate", "--no-input", "-v", "0")
+        env = app_environment(DATABASE_URL=primary.url())
+        seeded = manage(env, "shell", stdin=MIGRATE + seed)
         _run([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
               "-U", "postgres", "-D", str(replica.data), "-R", "-X", "stream", "-c", "fast"])  # fmt: skip
         # The base backup copied the primary's settings; the replica's port follows them.
         replica.configure()
         replica.start()
-        pair = Pair(root=root, primary=primary, replica=replica)
+        pair = Pair(root=root, primary=primary, replica=replica, seeded=seeded)
         pair.wait_caught_up()
         yield pair
     finally:

@@ -145,7 +145,7 @@ def export_used(base: str, key: str, period: str) -> list[int]:
 
 @pytest.fixture
 def pair() -> Iterator[replica_pair.Pair]:
-    with replica_pair.replica_pair() as pair:
+    with replica_pair.replica_pair(seed=SEED) as pair:
         yield pair
 
 
@@ -164,7 +164,7 @@ def test_pages_read_the_replica_a_writer_reads_the_primary_and_a_lost_replica_is
         DATABASE_CONN_MAX_AGE="60",
         DATABASE_REPLICA_PIN_SECONDS="30",
     )
-    key = replica_pair.json_line(replica_pair.manage(env, "shell", stdin=SEED))["key"]
+    key = replica_pair.json_line(pair.seeded)["key"]
     # "Steady" measures the replica once an hour: its health, once known, holds, so what a
     # page reads follows from the pin and the failures alone. "Strict" measures at every
     # page and allows 1 s of lag.
