@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -107,6 +108,12 @@ class Sample:
     cores_busy: float  # the whole machine's CPU, in cores
     cpu: dict[str, float]  # cores by process group
     db_active: dict[str, float]  # this database's active backends by wait class (mean)
+    # Mean run time of the evaluate_pending tasks finished in the interval.
+    evaluation_seconds: float | None = None
+    # /readyz: its status (503 when the worker heartbeat is older than its limit) and the
+    # heartbeat's age (beat sends the heartbeat task through the same queue).
+    ready_status: int | None = None
+    heartbeat_age_seconds: float | None = None
 
 
 @dataclass
@@ -574,11 +581,24 @@ def load_run(
             # The clients have ended: what is left of their records, then the catch-up.
             out.put(None)
             collector.join(timeout=30)
+            # The catch-up: every balance evaluated, then the queue empty (the tasks the
+            # load left waiting, evaluations asked for once a second and beat's).
             stopped = time.time()
             deadline = stopped + drain_timeout
-            while time.time() < deadline and poller.pending:
-                time.sleep(0.5)
-            drained = time.time() - stopped if not poller.pending else None
+            drained: float | None = None
+            queue_drained: float | None = None
+            depth: int | None = None
+            while time.time() < deadline and (drained is None or queue_drained is None):
+                if drained is None and not poller.pending:
+                    drained = time.time() - stopped
+                if queue_drained is None:
+                    try:
+                        depth = int(scrape(port).get("creditguard_celery_queue_length", 0))
+                    except OSError:
+                        depth = None
+                    if depth == 0:
+                        queue_drained = time.time() - stopped
+                time.sleep(1.0)
             poller.stop.set()
             poller.join(timeout=10)
             after = scrape(port)
@@ -618,9 +638,12 @@ def load_run(
         "batch_p99_ms": overall["batch_p99_ms"],
         "drain_seconds": drained,
         "pending_after": poller.pending,
+        "queue_drain_seconds": queue_drained,
+        "queue_after": depth,
         "sweeps": int(after.get("tasks:policies.evaluate_sweep", 0)),
         "sweep_seconds": after.get("task_seconds:policies.evaluate_sweep", 0.0),
         "evaluations": int(after.get("tasks:policies.evaluate_pending", 0)),
+        "evaluation_seconds": after.get("task_seconds:policies.evaluate_pending", 0.0),
         "expirations": int(after.get("tasks:policies.expire_authorizations", 0)),
         "worker_log": worker_log,
     }
@@ -651,6 +674,10 @@ def sample_take(
         return metrics.get(f"creditguard_{name}", 0.0) if scraped else None
 
     pending, depth = gauge("evaluation_pending_balances"), gauge("celery_queue_length")
+    done = metrics.get(key, 0) - last.get(key, 0)
+    seconds_key = "task_seconds:policies.evaluate_pending"
+    took = metrics.get(seconds_key, 0) - last.get(seconds_key, 0)
+    ready_status, heartbeat_age = readiness(port)
     sample = Sample(
         t=t,
         **figures,
@@ -658,13 +685,32 @@ def sample_take(
         pending_balances=None if pending is None else int(pending),
         oldest_unevaluated_seconds=oldest,
         queue_depth=None if depth is None else int(depth),
-        evaluations=int(metrics.get(key, 0) - last.get(key, 0)) if scraped else None,
+        evaluations=int(done) if scraped else None,
         load1=os.getloadavg()[0],
         cores_busy=busy,
         cpu=groups,
         db_active=active,
+        evaluation_seconds=took / done if scraped and done else None,
+        ready_status=ready_status,
+        heartbeat_age_seconds=heartbeat_age,
     )
     return sample, metrics if scraped else last
+
+
+def readiness(port: int) -> tuple[int | None, float | None]:
+    """/readyz's status and the worker heartbeat's age it reports."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    except OSError:
+        return None, None
+    try:
+        age = orjson.loads(body)["checks"]["worker"]["heartbeat_age_seconds"]
+    except (ValueError, KeyError, TypeError):
+        age = None
+    return status, age
 
 
 def per_minute(run: LoadRun, records: list[Record], start_at: float) -> list[dict[str, Any]]:
@@ -688,6 +734,9 @@ def per_minute(run: LoadRun, records: list[Record], start_at: float) -> list[dic
                 "queue_depth": most([s.queue_depth for s in samples]),
                 "load1": samples[-1].load1 if samples else None,
                 "cores_busy": sum(s.cores_busy for s in samples) / max(len(samples), 1),
+                "ready_status": most([s.ready_status for s in samples]),
+                "heartbeat_age_seconds": most([s.heartbeat_age_seconds for s in samples]),
+                "evaluation_seconds": most([s.evaluation_seconds for s in samples]),
             }
         )
     return minutes
@@ -704,6 +753,13 @@ def seconds_text(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f} s"
 
 
+def ready_text(minute: dict[str, Any]) -> str:
+    status, age = minute.get("ready_status"), minute.get("heartbeat_age_seconds")
+    if status is None:
+        return "–"
+    return f"{status}" + (f" (heartbeat {age:.0f} s)" if age is not None else "")
+
+
 def errors_text(errors: dict[str, int]) -> str:
     return ", ".join(f"{label} ×{count}" for label, count in sorted(errors.items())) or "0"
 
@@ -714,7 +770,9 @@ def sample_line(s: Sample) -> str:
         f"auth p99 {ms(s.authorize_p99_ms)}  batch p99 {ms(s.batch_p99_ms)}  "
         f"errors {errors_text(s.errors)}  lag {s.lag_seconds} s (oldest "
         f"{s.oldest_unevaluated_seconds:.0f} s, pending {s.pending_balances})  "
-        f"queue {s.queue_depth}  load {s.load1:.1f}  busy {s.cores_busy:.2f} cores"
+        f"queue {s.queue_depth}  evaluation {seconds_text(s.evaluation_seconds, 1)}  "
+        f"readyz {s.ready_status} (heartbeat {s.heartbeat_age_seconds} s)  "
+        f"load {s.load1:.1f}  busy {s.cores_busy:.2f} cores"
     )
 
 
@@ -796,8 +854,9 @@ def section(run: LoadRun) -> str:
     totals = run.totals
     rows = [
         "| minute | events/s | authorizations/s | auth p50 | auth p99 | batch p99 | errors "
-        "| lag (/metrics, max) | oldest unevaluated (max) | queue (max) | load avg |",
-        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| lag (/metrics, max) | oldest unevaluated (max) | queue (max) "
+        "| evaluation task (max) | /readyz (worst) | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for m in run.minutes:
         rows.append(
@@ -806,6 +865,7 @@ def section(run: LoadRun) -> str:
             f"{ms(m['batch_p99_ms'])} | {errors_text(m['errors'])} | "
             f"{seconds_text(m['lag_seconds'], 1)} | "
             f"{seconds_text(m['oldest_unevaluated_seconds'], 0)} | {m['queue_depth']} | "
+            f"{seconds_text(m.get('evaluation_seconds'), 1)} | {ready_text(m)} | "
             f"{'–' if m['load1'] is None else format(m['load1'], '.1f')} |"
         )
     samples = run.samples
@@ -833,6 +893,19 @@ def section(run: LoadRun) -> str:
         seconds_text(drain, 0)
         if drain is not None
         else f"more than the wait ({totals['pending_after']} balances still pending)"
+    )
+    each = (
+        f" ({totals['evaluation_seconds'] / totals['evaluations']:.1f} s each on average)"
+        if totals.get("evaluation_seconds") and totals["evaluations"]
+        else ""
+    )
+    queue_drain = totals.get("queue_drain_seconds")
+    queue_text = (
+        ""
+        if "queue_drain_seconds" not in totals  # a run saved before this was measured
+        else f"; its queue was empty after {seconds_text(queue_drain, 0)}"
+        if queue_drain is not None
+        else f"; its queue still held {totals.get('queue_after')} tasks when the wait ended"
     )
     return f"""
 {run.seconds / 60:.0f} minutes offering the rates of "Ingestion" and "Authorization" above
@@ -869,10 +942,11 @@ Errors (answers other than 200): {errors_text(totals["errors"])}; denied: {total
 (mean, by what they waited for; CPU = running or runnable): {wait_text or "none"}.
 
 **Evaluation lag:** the oldest unevaluated balance version was at most {first:.0f} s old in
-the first half and {second:.0f} s in the second; {totals["evaluations"]:,} evaluation tasks,
-{totals["sweeps"]} sweeps ({totals["sweep_seconds"]:.1f} s of work in all),
-{totals["expirations"]} reservation expiries. After the load stopped the worker caught up
-in {caught_up}.
+the first half and {second:.0f} s in the second. The worker finished
+{totals["evaluations"]:,} evaluation tasks{each}, {totals["sweeps"]} sweeps
+({totals["sweep_seconds"]:.1f} s of work in all) and {totals["expirations"]} reservation
+expiries (beat sends one every 30 s: {run.seconds / 30:.0f} in the run). After the load stopped the worker caught up
+in {caught_up} (every balance evaluated){queue_text}.
 The /metrics gauge `creditguard_evaluation_lag_seconds` is the age of the oldest waiting
 balance's *last move*: under steady load every waiting balance keeps moving, so it stays
 near zero even when evaluation falls behind; the polled column — how long ago a version

@@ -48,6 +48,8 @@ def test_a_short_load_run_loses_nothing_and_samples_every_interval(broker, setti
         assert sample.oldest_unevaluated_seconds >= 0
         assert sample.load1 >= 0 and sample.cores_busy >= 0
         assert set(sample.cpu) >= {"web", "worker", "clients", "postgres (this database)"}
+        # /readyz answered: the worker's heartbeat (sent when it started) is fresh.
+        assert sample.ready_status == 200 and sample.heartbeat_age_seconds is not None
     assert sum(s.events_per_s for s in run.samples) > 0
     assert sum(s.authorizations_per_s for s in run.samples) > 0
     assert any(s.authorize_p99_ms is not None for s in run.samples)
@@ -67,6 +69,7 @@ def test_a_short_load_run_loses_nothing_and_samples_every_interval(broker, setti
     assert totals["authorizations_stored"] == totals["authorizations_allowed"]
     # The worker evaluated what the load moved once it stopped.
     assert totals["pending_after"] == 0 and totals["drain_seconds"] is not None
+    assert totals["queue_drain_seconds"] is not None and totals["queue_after"] == 0
     assert totals["evaluations"] >= 1
 
     assert len(run.minutes) == 1
