@@ -36,7 +36,7 @@ from bench.common import (
     bench_database_name,
     gunicorn,
     machine,
-    recreate_database,
+    scratch_database,
     setup_django,
 )
 from bench.ingest import BATCH, http_client, make_batches, run_clients, tenants_with_keys
@@ -121,14 +121,6 @@ def statement_round(dsn: str, form: str, tenant_id: int, calls: int) -> list[flo
     return latencies
 
 
-def drop_database() -> None:
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {bench_database_name()} WITH (FORCE)")
-    conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16, help="authorization clients")
@@ -142,14 +134,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     args = parser.parse_args()
 
-    url = recreate_database()
-    try:
+    with scratch_database() as url:
         run(url, args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database()
 
 
 def run(url: str, args: argparse.Namespace) -> None:
