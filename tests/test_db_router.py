@@ -5,6 +5,7 @@ and stopped, is tests/ops/test_replica.py's."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,3 +212,24 @@ def test_a_page_the_replica_fails_is_answered_again_from_the_primary(owner_clien
     assert response.status_code == 200
     assert any('"policies_limitrule"' in sql for sql in on_primary)
     assert fallbacks("error") == before + 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True, databases=DATABASES)
+def test_the_consoles_start_page_lists_and_tenant_page_read_the_replica(replica_on):
+    tenant = TenantFactory.create(slug="replica-console")
+    staff = User.objects.create_superuser("replica-staff", "staff@example.com", "x")
+    client = Client()
+    client.force_login(staff, backend=MODEL_BACKEND)
+    pages = {
+        "/admin/": '"policies_overagecharge"',  # the start page's queues
+        "/admin/tenants/tenant/": '"tenants_tenant"',
+        f"/admin/tenants/tenant/{tenant.pk}/change/": '"tenants_tenant"',
+    }
+    for path, table in pages.items():
+        response, on_replica, on_primary = replica_queries(client, path)
+        assert response.status_code == 200, path
+        assert any(table in sql for sql in on_replica), (path, on_replica)
+        # The staff member and their permissions from the primary (the replica may join a
+        # user for a name, as the restrictions' authors).
+        assert not [sql for sql in on_replica if re.search(r'FROM "auth_', sql)], path
+        assert any(re.search(r'FROM "auth_user"', sql) for sql in on_primary), path
