@@ -42,6 +42,9 @@ from policies.services.warnings import Candidate, alert_thresholds_of, candidate
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
+# Open periods a sweep reads the balances of in one run of batches (their ids are the
+# statement's parameters: within SQLite's limit of variables too).
+SWEEP_PERIODS = 1000
 
 
 @dataclass
@@ -321,11 +324,19 @@ def evaluate_sweep(*, now: datetime | None = None) -> EvaluationResult:
     message loses nothing and time-driven warnings (forecasts) come when they are due."""
     now = now or timezone.now()
     result = EvaluationResult()
-    current = Balance.objects.filter(
-        period__status=BillingPeriod.Status.OPEN,
-        period__starts_at__lte=now,
-        period__ends_at__gt=now,
+    # The open periods in force are read once, by themselves; each batch then reads its
+    # balances by period id. Joined to the periods in every batch's statement instead, each
+    # batch scanned every period ever opened: half a second a batch with three years of
+    # periods for 10,000 tenants (bench.growth), a sweep's time growing with history.
+    periods = list(
+        BillingPeriod.objects.filter(
+            status=BillingPeriod.Status.OPEN, starts_at__lte=now, ends_at__gt=now
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    for batch in _batches(current):
-        result.add(balances_evaluate(balances=batch, now=now))
+    for start in range(0, len(periods), SWEEP_PERIODS):
+        current = Balance.objects.filter(period_id__in=periods[start : start + SWEEP_PERIODS])
+        for batch in _batches(current):
+            result.add(balances_evaluate(balances=batch, now=now))
     return result
