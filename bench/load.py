@@ -776,78 +776,93 @@ def sample_line(s: Sample) -> str:
     )
 
 
-def plot(run: LoadRun, path: Path) -> None:
+OURS = ("postgres (this database)", "web", "worker", "clients")
+
+
+def plot(runs: list[LoadRun], path: Path) -> None:
+    """Throughput, latency, evaluation lag and CPU over time; several runs overlaid (the
+    first solid, then dashed, dotted), each named by its commit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = [s.t / 60 for s in run.samples]
-    fig, axes = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
-    ax = axes[0]
-    ax.plot(t, [s.events_per_s for s in run.samples], color="tab:blue", label="events/s")
-    ax.axhline(run.ingest_rate, color="tab:blue", linestyle=":", label="offered events/s")
-    ax.set_ylabel("events ingested / s")
-    ax.set_ylim(bottom=0)
-    twin = ax.twinx()
-    twin.plot(t, [s.authorizations_per_s for s in run.samples], color="tab:orange",
-              label="authorizations/s")  # fmt: skip
-    twin.axhline(run.authorize_rate, color="tab:orange", linestyle=":",
-                 label="offered authorizations/s")  # fmt: skip
-    twin.set_ylabel("authorizations / s")
-    twin.set_ylim(bottom=0)
-    lines = ax.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize=8, ncol=2)
-    ax.set_title("Throughput")
+    fig, axes = plt.subplots(4, 1, figsize=(10, 13), sharex=True)
+    twins = [axes[0].twinx(), None, axes[2].twinx(), axes[3].twinx()]
+    styles = ["-", "--", ":", "-."]
+    for index, run in enumerate(runs):
+        t = [s.t / 60 for s in run.samples]
+        style = styles[index % len(styles)]
+        name = f" ({run.code})" if len(runs) > 1 else ""
 
-    ax = axes[1]
-    ax.plot(t, [s.authorize_p99_ms for s in run.samples], label="authorization p99")
-    ax.plot(t, [s.authorize_p50_ms for s in run.samples], label="authorization p50",
-            linestyle="--")  # fmt: skip
-    ax.plot(t, [s.batch_p99_ms for s in run.samples], label="ingestion batch p99 (1000 events)")
-    ax.set_yscale("log")
-    ax.set_ylabel("ms")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Latency (per 10 s)")
+        def series(ax: Any, values: list[Any], label: str, color: str) -> None:
+            ax.plot(t, values, color=color, linestyle=style, label=label + name)  # noqa: B023
 
-    ax = axes[2]
-    ax.plot(t, [s.oldest_unevaluated_seconds for s in run.samples],
-            label="oldest unevaluated balance version (polled)")  # fmt: skip
-    ax.plot(t, [s.lag_seconds for s in run.samples], label="/metrics evaluation_lag_seconds",
-            linestyle="--")  # fmt: skip
-    ax.set_ylabel("seconds")
-    ax.set_ylim(bottom=0)
-    twin = ax.twinx()
-    twin.plot(t, [s.queue_depth for s in run.samples], color="tab:gray", linewidth=0.8,
-              label="Celery queue depth")  # fmt: skip
-    twin.set_ylabel("tasks waiting")
-    twin.set_ylim(bottom=0)
-    lines = ax.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
-    ax.set_title("Evaluation lag")
-
-    ax = axes[3]
-    names = [*GROUPS, "other"]
-    ax.stackplot(t, [[s.cpu.get(name, 0.0) for s in run.samples] for name in names],
-                 labels=names, alpha=0.8)  # fmt: skip
-    ax.axhline(os.cpu_count() or 1, color="black", linestyle=":", linewidth=0.8)
-    ax.set_ylabel("cores busy")
-    ax.set_ylim(0, (os.cpu_count() or 1) * 1.5)
-    ax.set_xlabel("minutes")
-    twin = ax.twinx()
-    twin.plot(t, [s.load1 for s in run.samples], color="black", label="load average (1 min)")
-    twin.set_ylabel("load average")
-    twin.set_ylim(bottom=0)
-    lines = ax.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=7, ncol=4)
-    ax.set_title("CPU by process group, load average")
+        series(axes[0], [s.events_per_s for s in run.samples], "events/s", "tab:blue")
+        series(twins[0], [s.authorizations_per_s for s in run.samples], "authorizations/s",
+               "tab:orange")  # fmt: skip
+        series(axes[1], [s.authorize_p99_ms for s in run.samples], "authorization p99",
+               "tab:orange")  # fmt: skip
+        series(axes[1], [s.batch_p99_ms for s in run.samples],
+               "ingestion batch p99 (1000 events)", "tab:blue")  # fmt: skip
+        series(axes[2], [s.oldest_unevaluated_seconds for s in run.samples],
+               "oldest unevaluated balance version (polled)", "tab:red")  # fmt: skip
+        series(axes[2], [s.lag_seconds for s in run.samples],
+               "/metrics evaluation_lag_seconds", "tab:pink")  # fmt: skip
+        series(twins[2], [s.queue_depth for s in run.samples], "Celery queue depth", "tab:gray")
+        series(axes[3], [sum(s.cpu.get(g, 0.0) for g in OURS) for s in run.samples],
+               "CreditGuard: its database, web, worker, clients", "tab:green")  # fmt: skip
+        series(axes[3], [sum(v for g, v in s.cpu.items() if g not in OURS) for s in run.samples],
+               "everything else on the machine", "tab:purple")  # fmt: skip
+        series(twins[3], [s.load1 for s in run.samples], "load average (1 min)", "black")
+    run = runs[0]
+    axes[0].axhline(run.ingest_rate, color="tab:blue", linewidth=0.8)
+    axes[0].annotate(f"offered {run.ingest_rate:,.0f} events/s and "
+                     f"{run.authorize_rate:,.0f} authorizations/s (off the scale)",
+                     xy=(0.01, 0.92), xycoords="axes fraction", fontsize=8)  # fmt: skip
+    top = max(s.events_per_s for r in runs for s in r.samples) * 1.3 or 1
+    axes[0].set_ylim(0, top)
+    twins[0].set_ylim(0, max(s.authorizations_per_s for r in runs for s in r.samples) * 1.3 or 1)
+    axes[0].set_ylabel("events ingested / s")
+    twins[0].set_ylabel("authorizations / s")
+    axes[0].set_title("Throughput achieved")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("ms")
+    axes[1].set_title("p99 per 10 s, as the clients saw it")
+    axes[2].set_ylabel("seconds")
+    axes[2].set_ylim(bottom=0)
+    twins[2].set_ylabel("tasks waiting")
+    twins[2].set_ylim(bottom=0)
+    axes[2].set_title("Evaluation lag and the Celery queue")
+    axes[3].axhline(os.cpu_count() or 1, color="black", linewidth=0.5)
+    axes[3].set_ylim(0, (os.cpu_count() or 1) * 1.2)
+    axes[3].set_ylabel("cores busy")
+    twins[3].set_ylabel("load average")
+    twins[3].set_ylim(bottom=0)
+    axes[3].set_title("CPU of the machine's cores, load average")
+    axes[3].set_xlabel("minutes")
+    for ax, twin in zip(axes, twins, strict=True):
+        handles, labels = ax.get_legend_handles_labels()
+        if twin is not None:
+            more = twin.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        ax.legend(handles, labels, loc="best", fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def report(runs: list[LoadRun]) -> str:
+    """The section's text: the plot, and each run's figures (newest first when several)."""
+    image = "![Throughput, p99, evaluation lag and CPU over the run](benchmarks/load.png)"
+    if len(runs) == 1:
+        return section(runs[0]) + "\n" + image + "\n"
+    parts = [f"{len(runs)} runs, overlaid in the plot (solid: the first below).\n\n{image}\n"]
+    for run in runs:
+        started = run.started_at[:16].replace("T", " ")
+        parts.append(f"### Run of {started} UTC, commit {run.code}\n{section(run)}")
+    return "\n".join(parts)
 
 
 def section(run: LoadRun) -> str:
@@ -928,8 +943,6 @@ described below):
 
 {chr(10).join(rows)}
 
-![Throughput, p99, evaluation lag and CPU over the run](benchmarks/load.png)
-
 **Nothing lost:** {totals["events_accepted"]:,} events accepted, {totals["events_stored"]:,}
 stored; their {totals["quantity_sent"]:,} units = {totals["quantity_stored"]:,} stored =
 {totals["usage_booked"]:,} booked as usage in the ledger = {totals["balances_used"]:,} on the
@@ -978,15 +991,16 @@ def main() -> None:
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--tenants", type=int, default=10_000, help="background tenants")
     parser.add_argument("--save", type=Path, help="write the raw figures to this JSON file")
-    parser.add_argument("--from", dest="source", type=Path, help="report a saved run")
+    parser.add_argument("--from", dest="sources", type=Path, action="append",
+                        help="report a saved run (repeat: several runs, newest first)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     args = parser.parse_args()
     # SIGTERM (timeout, kill) ends the run as Ctrl-C does: the processes stopped and the
     # scratch database dropped by the blocks' finally clauses.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    if args.source:
-        run = run_from_json(args.source.read_text())
+    if args.sources:
+        runs = [run_from_json(source.read_text()) for source in args.sources]
     else:
         os.environ.setdefault("BENCH_DATABASE_NAME", DEFAULT_DATABASE)
         redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
@@ -1007,10 +1021,11 @@ def main() -> None:
             )
         if args.save:
             args.save.write_text(run_to_json(run))
-    body = section(run)
+        runs = [run]
+    body = report(runs)
     print(body)
     if not args.no_write:
-        plot(run, PLOT)
+        plot(runs, PLOT)
         write_section(SECTION, body)
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from bench.load import SECTION, LoadRun, load_run, run_from_json, run_to_json, section
+from bench.load import SECTION, LoadRun, load_run, plot, report, run_from_json, run_to_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
-def test_a_short_load_run_loses_nothing_and_samples_every_interval(broker, settings):
+def test_a_short_load_run_loses_nothing_and_samples_every_interval(broker, settings, tmp_path):
     settings.LIMIT_NOTICE_DAYS = 0  # set by the bench's tenants' setup; restored after
     db = connection.settings_dict
     database_url = (
@@ -73,7 +73,10 @@ def test_a_short_load_run_loses_nothing_and_samples_every_interval(broker, setti
     assert totals["evaluations"] >= 1
 
     assert len(run.minutes) == 1
-    text = section(run)
+    text = report([run])
     assert "(all equal)" in text and SECTION not in text  # write_section adds the heading
     again = run_from_json(run_to_json(run))
     assert isinstance(again, LoadRun) and again.samples == run.samples
+    assert "### Run of" in report([again, run])  # two runs: a subsection each
+    plot([again, run], tmp_path / "load.png")
+    assert (tmp_path / "load.png").read_bytes().startswith(b"\x89PNG")
