@@ -136,6 +136,11 @@ def test_the_dashboard_reads_its_figures_from_the_replica_unless_it_lags(owner_c
     assert any('"tenants_membership"' in sql for sql in on_primary)
     assert not any('"tenants_membership"' in sql for sql in on_replica)
 
+    # The usage page's rollups, read by raw SQL, on the router's connection too.
+    response, on_replica, _ = replica_queries(client, "/usage/")
+    assert response.status_code == 200
+    assert any("metering_usagerollup" in sql for sql in on_replica), on_replica
+
     # A page not chosen reads only the primary.
     response, on_replica, _ = replica_queries(client, "/developers/")
     assert response.status_code == 200
