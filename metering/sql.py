@@ -547,23 +547,37 @@ def partition_archive(*, table: str, name: str, schema: str) -> None:
 
 
 @cache
-def _usage_event_keys_prune() -> str:
+def _usage_event_key_periods_expired() -> str:
     k, p = Names(UsageEventKey), Names(BillingPeriod)
     return f"""
-DELETE FROM {k.db_table} WHERE id IN (
-    SELECT k.id FROM {k.db_table} AS k
-    WHERE k.{k.period} IN (
-        SELECT p.id FROM {p.db_table} AS p
-        WHERE p.{p.status} = %(closed)s AND p.{p.closed_at} <= %(cutoff)s)
-    LIMIT %(chunk)s)
+SELECT p.id FROM {p.db_table} AS p
+WHERE p.{p.status} = %(closed)s AND p.{p.closed_at} <= %(cutoff)s
+  AND EXISTS (SELECT 1 FROM {k.db_table} AS k WHERE k.{k.period} = p.id)
+ORDER BY p.id
 """
 
 
-def usage_event_keys_prune(*, cutoff: datetime, chunk: int) -> int:
-    """Delete up to ``chunk`` keys of periods closed at or before ``cutoff``; how many."""
+def usage_event_key_periods_expired(*, cutoff: datetime) -> list[int]:
+    """The periods closed at or before ``cutoff`` that still have idempotency keys."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _usage_event_keys_prune(),
-            {"closed": BillingPeriod.Status.CLOSED, "cutoff": cutoff, "chunk": chunk},
+            _usage_event_key_periods_expired(),
+            {"closed": BillingPeriod.Status.CLOSED, "cutoff": cutoff},
         )
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+@cache
+def _usage_event_keys_prune() -> str:
+    k = Names(UsageEventKey)
+    return f"""
+DELETE FROM {k.db_table} WHERE id IN (
+    SELECT id FROM {k.db_table} WHERE {k.period} = %(period)s LIMIT %(chunk)s)
+"""
+
+
+def usage_event_keys_prune(*, period_id: int, chunk: int) -> int:
+    """Delete up to ``chunk`` idempotency keys of one period; how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(_usage_event_keys_prune(), {"period": period_id, "chunk": chunk})
         return int(cursor.rowcount)

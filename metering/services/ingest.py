@@ -382,18 +382,26 @@ def usage_event_keys_prune(*, now: datetime | None = None, chunk: int = 10_000) 
     it is closed its events are refused (422 ``period_closed``) whether known or not."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.USAGE_DEDUPE_RETENTION_HOURS)
+    if metering_sql.native():
+        periods = metering_sql.usage_event_key_periods_expired(cutoff=cutoff)
+    else:
+        periods = list(
+            BillingPeriod.objects.filter(
+                status=BillingPeriod.Status.CLOSED, closed_at__lte=cutoff
+            ).values_list("pk", flat=True)
+        )
     pruned = 0
-    while True:
-        with transaction.atomic():
-            if metering_sql.native():
-                deleted = metering_sql.usage_event_keys_prune(cutoff=cutoff, chunk=chunk)
-            else:
-                ids = list(
-                    UsageEventKey.objects.filter(
-                        period__status=BillingPeriod.Status.CLOSED, period__closed_at__lte=cutoff
-                    ).values_list("pk", flat=True)[:chunk]
-                )
-                deleted, _ = UsageEventKey.objects.filter(pk__in=ids).delete()
-        pruned += deleted
-        if deleted < chunk:
-            return pruned
+    for period_id in periods:
+        while True:
+            with transaction.atomic():
+                if metering_sql.native():
+                    deleted = metering_sql.usage_event_keys_prune(period_id=period_id, chunk=chunk)
+                else:
+                    ids = UsageEventKey.objects.filter(period_id=period_id).values_list(
+                        "pk", flat=True
+                    )[:chunk]
+                    deleted, _ = UsageEventKey.objects.filter(pk__in=list(ids)).delete()
+            pruned += deleted
+            if deleted < chunk:
+                break
+    return pruned
