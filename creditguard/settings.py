@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -531,8 +532,16 @@ DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS",
 DATABASE_REPLICA_PIN_SECONDS = env.float("DATABASE_REPLICA_PIN_SECONDS", default=15.0)
 DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", default=1.0)
 if DATABASE_REPLICA_URL:
+    with warnings.catch_warnings():  # an unknown scheme is refused below, in one line
+        warnings.simplefilter("ignore")
+        _replica = env.db_url("DATABASE_REPLICA_URL")
+    if _replica.get("ENGINE") != DATABASES["default"]["ENGINE"] or not _replica.get("NAME"):
+        refuse_to_start(
+            "DATABASE_REPLICA_URL must be a database URL of the same engine as DATABASE_URL "
+            "(postgres://user@host:port/name)."
+        )
     DATABASES["replica"] = {
-        **env.db_url("DATABASE_REPLICA_URL"),
+        **_replica,
         "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
         "CONN_HEALTH_CHECKS": True,
         "DISABLE_SERVER_SIDE_CURSORS": DATABASES["default"].get(

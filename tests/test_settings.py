@@ -77,6 +77,51 @@ def test_bad_production_configuration_refuses_to_start_in_one_line(env, named):
     assert named in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("USAGE_RETENTION_MONTHS", "abc"),
+        ("USAGE_RETENTION_MONTHS", "-3"),
+        ("USAGE_DEDUPE_RETENTION_HOURS", "1.5"),
+        ("USAGE_DEDUPE_RETENTION_HOURS", ""),
+        ("REDIS_TIMEOUT_SECONDS", "fast"),
+        ("WORKER_DB_LOCK_TIMEOUT_SECONDS", "-1"),
+    ],
+)
+def test_a_number_that_is_not_one_refuses_to_start_in_one_line(name, value):
+    """Counts, sizes and durations: a typo or a negative value names the variable."""
+    result = manage("check", **{name: value})
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CreditGuard will not start: ")
+    assert name in lines[0]
+    assert repr(value) in lines[0]
+
+
+@pytest.mark.parametrize("url", ["notaurl", "mysql://user@db.example/creditguard"])
+def test_a_replica_url_that_is_no_postgres_database_refuses_to_start_in_one_line(url):
+    result = manage("check", DATABASE_REPLICA_URL=url)
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CreditGuard will not start: DATABASE_REPLICA_URL")
+
+
+def test_a_number_in_the_environment_is_read():
+    code = "from django.conf import settings as s; print(s.USAGE_RETENTION_MONTHS, s.REDIS_TIMEOUT_SECONDS)"
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        USAGE_RETENTION_MONTHS="6",
+        REDIS_TIMEOUT_SECONDS="0.25",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6", "0.25"]
+
+
 def test_production_with_a_real_secret_and_redis_starts():
     result = manage(
         "check",
