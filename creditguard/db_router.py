@@ -2,7 +2,7 @@
 
 Nothing reads the replica unless a request is marked for it, explicitly: a GET or HEAD
 whose route is in :data:`REPLICA_ROUTES` (the portal's figures, the billing export and
-line items, the console's start page, changelists and tenant page), marked by
+line items, the console's start page and changelists that edit nothing), marked by
 :class:`ReplicaReadsMiddleware` in ``process_view``. Everything else — every write, the
 API's ingestion and authorization, the console's and portal's forms, Celery tasks,
 management commands — never meets the router's replica answer, since no request state
@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, cast
 
 from django.conf import settings
@@ -56,7 +57,9 @@ PRIMARY = DEFAULT_DB_ALIAS
 REPLICA = "replica"
 
 # GET/HEAD routes (URL names) whose reads may go to the replica, and every console
-# changelist (``admin:<app>_<model>_changelist``).
+# changelist (``admin:<app>_<model>_changelist``) that edits nothing. No form that saves
+# what it shows reads the replica: a value up to the allowed lag old, sent back unchanged,
+# would undo a colleague's save (the tenant's page, a changelist with list_editable).
 REPLICA_ROUTES = frozenset(
     {
         "portal:overview",
@@ -68,7 +71,6 @@ REPLICA_ROUTES = frozenset(
         "v1:billing-export",
         "v1:billing-line-items",
         "admin:index",
-        "admin:tenants_tenant_change",
     }
 )
 # Models that decide who may see or do what: always read from the primary.
@@ -96,7 +98,21 @@ END
 def route_reads_replica(view_name: str) -> bool:
     """Whether a GET of the route named ``view_name`` may read the replica."""
     return view_name in REPLICA_ROUTES or (
-        view_name.startswith("admin:") and view_name.endswith("_changelist")
+        view_name.startswith("admin:")
+        and view_name.endswith("_changelist")
+        and view_name not in _editable_changelists()
+    )
+
+
+@cache
+def _editable_changelists() -> frozenset[str]:
+    """The console's changelists with fields edited in the list (``list_editable``)."""
+    from django.contrib import admin
+
+    return frozenset(
+        f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"
+        for model, model_admin in admin.site._registry.items()
+        if model_admin.list_editable
     )
 
 
