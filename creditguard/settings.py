@@ -506,6 +506,10 @@ USAGE_DEDUPE_RETENTION_HOURS = env.int("USAGE_DEDUPE_RETENTION_HOURS", default=2
 # Whole months of usage-event and ledger partitions kept before retention archives them
 # (schema "archive"; only months whose periods are all closed). Unset: keep everything.
 USAGE_RETENTION_MONTHS: int | None = env.int("USAGE_RETENTION_MONTHS", default=None)
+# Partition maintenance (daily task, manage.py partitions) gives up on a table lock not
+# granted within this many seconds (it takes ACCESS EXCLUSIVE on the events and ledger
+# tables: waiting behind a long reader would stop ingestion behind it); the next run retries.
+PARTITION_LOCK_TIMEOUT_SECONDS = env.float("PARTITION_LOCK_TIMEOUT_SECONDS", default=2.0)
 # Requests within this window share one evaluation task.
 EVALUATION_COALESCE_SECONDS = env.float("EVALUATION_COALESCE_SECONDS", default=1.0)
 

@@ -535,12 +535,51 @@ def ledger_partition_touches_open_period(name: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def partition_archive(*, table: str, name: str, schema: str) -> None:
-    """Detach the partition ``name`` of ``table`` and move it into ``schema``."""
+# Any number, the same in every process: the key of the transaction-scoped advisory lock
+# that serializes partition maintenance (ensure and archive), so two runs never both find
+# a month missing and both create it.
+PARTITIONS_ADVISORY_KEY = 0x6367_7061_7274  # "cgpart"
+
+# The ledger's append-only trigger (metering migration 0004): a partition inherits it
+# from the parent while attached and loses it when detached.
+LEDGER_APPEND_ONLY_TRIGGER = "metering_ledgerentry_append_only"
+
+
+def partitions_maintenance_begin(*, lock_timeout_seconds: float) -> None:
+    """Inside the caller's transaction: wait for any other partition maintenance to end
+    (``pg_advisory_xact_lock``, released at commit or rollback, so it also holds behind
+    PgBouncer's transaction pooling), then give up on any table lock not granted within
+    ``lock_timeout_seconds`` (``SET LOCAL lock_timeout``; 0 waits for ever). CREATE
+    TABLE ... PARTITION OF, ATTACH and DETACH take ACCESS EXCLUSIVE on the parent and the
+    default partition: queued behind a long reader they would stop ingestion behind
+    them; with the timeout the maintenance fails instead (SQLSTATE 55P03), rolls back
+    whole and is retried by its next run."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_ADVISORY_KEY])
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true)",
+            [f"{max(0, round(lock_timeout_seconds * 1000))}ms"],
+        )
+
+
+def partition_archive(*, table: str, name: str, schema: str, append_only: bool = False) -> None:
+    """Detach the partition ``name`` of ``table`` and move it into ``schema``;
+    ``append_only``: give the detached table the ledger's append-only trigger again (a
+    detached partition keeps none of its parent's triggers).
+
+    Not ``DETACH ... CONCURRENTLY`` (which would take only SHARE UPDATE EXCLUSIVE):
+    PostgreSQL refuses it while the table has a DEFAULT partition, and it cannot run in a
+    transaction block, so both tables' months could not go together."""
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         cursor.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
         cursor.execute(f"ALTER TABLE {name} SET SCHEMA {schema}")
+        if append_only:
+            cursor.execute(
+                f"CREATE TRIGGER {LEDGER_APPEND_ONLY_TRIGGER} BEFORE UPDATE OR DELETE "
+                f"ON {schema}.{name} FOR EACH ROW "
+                f"EXECUTE FUNCTION {LEDGER_APPEND_ONLY_TRIGGER}()"
+            )
 
 
 # ---------------------------------------------------------------- idempotency keys

@@ -14,23 +14,62 @@ that and every billing period overlapping it is closed (billing records no expor
 "closed" is the condition), and moves them into the schema ``archive``; the operator dumps
 and drops them (docs/OPERATIONS.md). Open periods' events and entries are never archived.
 
+Maintenance (ensure and archive) runs one at a time (a transaction-scoped advisory lock)
+and gives up on a table lock not granted within ``PARTITION_LOCK_TIMEOUT_SECONDS``: the
+DDL takes ACCESS EXCLUSIVE on the parent and its default partition, and waiting behind a
+long reader would queue ingestion behind it. Giving up rolls the whole run back
+(``PartitionsBusy``); the next run does the work.
+
 SQLite (the demo) keeps plain tables: every function here does nothing there.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from metering import sql as metering_sql
 from metering.models import LedgerEntry, UsageEvent
 
+logger = logging.getLogger(__name__)
+
 ARCHIVE_SCHEMA = "archive"
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
+
+
+class PartitionsBusy(Exception):
+    """Maintenance gave up: a table lock was not granted within
+    ``PARTITION_LOCK_TIMEOUT_SECONDS``. Nothing was changed; the next run retries."""
+
+
+@contextmanager
+def _maintenance() -> Iterator[None]:
+    """One transaction of partition maintenance: serialized with any other, under the
+    lock timeout; a lock timeout rolls it all back and raises ``PartitionsBusy``."""
+    timeout = float(getattr(settings, "PARTITION_LOCK_TIMEOUT_SECONDS", 2.0))
+    try:
+        with transaction.atomic():
+            metering_sql.partitions_maintenance_begin(lock_timeout_seconds=timeout)
+            yield
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "pgcode", None) != LOCK_NOT_AVAILABLE:
+            raise
+        logger.warning("partition maintenance gave up after %ss waiting for a lock: %s",
+                       timeout, str(exc).strip())  # fmt: skip
+        raise PartitionsBusy(
+            f"a table lock was not granted within {timeout:g} s "
+            "(PARTITION_LOCK_TIMEOUT_SECONDS); nothing changed, retry later"
+        ) from exc
+
+
 _MONTH = re.compile(r"_p(\d{4})_(\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -100,7 +139,7 @@ def partitions_ensure(*, start: datetime, end: datetime) -> list[str]:
     if not metering_sql.native():
         return []
     created: list[str] = []
-    with transaction.atomic():
+    with _maintenance():
         for table, column in _tables():
             existing = {name for _, name, _ in metering_sql.partitions_of([table])}
             for month in months_covering(start, end):
@@ -166,12 +205,15 @@ def partitions_archive(*, now: datetime | None = None, dry_run: bool = False) ->
         for month in months_archivable(now=now)
         for table, _ in _tables()
     ]
-    if dry_run:
+    if dry_run or not planned:
         return [name for _, name in planned]
     archived = []
-    with transaction.atomic():
+    ledger = LedgerEntry._meta.db_table
+    with _maintenance():
         for table, name in planned:
             if metering_sql.partition_exists(name):
-                metering_sql.partition_archive(table=table, name=name, schema=ARCHIVE_SCHEMA)
+                metering_sql.partition_archive(
+                    table=table, name=name, schema=ARCHIVE_SCHEMA, append_only=table == ledger
+                )
                 archived.append(name)
     return archived

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
@@ -189,6 +189,20 @@ def test_retention_archives_closed_months_only_and_leaves_open_balances_whole(se
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM archive.metering_usageevent_p2029_01")
         assert cursor.fetchone()[0] == 1
+    # The archived ledger stays append-only: its trigger is created again after DETACH.
+    for statement in (
+        "UPDATE archive.metering_ledgerentry_p2029_01 SET reason = 'rewritten'",
+        "DELETE FROM archive.metering_ledgerentry_p2029_01",
+    ):
+        with (
+            pytest.raises(IntegrityError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM archive.metering_ledgerentry_p2029_01")
+        assert cursor.fetchone()[0] > 0
     kept = UsageEvent.objects.filter(tenant=tenant).values_list("client_event_id", flat=True)
     assert list(kept) == ["o-2"]
     still = Balance.objects.get(pk=open_balance.pk)
@@ -290,3 +304,37 @@ def test_the_portable_path_claims_keys_the_same_way(monkeypatch):
     keys = UsageEventKey.objects.for_tenant(tenant).values_list("client_event_id", flat=True)
     assert sorted(keys) == ["p-1", "p-2", "p-3"]
     assert UsageEvent.objects.filter(tenant=tenant).count() == 3
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_the_command_shows_estimates_unless_asked_to_count_and_ensures_older_months(capsys):
+    from django.test.utils import CaptureQueriesContext
+
+    tenant = TenantFactory.create(slug="older", time_zone="UTC")
+    march = datetime(2029, 3, 10, tzinfo=UTC)
+    record(tenant, event("c-1", occurred_at="2029-03-10T00:00:00Z"), now=march)
+    assert partition_of("c-1") == "metering_usageevent_default"
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE metering_usageevent_default")
+
+    with CaptureQueriesContext(connection) as queries:
+        call_command("partitions")
+    assert not [q for q in queries if "count(" in q["sql"].lower()]
+    out = capsys.readouterr().out
+    assert "rows (estimate)" in out
+    assert "metering_usageevent_default holds rows" in out and "--from YYYY-MM" in out
+
+    call_command("partitions", "--count")
+    out = capsys.readouterr().out
+    default = next(
+        line for line in out.splitlines() if line.startswith("metering_usageevent_default")
+    )
+    assert default.split()[-2:] == ["1", "rows"]
+
+    call_command("partitions", "--ensure", "--from", "2029-03", "--dry-run")
+    assert "metering_usageevent_p2029_03" in capsys.readouterr().out
+    call_command("partitions", "--ensure", "--from", "2029-03")
+    assert "metering_usageevent_p2029_03" in capsys.readouterr().out.split("Created:")[1]
+    assert partition_of("c-1") == "metering_usageevent_p2029_03"
+    with pytest.raises(CommandError, match="YYYY-MM"):
+        call_command("partitions", "--ensure", "--from", "March")
