@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 
 from django.db import connection
@@ -178,7 +178,12 @@ def usage_rollups_add(
 @cache
 def _usage_rollups_drop() -> str:
     r = Names(UsageRollup)
-    return f"DELETE FROM {r.db_table} WHERE %(tenant)s::bigint IS NULL OR {r.tenant} = %(tenant)s"
+    return f"""
+DELETE FROM {r.db_table}
+WHERE (%(tenant)s::bigint IS NULL OR {r.tenant} = %(tenant)s)
+  AND EXISTS (SELECT 1 FROM unnest(%(lows)s::timestamptz[], %(highs)s::timestamptz[]) AS m(lo, hi)
+              WHERE {r.slot_start} >= m.lo AND {r.slot_start} < m.hi)
+"""
 
 
 @cache
@@ -196,15 +201,31 @@ GROUP BY 1, 2, 4
 """
 
 
-def usage_rollups_rebuild(*, tenant_id: int | None, sizes: Sequence[int], origin: datetime) -> int:
-    """Replace the rollups of one tenant (or of all, ``None``) by the sums of their events,
-    in slots of each of ``sizes`` seconds counted from ``origin``; the number of rows
-    written. The caller keeps events from being recorded meanwhile."""
+def usage_rollups_rebuild(
+    *,
+    tenant_id: int | None,
+    sizes: Sequence[int],
+    origin: datetime,
+    spans: Sequence[tuple[datetime, datetime]],
+) -> int:
+    """Replace the rollups of one tenant (or of all, ``None``) whose slots start in one of
+    ``spans`` ([from, to) each, which must hold every event of the table) by the sums of
+    their events, in slots of each of ``sizes`` seconds counted from ``origin`` (slots of
+    at most a day from a UTC midnight: each lies within one UTC month); the number of rows
+    written. Rollups outside the spans are kept. The caller keeps events from being
+    recorded meanwhile."""
     written = 0
     with connection.cursor() as cursor:
         # Separate statements: an INSERT in the statement of the DELETE would still meet
         # the deleted rows in the unique index.
-        cursor.execute(_usage_rollups_drop(), {"tenant": tenant_id})
+        cursor.execute(
+            _usage_rollups_drop(),
+            {
+                "tenant": tenant_id,
+                "lows": [low for low, _ in spans],
+                "highs": [high for _, high in spans],
+            },
+        )
         for size in sizes:
             cursor.execute(
                 _usage_rollups_rebuild(), {"tenant": tenant_id, "size": size, "origin": origin}
@@ -468,6 +489,16 @@ def partition_rows(name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{name}"')
         return int(cursor.fetchone()[0])
+
+
+def partition_months(name: str, column: str) -> list[datetime]:
+    """The UTC months (their first instants) of the rows of ``name``, read row by row: for
+    the default partition, which holds few rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT date_trunc('month', {column} AT TIME ZONE 'UTC') FROM {name}"
+        )
+        return [row[0].replace(tzinfo=UTC) for row in cursor.fetchall()]
 
 
 def partition_exists(name: str) -> bool:

@@ -132,6 +132,19 @@ def partitions_list(*, count: bool = False) -> list[Partition]:
     return sorted(found, key=lambda p: (p.table, p.month is None, p.month or _EPOCH))
 
 
+def usage_event_months_attached() -> list[datetime] | None:
+    """The UTC months whose usage events are all still in the events table: those with
+    an attached partition, and those of the rows in the default partition; ``None``: every
+    month (plain tables, nothing is ever archived). A month archived (or never used) is
+    not among them: its rollups are the only record left of its usage."""
+    if not metering_sql.native():
+        return None
+    table, column = _tables()[0]
+    months = {p.month for p in partitions_list() if p.table == table and p.month}
+    months.update(metering_sql.partition_months(default_name(table), column))
+    return sorted(months)
+
+
 def partitions_ensure(*, start: datetime, end: datetime) -> list[str]:
     """Create the monthly partitions of both tables covering [start, end) that do not
     exist yet; the names created. Idempotent. Rows of those months waiting in the default

@@ -18,6 +18,7 @@ from django.db.models import F
 
 from metering import sql as metering_sql
 from metering.models import UsageEvent, UsageRollup
+from metering.services.partitions import month_add, usage_event_months_attached
 from tenants.models import Tenant
 
 SLOT_SECONDS = 900  # the finest slot: every zone's offset since 2000 is whole quarter hours
@@ -102,16 +103,23 @@ def usage_rollups_rebuild(*, tenant: Tenant | None = None) -> int:
     returns the number of slots written. For events recorded before rollups existed (the
     migration that adds them does this once) or written around the services.
 
+    Only the months whose events are all still attached are rebuilt
+    (``usage_event_months_attached``): the rollups of a month whose events retention
+    archived (``USAGE_RETENTION_MONTHS``) are the history that outlives them, and are
+    kept as they are.
+
     Concurrency: on PostgreSQL, recording events waits while the rebuild runs (the events
     table is locked in share mode, after the recordings under way have committed), so the
     rebuilt rollups hold every event and none twice.
     """
     if metering_sql.native():
         metering_sql.usage_events_lock()
+        months = usage_event_months_attached() or []
         return metering_sql.usage_rollups_rebuild(
             tenant_id=tenant.pk if tenant is not None else None,
             sizes=SLOT_SIZES,
             origin=SLOT_ORIGIN,
+            spans=[(month, month_add(month, 1)) for month in months],
         )
     rollups = UsageRollup.objects.all()
     events = UsageEvent.objects.all()
