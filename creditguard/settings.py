@@ -512,6 +512,9 @@ USAGE_RETENTION_MONTHS: int | None = env.int("USAGE_RETENTION_MONTHS", default=N
 PARTITION_LOCK_TIMEOUT_SECONDS = env.float("PARTITION_LOCK_TIMEOUT_SECONDS", default=2.0)
 # Requests within this window share one evaluation task.
 EVALUATION_COALESCE_SECONDS = env.float("EVALUATION_COALESCE_SECONDS", default=1.0)
+# At most one evaluation waits in the queue; a task lost before it started (a broker
+# failure) holds that place this long at most (metering.services.evaluation_request).
+EVALUATION_SCHEDULED_TTL_SECONDS = env.float("EVALUATION_SCHEDULED_TTL_SECONDS", default=60.0)
 
 # --- Operations: metrics and logs -------------------------------------------------
 

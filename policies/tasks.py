@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from metering.services.evaluation_request import evaluation_request_started
 from metering.services.ledger import grants_expire_due
 from policies.services.anomaly import anomaly_watch
 from policies.services.authorization_settle import authorizations_expire
@@ -22,6 +23,7 @@ from policies.services.whatif_runs import WHATIF_RUN_TASK, whatif_run, whatif_ru
 
 @shared_task(name="policies.evaluate_pending")
 def evaluate_pending_task() -> int:
+    evaluation_request_started()
     return evaluate_pending().notifications
 
 

@@ -34,9 +34,13 @@ EVALUATION_PUBLISH_RETRY_POLICY = {
 
 def request_evaluation() -> None:
     """Ask for an evaluation of the balances that moved, after the current transaction
-    commits. Coalesced: within EVALUATION_COALESCE_SECONDS at most one task is sent,
-    and it evaluates every balance that moved by then (a balance stays marked until
-    evaluated, so nothing is lost; the sweep is the safety net)."""
+    commits. Coalesced: at most one task waits at a time — sent with a countdown of
+    EVALUATION_COALESCE_SECONDS, it evaluates every balance that moved by the time it
+    runs, and no other is sent until it starts (:func:`evaluation_request_started`).
+    Under load the queue thus holds one evaluation, not one per second that beat's
+    housekeeping and the heartbeat would wait behind. A task lost before it started holds
+    the mark for EVALUATION_SCHEDULED_TTL_SECONDS at most, and beat's evaluate_pending
+    (every 15 s) clears it too; a balance stays marked until evaluated, so nothing is lost."""
 
     def send() -> None:
         # While Redis fails, the request is not sent at all rather than wait for its
@@ -46,7 +50,9 @@ def request_evaluation() -> None:
             return
         delay = settings.EVALUATION_COALESCE_SECONDS
         try:
-            if cache.add(EVALUATION_SCHEDULED_KEY, True, timeout=delay):
+            if cache.add(
+                EVALUATION_SCHEDULED_KEY, True, timeout=settings.EVALUATION_SCHEDULED_TTL_SECONDS
+            ):
                 current_app.send_task(
                     EVALUATE_PENDING_TASK,
                     countdown=delay,
@@ -60,3 +66,13 @@ def request_evaluation() -> None:
             logger.exception("could not ask for an evaluation")
 
     transaction.on_commit(send)
+
+
+def evaluation_request_started() -> None:
+    """An evaluation task has started: it reads the balances marked by now, so a balance
+    that moves from here on needs the next one, which :func:`request_evaluation` may send
+    again. Never fails the task: while Redis fails, the mark expires on its own."""
+    try:
+        cache.delete(EVALUATION_SCHEDULED_KEY)
+    except redis.RedisError as exc:
+        redis_failed("evaluation_request", exc)
