@@ -39,4 +39,7 @@ echo "== mypy"
 echo "== import-linter (the layer contracts in pyproject.toml)"
 .venv/bin/lint-imports
 echo "== pytest"
-.venv/bin/pytest "$@"
+# In parallel (pytest-xdist): a worker a core, four at most, each with a test database and
+# a Redis database of its own (tests/conftest.py); the tests that may not run beside each
+# other share a worker (XDIST_GROUPS there). `./scripts/test.sh -n 0` runs them serially.
+.venv/bin/pytest -n auto --maxprocesses=4 --dist loadgroup "$@"

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import time_machine
 from django.conf import settings
+from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
 from tenants.models import Scope, Tenant
 from tenants.services import IssuedKey, api_key_create
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
-from tests.workers import broker  # noqa: F401 - a fixture: a Redis broker of the test's own
+from tests.workers import (
+    broker,  # noqa: F401 - a fixture: a Redis broker of the test's own
+    publish_to,
+)
 
 ALL_SCOPES = list(Scope.values)
 # The instant ``frozen_clock`` stops at: the middle of a month in every tenant's time zone.
@@ -30,6 +37,109 @@ def pytest_configure(config: pytest.Config) -> None:
             "The tests need PostgreSQL: run them with scripts/test.sh, or set DATABASE_URL "
             f"to a PostgreSQL server (got {engine})."
         )
+    _redis_of_this_worker()
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The Redis of xdist worker ``worker`` (gw0, gw1, …): ``url``'s database number minus
+    the worker's, so that ``/15`` is gw0's and ``/14`` gw1's."""
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    if database < 0:
+        raise pytest.UsageError(
+            f"{worker} has no Redis database of its own below {url}: run fewer workers (-n) "
+            "or give TEST_REDIS_URL a higher database number."
+        )
+    return parts._replace(path=f"/{database}").geturl()
+
+
+def _redis_of_this_worker() -> None:
+    """Under pytest-xdist (scripts/test.sh runs ``-n auto``) every worker has a test
+    database of its own (pytest-django names it ``test_<name>_gw1``) and here a Redis
+    database of its own (``worker_redis_url``): the workers' tenants share ids, so a shared
+    cache or broker would mix their counters, windows and tasks. Applied before any test
+    reads the cache, to this process's settings, its Celery producers and the environment
+    its subprocesses inherit (tests/test_parallel_workers.py checks them)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # set by xdist in its workers
+    if not worker or not settings.REDIS_URL:
+        return
+    if settings.CELERY_BROKER_URL != settings.REDIS_URL:
+        raise pytest.UsageError(
+            "Parallel test workers take REDIS_URL's databases, not Redis Sentinel's "
+            "(REDIS_SENTINELS): run the tests with -n 0."
+        )
+    url = worker_redis_url(settings.REDIS_URL, worker)
+    caches = {"default": {**settings.CACHES["default"], "LOCATION": url}}
+    # Never disabled: the session's settings. Through the setting_changed signal, which
+    # makes Django's cache handler build its caches again.
+    override_settings(REDIS_URL=url, CELERY_BROKER_URL=url, CACHES=caches).enable()
+    publish_to(url)
+    os.environ["REDIS_URL"] = url
+
+
+# Under xdist (scripts/test.sh: ``-n auto --dist loadgroup``) the tests that run on one
+# worker, one after another, and why; by node id, in the controller (the ``xdist_group``
+# mark groups nothing under pytest 9.2: pytest-dev/pytest-xdist#1386). Only transactional
+# tests: a group is sent where its first test stands in pytest-django's order (plain
+# database tests, then transactional ones, whose flush empties the seeded tables), so a
+# plain test in a group would run before the plain tests its worker has yet to run.
+XDIST_GROUPS = {
+    # Chromium beside a live server: two at once on a machine of two cores starve each
+    # other's pages, and the tests' waits were written for one at a time.
+    "tests/*/test_browser*.py::*": "chromium",
+    "tests/test_api_docs.py::test_swagger_ui_*": "chromium",
+    # Its 32-thread tests hold 32 PostgreSQL sessions each; two at once on two workers
+    # would take 64 of the server's max_connections (100 by default).
+    "tests/policies/test_concurrency.py::*": "32_threads",
+    # One gunicorn (the module's fixture ``gunicorn_port``) for them, not one a worker.
+    "tests/test_request_bodies.py::*_under_gunicorn": "gunicorn_bodies",
+}
+
+
+def xdist_group(nodeid: str) -> str | None:
+    """The group of XDIST_GROUPS the test ``nodeid`` belongs to, if any."""
+    return next((group for glob, group in XDIST_GROUPS.items() if fnmatch(nodeid, glob)), None)
+
+
+def xdist_group_problem(item: pytest.Item) -> str | None:
+    """Why ``item`` breaks the rules of XDIST_GROUPS, if it does."""
+    fixtures = getattr(item, "fixturenames", ())
+    group = xdist_group(item.nodeid)
+    if "browser" in fixtures and group != "chromium":
+        return "drives Chromium outside the group 'chromium'"
+    marker = item.get_closest_marker("django_db")
+    transactional = bool(
+        marker and (marker.kwargs.get("transaction") or marker.args[:1] == (True,))
+    )
+    if group and not (transactional or {"transactional_db", "live_server"} & set(fixtures)):
+        return f"is in the group {group!r} but not a transactional test"
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    problems = [
+        f"{item.nodeid} {problem}" for item in items if (problem := xdist_group_problem(item))
+    ]
+    if problems:
+        raise pytest.UsageError("XDIST_GROUPS in tests/conftest.py: " + "; ".join(problems))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with XDIST_GROUPS: a group is one unit of work (its tests on one
+    worker), any other test a unit of its own; units are sent in the collection's order,
+    not the largest first, so that each worker keeps pytest-django's order."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]
+
+    class Grouped(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid) or super()._split_scope(nodeid)
+
+    config.option.loadscopereorder = False
+    return Grouped(config, log)
 
 
 @pytest.fixture(autouse=True)
