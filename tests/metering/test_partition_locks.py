@@ -95,7 +95,7 @@ def test_archiving_gives_up_behind_a_long_reader(settings):
         assert metering_sql.partition_exists(name)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_runs_at_once_create_each_month_once(settings):
     settings.PARTITION_LOCK_TIMEOUT_SECONDS = 10
     start, end = datetime(2092, 1, 1, tzinfo=UTC), datetime(2092, 3, 1, tzinfo=UTC)
