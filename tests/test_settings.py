@@ -86,6 +86,7 @@ def test_bad_production_configuration_refuses_to_start_in_one_line(env, named):
         ("USAGE_DEDUPE_RETENTION_HOURS", ""),
         ("REDIS_TIMEOUT_SECONDS", "fast"),
         ("WORKER_DB_LOCK_TIMEOUT_SECONDS", "-1"),
+        ("PARTITION_LOCK_TIMEOUT_SECONDS", "2s"),
     ],
 )
 def test_a_number_that_is_not_one_refuses_to_start_in_one_line(name, value):
