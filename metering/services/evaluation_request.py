@@ -53,11 +53,17 @@ def request_evaluation() -> None:
             if cache.add(
                 EVALUATION_SCHEDULED_KEY, True, timeout=settings.EVALUATION_SCHEDULED_TTL_SECONDS
             ):
-                current_app.send_task(
-                    EVALUATE_PENDING_TASK,
-                    countdown=delay,
-                    retry_policy=EVALUATION_PUBLISH_RETRY_POLICY,
-                )
+                try:
+                    current_app.send_task(
+                        EVALUATE_PENDING_TASK,
+                        countdown=delay,
+                        retry_policy=EVALUATION_PUBLISH_RETRY_POLICY,
+                    )
+                except BaseException:
+                    # Nothing waits in the queue: free the place, or the next requests
+                    # would send nothing until the mark expired.
+                    evaluation_request_started()
+                    raise
         except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
             redis_failed("evaluation_request", exc)  # the caller's commit stands
         except Exception:

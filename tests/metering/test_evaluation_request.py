@@ -42,6 +42,8 @@ def test_a_broker_outage_is_counted_as_a_redis_failure(
     with django_capture_on_commit_callbacks(execute=True):
         request_evaluation()
     assert REDIS_FAILURES["evaluation_request"] == before + 1
+    # No task waits: the next request may send one (the broker back, e.g. after a failover).
+    assert cache.get(EVALUATION_SCHEDULED_KEY) is None
 
 
 def test_any_other_error_is_logged_with_its_traceback_not_taken_for_an_outage(
@@ -52,6 +54,7 @@ def test_any_other_error_is_logged_with_its_traceback_not_taken_for_an_outage(
     with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
         request_evaluation()
     assert REDIS_FAILURES["evaluation_request"] == before
+    assert cache.get(EVALUATION_SCHEDULED_KEY) is None
     [record] = [r for r in caplog.records if "could not ask for an evaluation" in r.message]
     assert record.exc_info and record.exc_info[0] is ValueError
 
