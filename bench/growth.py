@@ -46,6 +46,7 @@ from bench.common import (
     ROOT,
     bench_database_name,
     bench_database_url,
+    drop_database,
     gunicorn,
     recreate_database,
     server_env,
@@ -112,14 +113,6 @@ def database_exists() -> bool:
         found = cursor.fetchone() is not None
     conn.close()
     return found
-
-
-def drop_database() -> None:
-    conn = psycopg2.connect(ADMIN_URL)
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {bench_database_name()} WITH (FORCE)")
-    conn.close()
 
 
 def database_bytes() -> int:
