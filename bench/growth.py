@@ -552,6 +552,8 @@ def run(url: str, sizes: list[int], args: argparse.Namespace, reusing: bool) -> 
     if args.deadline:
         hour, minute = map(int, args.deadline.split(":"))
         at = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if at <= datetime.now(UTC):  # a time of day already past: tomorrow's
+            at += timedelta(days=1)
         deadline = time.monotonic() + (at - datetime.now(UTC)).total_seconds()
     loaded = load.loaded_events()
     for target in ([0] if loaded == 0 else []) + sizes:
