@@ -23,7 +23,13 @@ from creditguard.api.serializers import StrictInputSerializer
 from metering.models import Channel
 from metering.services.ingest import usage_record_batch
 from metering.services.periods import period_bounds
-from metering.usage import GRANULARITIES, MAX_BUCKETS, bucket_count, usage_series
+from metering.usage import (
+    GRANULARITIES,
+    MAX_BUCKETS,
+    bucket_count,
+    usage_edge_unkept,
+    usage_series,
+)
 from tenants.authentication import request_tenant
 from tenants.models import Scope
 
@@ -170,6 +176,16 @@ class UsageApi(APIView):
             raise serializers.ValidationError(
                 {"granularity": f"more than {MAX_BUCKETS} buckets in the range; use a coarser one"}
             )
+        for field, moment in (("from", start), ("to", end)):
+            archived = usage_edge_unkept(moment, now=now)
+            if archived is not None:
+                raise serializers.ValidationError(
+                    {
+                        field: f"the events of {archived:%Y-%m} are archived and its usage is "
+                        "kept per quarter hour: give a time on a quarter hour "
+                        "(minutes 00, 15, 30 or 45, no seconds)"
+                    }
+                )
         code = data.get("channel")
         if code:
             channels = list(Channel.objects.filter(code=code))

@@ -25,6 +25,7 @@ from django.utils import timezone
 from metering import sql as metering_sql
 from metering.hooks import rules_reader
 from metering.models import Balance, Channel, Grant, UsageEvent, UsageRollup
+from metering.services.partitions import month_start, usage_event_months_attached
 from metering.services.periods import PeriodBounds, month_bounds, period_bounds
 from metering.services.rollups import SLOT_SECONDS, SLOT_SIZES, slot_floor
 from tenants.models import Tenant
@@ -59,6 +60,19 @@ def _bucket_starts(
                 cursor.year + (cursor.month == 12), cursor.month % 12 + 1, tz
             ).starts_at.astimezone(tz)
     return starts
+
+
+def usage_edge_unkept(moment: datetime, *, now: datetime) -> datetime | None:
+    """The month whose events were archived (``USAGE_RETENTION_MONTHS``) if ``moment``
+    cuts one of its quarter hours, else ``None``. A read edge inside a quarter hour sums
+    that part's events (``usage_totals``); once they are archived only the rollups are left,
+    whole quarter hours, and such an edge could only be answered wrong."""
+    if slot_floor(moment) == moment or month_start(moment) >= month_start(now):
+        return None  # a whole slot, or this month's (never archived)
+    attached = usage_event_months_attached()
+    if attached is None or month_start(moment) in attached:
+        return None
+    return month_start(moment)
 
 
 def bucket_count(start: datetime, end: datetime, granularity: str) -> int:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection  # noqa: F401 - the skip condition reads it
 from django.db.models import Sum
@@ -25,7 +26,7 @@ from policies.services.fees import (
 )
 from policies.services.overage import overage_charge_refresh
 from tenants.models import Tenant
-from tests.conftest import event
+from tests.conftest import Api, event, issue
 from tests.factories import TenantFactory
 from tests.policies.helpers import set_rule
 
@@ -131,3 +132,37 @@ def test_an_archived_periods_final_charge_is_never_recomputed_from_its_missing_e
     charge.refresh_from_db()
     assert (charge.units, charge.amount) == (20, Decimal("40.00"))
     assert Balance.objects.filter(pk=balance.pk).aggregate(u=Sum("used"))["u"] == 120
+
+
+def test_a_usage_read_cutting_an_archived_quarter_hour_is_refused_not_answered_short(settings):
+    """Inside a quarter hour, a read's edge sums the events; an archived month has only its
+    rollups left, so an edge there must lie on a quarter hour — else a 400 naming it, never
+    a total without the cut part. Whole quarter hours read the rollups as before."""
+    partitions_ensure(start=JANUARY, end=datetime(2029, 4, 1, tzinfo=UTC))
+    tenant = TenantFactory.create(slug="edges", time_zone="UTC")
+    record(tenant, "jan-early", 4, datetime(2029, 1, 10, 10, 5, tzinfo=UTC))
+    record(tenant, "jan-late", 3, datetime(2029, 1, 10, 10, 10, tzinfo=UTC))
+    record(tenant, "mar-early", 5, datetime(2029, 3, 10, 10, 5, tzinfo=UTC))
+    record(tenant, "mar-late", 6, datetime(2029, 3, 10, 10, 10, tzinfo=UTC))
+    archive_january(settings)
+    api = Api(issue(tenant).raw_key)
+
+    def total(start: str, end: str) -> tuple[int, object]:
+        with time_machine.travel(NOW, tick=False):
+            answer = api.get(
+                "/api/v1/usage",
+                {"from": start, "to": end, "granularity": "month", "channel": "sms"},
+            )
+        body = answer.json()
+        return answer.status_code, body["series"][0]["total"] if answer.status_code == 200 else body
+
+    # Whole quarter hours of the archived month: its rollups, exact.
+    assert total("2029-01-10T10:00:00Z", "2029-01-10T10:15:00Z") == (200, 7)
+    assert total("2029-01-01T00:00:00Z", "2029-03-10T10:15:00Z")[0] == 200
+    # Cut inside an archived quarter hour: refused, naming the parameter and the month.
+    status, problem = total("2029-01-10T10:07:00Z", "2029-01-10T10:15:00Z")
+    assert status == 400 and "2029-01" in str(problem) and "from" in str(problem)
+    status, problem = total("2029-01-10T10:00:00Z", "2029-01-10T10:07:00Z")
+    assert status == 400 and "2029-01" in str(problem) and "to" in str(problem)
+    # The same cut in a month whose events are still attached reads them, as before.
+    assert total("2029-03-10T10:07:00Z", "2029-03-10T10:15:00Z") == (200, 6)
