@@ -56,6 +56,7 @@ VERBS = {
     "reduce": "reduced",
     "remove": "removed",
     "reopen": "reopened",
+    "resume": "resumed",
     "revoke": "revoked",
     "rotate_secret": "secret rotated",
     "set": "set",

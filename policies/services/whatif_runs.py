@@ -6,7 +6,9 @@ task, sent after the commit, which ``whatif_run`` carries out in chunks of
 soft time limit, then it sends itself again), committing the progress with the chunk's
 writes: a task delivered again (a worker killed mid-way; acks_late) resumes at the
 first tenant not done, and a tenant whose terms already are, or are already announced as,
-the proposed ones is left alone. The run's last chunk writes the closing audit row."""
+the proposed ones is left alone. The run's last chunk writes the closing audit row. A run
+that failed (an error in a chunk, which rolled back) is resumed the same way by staff
+(``whatif_run_resume``), from its run's page."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from creditguard.audit import audit_record
+from creditguard.errors import Conflict
 from metering.models import Channel
 from policies.models import WhatIfRun
 from policies.services.whatif import (
@@ -67,6 +70,34 @@ def whatif_start(
     audit_record(actor=actor, action="whatif.run.start", tenant=scope.tenant, obj=run,
                  before=None, after={**record, "run": run.pk, "total": run.total},
                  reason=reason, now=now)  # fmt: skip
+    transaction.on_commit(lambda: whatif_run_continue(run.pk))
+    return run
+
+
+@transaction.atomic
+def whatif_run_resume(
+    *, run_id: int, reason: str, actor: User | None, now: datetime | None = None
+) -> WhatIfRun:
+    """Resume a failed run at its first tenant not done: the chunks it committed stay
+    applied, the one that failed rolled back and is done again, and every tenant's row
+    comes from a fresh preview (``whatif_run``), so a tenant changed meanwhile is left
+    alone. Audited with the staff member's reason; the task is sent after the commit.
+    Refused (``Conflict``) unless the run failed: a running one resumes by itself when its
+    task is delivered again."""
+    now = now or timezone.now()
+    run = WhatIfRun.objects.select_for_update().get(pk=run_id)
+    if run.status != WhatIfRun.Status.FAILED:
+        raise Conflict(
+            f"What-if run #{run.pk} is {run.get_status_display().lower()}: only a failed run "
+            "can be resumed."
+        )
+    before = {"status": run.status, "done": run.done, "error": run.error}
+    run.status, run.error, run.finished_at = WhatIfRun.Status.RUNNING, "", None
+    run.save(update_fields=["status", "error", "finished_at"])
+    audit_record(actor=actor, action="whatif.run.resume", tenant=run.tenant, obj=run,
+                 before=before, after={"run": run.pk, "status": run.status, "done": run.done,
+                                       "total": run.total},
+                 reason=reason.strip(), now=now)  # fmt: skip
     transaction.on_commit(lambda: whatif_run_continue(run.pk))
     return run
 

@@ -9,8 +9,10 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
+from creditguard.models import AuditEntry
 from policies.models import LimitRule, WhatIfRun
 from policies.roles import ADMINISTRATORS
+from policies.services import whatif_runs
 from policies.services.whatif_runs import whatif_run
 from tests.admin.test_roles import signed_in
 from tests.admin.test_whatif import APPLY, preview, query, text
@@ -95,3 +97,60 @@ def test_other_roles_start_no_run_but_see_them(shops, role: str):  # noqa: F811
         == 404
     )
     assert client.get(reverse("admin:policies_whatifrun_changelist")).status_code == 200
+
+
+def test_a_failed_run_is_resumed_from_its_page_by_who_may_apply_it(
+    shops,
+    monkeypatch,
+    django_capture_on_commit_callbacks,  # noqa: F811
+):
+    user, client = signed_in(ADMINISTRATORS)
+    apply(
+        client, preview(client, included_units="500").context_data["apply_form"].initial["digest"]
+    )
+    run = WhatIfRun.objects.get()
+
+    def lost(*args, **kwargs):
+        raise RuntimeError("database connection lost")
+
+    monkeypatch.setattr(whatif_runs, "whatif_apply_rows", lost)
+    run = whatif_run(run.pk)
+    assert (run.status, run.done) == ("failed", 0)
+    monkeypatch.undo()
+    page_url = reverse("admin:policies_whatifrun_progress", args=[run.pk])
+    resume_url = reverse("admin:policies_whatifrun_resume", args=[run.pk])
+
+    page = client.get(page_url)
+    assert "The run stopped after 0 of 2 tenants: database connection lost" in text(page)
+    assert f'action="{resume_url}"' in page.content.decode()
+    assert "Resume at tenant 1" in page.content.decode()
+
+    # Support sees the failure but may not resume it.
+    _, support = signed_in("Support")
+    assert f'action="{resume_url}"' not in support.get(page_url).content.decode()
+    assert support.post(resume_url, {"reason": "retry"}).status_code == 403
+
+    # The reason is required: the page again, saying so, and nothing resumed.
+    refused = client.post(resume_url, {"reason": " "})
+    assert refused.status_code == 400 and "This field is required." in text(refused)
+    assert WhatIfRun.objects.get().status == "failed"
+
+    with django_capture_on_commit_callbacks() as sent:
+        resumed = client.post(resume_url, {"reason": "The database is back"})
+    assert resumed.status_code == 302 and resumed["Location"] == page_url
+    assert len(sent) == 1  # the task, after the commit
+    run.refresh_from_db()
+    assert (run.status, run.error, run.finished_at) == ("running", "", None)
+    entry = AuditEntry.objects.get(action="whatif.run.resume")
+    assert (entry.actor, entry.reason) == (user, "The database is back")
+    assert entry.before["status"] == "failed" and entry.after["status"] == "running"
+    page = client.get(page_url)
+    assert f"What-if run #{run.pk} resumed at tenant 1 of 2." in text(page)
+    assert 'http-equiv="refresh"' in page.content.decode()
+
+    run = whatif_run(run.pk)  # the task
+    assert (run.status, run.done, run.changed) == ("done", 2, 2)
+    # Done: nothing to resume, said so rather than done again.
+    again = client.post(resume_url, {"reason": "again"}, follow=True)
+    assert "only a failed run can be resumed" in text(again)
+    assert AuditEntry.objects.filter(action="whatif.run.resume").count() == 1
