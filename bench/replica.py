@@ -37,7 +37,7 @@ import orjson
 import requests
 
 from bench.common import gunicorn, machine
-from creditguard.db_router import LAG_SQL, PIN_COOKIE
+from creditguard.db_router import PIN_COOKIE, LagJudge
 from tests.ops import replica_pair
 
 PASSWORD = "bench-replica-password-1"
@@ -110,9 +110,9 @@ class Sampler(threading.Thread):
         primary = self.pair.primary.connect()
         replica = self.pair.replica.connect()
         with closing(primary), closing(replica), primary.cursor() as p, replica.cursor() as r:
+            judge = LagJudge()
             while not self.stop.wait(0.05):
-                r.execute(LAG_SQL)
-                self.seconds.append(float(r.fetchone()[0]))
+                self.seconds.append(judge.measure(judge.primary_position(p), r))
                 r.execute("SELECT pg_last_wal_replay_lsn()::text")
                 replayed = r.fetchone()[0]
                 p.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [replayed])

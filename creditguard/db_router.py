@@ -35,7 +35,10 @@ model, rather than ``django.db.connection``, which is always the primary.
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -80,19 +83,80 @@ PRIMARY_MODELS = frozenset({"tenants.apikey", "tenants.membership"})
 PIN_COOKIE = "cg_primary_until"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
-# Lag in seconds: 0 when the replica has replayed everything it received while its WAL
-# receiver runs (an idle primary sends nothing, and the last replayed transaction's age
-# would grow for no reason), else the age of the last transaction it replayed. Not in
-# recovery (a promoted replica, or the primary itself): 0.
-LAG_SQL = """
-SELECT CASE
-    WHEN NOT pg_is_in_recovery() THEN 0
-    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
-         AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver) THEN 0
-    ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()),
-                  'Infinity'::float8)
-END
+# The replica's side of a lag check: in recovery, the WAL position it has replayed (bytes)
+# and the age of the last transaction it replayed (seconds, NULL before the first).
+REPLICA_POSITION_SQL = """
+SELECT pg_is_in_recovery(),
+       pg_last_wal_replay_lsn() - '0/0'::pg_lsn,
+       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8
 """
+# The primary's side: the WAL position it has flushed (every commit it shows lies below).
+PRIMARY_POSITION_SQL = "SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn"
+
+
+class LagJudge:
+    """The replica's lag in seconds, from the positions of both servers at each check.
+
+    The primary's flushed position is read first, then the replica's replayed one. Caught
+    up with it, the replica shows every commit the primary showed: lag 0. Behind, the
+    replica lacks some commit, and the lag is at most
+
+    - the age of the last transaction it replayed (what it lacks came later), and
+    - the time since the latest earlier check whose primary position it has reached (it
+      holds everything committed before that check).
+
+    The smaller bound is the lag. Neither needs the replica to know it is behind: a stream
+    stalled while the WAL receiver still runs (a hung sender, a half-open connection) is
+    caught as soon as the primary commits anything the replica then lacks, where "the
+    replica has replayed all it received" would call it current. A process keeps the
+    positions of its last checks (at most ``KEEP``)."""
+
+    KEEP = 64
+
+    def __init__(self) -> None:
+        self._seen: deque[tuple[float, int]] = deque(maxlen=self.KEEP)
+        self._lock = threading.Lock()
+
+    def lag(self, *, at: float, primary: int, replayed: int, replay_age: float | None) -> float:
+        with self._lock:
+            self._seen.append((at, primary))
+            if replayed >= primary:
+                return 0.0
+            bounds = [replay_age] if replay_age is not None else []
+            reached = max(
+                (moment for moment, position in self._seen if position <= replayed), default=None
+            )
+            if reached is not None:
+                bounds.append(at - reached)
+                while self._seen[0][0] < reached:  # earlier checks bound no better
+                    self._seen.popleft()
+            return max(0.0, min(bounds, default=math.inf))
+
+    @staticmethod
+    def primary_position(primary: Any) -> tuple[float, int]:
+        """When (``time.monotonic()``) and where the primary's flushed WAL position was,
+        from a cursor on it: read it first."""
+        at = time.monotonic()
+        primary.execute(PRIMARY_POSITION_SQL)
+        return at, int(primary.fetchone()[0])
+
+    def measure(self, primary: tuple[float, int], replica: Any) -> float:
+        """The lag now, from a cursor on the replica and the primary's position read
+        before it (``primary_position``)."""
+        replica.execute(REPLICA_POSITION_SQL)
+        recovering, replayed, replay_age = replica.fetchone()
+        if not recovering:  # a promoted replica, or the primary itself
+            return 0.0
+        at, position = primary
+        return self.lag(
+            at=at,
+            primary=position,
+            replayed=int(replayed),
+            replay_age=None if replay_age is None else float(replay_age),
+        )
+
+
+_judge = LagJudge()
 
 
 def route_reads_replica(view_name: str) -> bool:
@@ -210,20 +274,29 @@ _health: Health | None = None
 
 
 def replica_lag() -> float | None:
-    """The replica's lag in seconds (:data:`LAG_SQL`), or None when it does not answer.
-    One statement on the replica's connection of this thread, which the request's reads
-    then reuse."""
+    """The replica's lag in seconds (:class:`LagJudge`), or None when it does not answer
+    (or the primary does not: nothing can be judged then, and the request's reads meet the
+    primary's error where they would without a replica). A statement on each server, on
+    the connections of this thread, which the request's reads then reuse."""
+    try:
+        with connections[PRIMARY].cursor() as cursor:
+            position = LagJudge.primary_position(cursor)
+    except DatabaseError as exc:
+        logger.warning("read replica not judged, the primary failed: %s", _first_line(exc))
+        return None
     wrapper = connections[REPLICA]
     try:
         with wrapper.cursor() as cursor:
-            cursor.execute(LAG_SQL)
-            row = cursor.fetchone()
-        return float(row[0])
+            return _judge.measure(position, cursor)
     except DatabaseError as exc:
-        logger.warning("read replica unusable: %s", (str(exc).strip().splitlines() or ["?"])[0])
+        logger.warning("read replica unusable: %s", _first_line(exc))
         with suppress(DatabaseError):
             wrapper.close()
         return None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or ["?"])[0]
 
 
 def replica_health(*, fresh: bool = False) -> Health:

@@ -21,6 +21,7 @@ from creditguard.db_router import (
     PIN_COOKIE,
     PRIMARY,
     REPLICA,
+    LagJudge,
     replica_health_forget,
     replica_reads,
     route_reads_replica,
@@ -254,3 +255,46 @@ def test_a_console_form_that_saves_what_it_shows_reads_the_primary(replica_on):
         assert response.status_code == 200, path
         assert on_replica == [], (path, on_replica)
         assert on_primary, path
+
+
+# --- the lag, judged from both servers' positions --------------------------------------
+
+
+def test_a_replica_caught_up_with_the_primary_has_no_lag_however_old_its_last_commit():
+    judge = LagJudge()
+    assert judge.lag(at=100.0, primary=500, replayed=500, replay_age=3600.0) == 0.0
+    assert judge.lag(at=101.0, primary=500, replayed=600, replay_age=None) == 0.0
+
+
+def test_behind_the_lag_is_the_smaller_bound_the_last_replayed_commit_or_a_check_reached():
+    judge = LagJudge()
+    assert judge.lag(at=10.0, primary=100, replayed=100, replay_age=50.0) == 0.0
+    # Behind by WAL written since the check at 10 s, whose position it holds: at most 2 s,
+    # though its last replayed commit is a minute old (the primary was idle till then).
+    assert judge.lag(at=12.0, primary=200, replayed=150, replay_age=60.0) == 2.0
+    # Its last replayed commit is younger than that check: that bound.
+    assert judge.lag(at=13.0, primary=300, replayed=250, replay_age=0.5) == 0.5
+    # Nothing bounds it (no commit replayed yet, no check reached): not usable.
+    assert LagJudge().lag(at=1.0, primary=10, replayed=5, replay_age=None) == float("inf")
+
+
+def test_a_stalled_stream_counts_as_lag_from_the_primarys_next_commit():
+    """The replica replays all it receives, but receives nothing more: it never says it is
+    behind, yet the checks show the primary moving on without it."""
+    judge = LagJudge()
+    assert judge.lag(at=0.0, primary=1000, replayed=1000, replay_age=0.2) == 0.0
+    lags = [
+        judge.lag(at=float(second), primary=1000 + second, replayed=1000, replay_age=None)
+        for second in range(1, 8)
+    ]
+    assert lags == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+def test_the_judge_keeps_a_bounded_memory_of_checks():
+    judge = LagJudge()
+    for second in range(1000):
+        judge.lag(at=float(second), primary=second + 1, replayed=0, replay_age=None)
+    assert len(judge._seen) <= LagJudge.KEEP
+    # Caught up again, the checks it reached bound it from then on.
+    assert judge.lag(at=1000.0, primary=2000, replayed=2000, replay_age=None) == 0.0
+    assert judge.lag(at=1001.5, primary=2100, replayed=2050, replay_age=None) == 1.5

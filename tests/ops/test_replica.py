@@ -6,12 +6,15 @@ With the replica's replay paused, what the primary has since written is missing 
 replica only, so a page shows which one it read: the dashboard and the billing export
 read the replica; a POST writes the primary, and the next pages of the person who sent
 it read the primary (the pin) while a colleague's still read the replica; a gunicorn
-allowed 1 s of lag reads the primary and counts it; a stopped replica is answered from
+allowed 1 s of lag reads the primary and counts it, also when the stream stalls while the
+replica's WAL receiver still runs; a stopped replica is answered from
 the primary without a 500."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -245,16 +248,39 @@ def run(pair: replica_pair.Pair, steady: Gunicorn, strict: Gunicorn, key: str) -
     assert adam.used_sms(steady.url) == "5,555"
     assert "ops@alpha.example" in adam.get(notifications).text
 
+    # The stream stalls while the replica's WAL receiver still runs (the primary's sender
+    # hangs): the replica has replayed all it received, yet lacks what the primary
+    # commits next. The strict gunicorn reads the primary; the steady one, which trusts
+    # its health for an hour, shows the replica's older figure.
+    sender = int(pair.primary.value("SELECT pid FROM pg_stat_replication"))
+    os.kill(sender, signal.SIGSTOP)
+    try:
+        ingest(steady.url, key, "stalled-1", 10)
+        assert pair.replica.value("SELECT count(*) FROM pg_stat_wal_receiver") == 1
+        assert pair.replica.value("SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()"), (
+            "the replica holds nothing unreplayed: it only lacks what was never sent"
+        )
+        lagging = strict.fallbacks("lag")
+        # Once what it lacks is over a second old (the old measure, "replayed all it
+        # received", read 0 until PostgreSQL's wal_receiver_timeout, 60 s).
+        wait_for(lambda: adam.used_sms(strict.url) == "5,565", 10, "the stalled replica left")
+        assert strict.fallbacks("lag") > lagging
+        assert adam.used_sms(steady.url) == "5,555"
+    finally:
+        os.kill(sender, signal.SIGCONT)
+    pair.wait_caught_up()
+    assert adam.used_sms(steady.url) == "5,565"
+
     # The replica stops. The steady gunicorn still holds it healthy and its kept
     # connection: the first page fails on the replica and is answered from the primary,
     # the next ones go to the primary directly. No 500.
     ingest(steady.url, key, "after-2", 1)
     pair.replica.stop()
-    assert adam.used_sms(steady.url) == "5,556"
-    assert export_used(steady.url, key, period) == [5556]
-    assert olga.used_sms(steady.url) == "5,556"
+    assert adam.used_sms(steady.url) == "5,566"
+    assert export_used(steady.url, key, period) == [5566]
+    assert olga.used_sms(steady.url) == "5,566"
     assert steady.fallbacks("down") >= 2
-    assert adam.used_sms(strict.url) == "5,556"
+    assert adam.used_sms(strict.url) == "5,566"
     assert strict.fallbacks("down") >= 1
 
 
