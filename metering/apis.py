@@ -126,7 +126,12 @@ class UsageApi(APIView):
             OpenApiParameter(
                 "from", datetime, description="Start (ISO 8601); default: period start"
             ),
-            OpenApiParameter("to", datetime, description="End, exclusive (ISO 8601); default: now"),
+            OpenApiParameter(
+                "to",
+                datetime,
+                description="End, exclusive (ISO 8601); default: now, and the quarter hour "
+                "holding it counts whole (every event recorded in it so far)",
+            ),
             OpenApiParameter("granularity", str, enum=list(GRANULARITIES), default="day"),
         ],
         responses={
@@ -194,8 +199,9 @@ class UsageApi(APIView):
         else:
             channels = list(Channel.objects.filter(active=True))
         series = usage_series(
-            tenant=tenant, start=start, end=end, granularity=granularity, channels=channels
-        )
+            tenant=tenant, start=start, end=end, granularity=granularity, channels=channels,
+            through_now=data.get("to") is None,
+        )  # fmt: skip
         tz = tenant.tzinfo
         return Response(
             {

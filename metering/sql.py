@@ -235,12 +235,13 @@ def usage_rollups_rebuild(
 
 
 @cache
-def _usage_rollups_read() -> str:
+def _usage_rollups_read(events: bool = True) -> str:
     # LATERAL with OFFSET 0 (which keeps the planner from flattening it into a join): one
     # index range scan per span and window. As a plain join the planner, which cannot see
-    # how narrow the spans are, may scan every event of the tenant.
+    # how narrow the spans are, may scan every event of the tenant. Without windows of
+    # events (``events``), the rollups' half alone.
     r, e = Names(UsageRollup), Names(UsageEvent)
-    return f"""
+    rollups = f"""
 SELECT s.bucket, u.channel_id, sum(u.quantity)
 FROM unnest(%(slot_sizes)s::int[], %(slot_from)s::timestamptz[], %(slot_to)s::timestamptz[],
             %(slot_buckets)s::int[]) AS s(size, lo, hi, bucket)
@@ -251,7 +252,12 @@ CROSS JOIN LATERAL (
     OFFSET 0
 ) AS u
 GROUP BY 1, 2
-UNION ALL
+"""
+    if not events:
+        return rollups
+    return (
+        rollups
+        + f"""UNION ALL
 SELECT w.bucket, v.channel_id, sum(v.quantity)
 FROM unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[], %(raw_buckets)s::int[])
      AS w(lo, hi, bucket)
@@ -263,6 +269,7 @@ CROSS JOIN LATERAL (
 ) AS v
 GROUP BY 1, 2
 """
+    )
 
 
 def usage_rollups_read(
@@ -278,7 +285,7 @@ def usage_rollups_read(
     connection (a read replica for the portal's usage pages)."""
     with read_connection(UsageRollup).cursor() as cursor:
         cursor.execute(
-            _usage_rollups_read(),
+            _usage_rollups_read(events=bool(raw)),
             {
                 "tenant": tenant_id,
                 "channels": list(channel_ids),

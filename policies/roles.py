@@ -115,6 +115,10 @@ CONSOLE: dict[str, ConsoleEntry] = {
     "policies_whatifrun_progress_json": ConsoleEntry(
         "What-if runs: a run's progress as JSON", "policies.view_whatifrun"
     ),
+    "policies_whatifrun_resume": ConsoleEntry(
+        "What-if runs: resume a failed run (with a fee schedule, also policies.add_feeschedule)",
+        "policies.add_limitrule",
+    ),
     "policies_limitrequest_review": ConsoleEntry(
         "Limit requests: review (usage, terms, recommendation, cohort)",
         "policies.view_limitrequest",

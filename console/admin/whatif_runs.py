@@ -105,9 +105,9 @@ class WhatIfRunAdmin(admin.ModelAdmin):
         run = self._run(request, run_id)
         if not self.may_resume(request, run):
             raise PermissionDenied
+        if request.method != "POST":  # the run's page, with the form if it can be resumed
+            return self.progress_view(request, run_id)
         page = reverse("admin:policies_whatifrun_progress", args=[run.pk])
-        if request.method != "POST":
-            return HttpResponseRedirect(page)
         form = ResumeForm(request.POST)
         if not form.is_valid():
             return self.progress_view(request, run_id, form, status=400)

@@ -305,3 +305,37 @@ def beta_rows(call: Channel) -> dict[tuple[int, int, datetime], tuple[int, int]]
         (call.pk, 3600, NOW): (10, 2),
         (call.pk, 86400, datetime(2026, 11, 20, tzinfo=UTC)): (10, 2),
     }
+
+
+def test_up_to_now_the_current_quarter_hour_counts_whole_from_its_rollup(world):
+    """Without ``to``, the quarter hour holding now is read whole from its rollup — every
+    event recorded in it, one stamped a few minutes ahead too, as the balance counts it —
+    and never from the events, whose number there grows with the tenant's rate. A ``to``
+    given inside it is still cut exactly, from the events."""
+    import time_machine
+
+    from metering.usage import usage_chart
+
+    now = datetime(2026, 11, 20, 12, 7, tzinfo=UTC)
+    with time_machine.travel(now, tick=False):
+        answer = world.alice_api.ingest(
+            [
+                event("q1", quantity=3, occurred_at="2026-11-20T12:01:00+00:00"),
+                event("q2", quantity=4, occurred_at="2026-11-20T12:06:00+00:00"),
+                event("ahead", quantity=5, occurred_at="2026-11-20T12:10:00+00:00"),
+            ]
+        )
+        assert answer.status_code == 200, answer.content
+        with CaptureQueriesContext(connection) as queries:
+            up_to_now = world.alice_api.get("/api/v1/usage", {"channel": "sms"})
+        assert up_to_now.status_code == 200
+        assert up_to_now.json()["series"][0]["total"] == 12
+        assert not any("metering_usageevent" in q["sql"] for q in queries), queries
+        cut = world.alice_api.get(
+            "/api/v1/usage", {"channel": "sms", "to": "2026-11-20T12:07:00Z", "granularity": "hour"}
+        )
+        assert cut.json()["series"][0]["total"] == 7
+        with CaptureQueriesContext(connection) as queries:
+            chart = usage_chart(tenant=world.alpha, now=now)
+        assert next(c for c in chart.channels if c.channel.code == "sms").total == 12
+        assert not any("metering_usageevent" in q["sql"] for q in queries)
