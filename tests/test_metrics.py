@@ -4,11 +4,8 @@ the endpoint is protected, and Redis down still scrapes."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
 from django.utils import timezone
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,7 +28,7 @@ from notifications.services.webhooks import webhook_endpoint_create
 from tests.conftest import World, event
 from tests.notifications.receiver import Receiver
 from tests.policies.helpers import authorize, set_rule
-from tests.workers import Worker, wait_for, worker_environment
+from tests.workers import Worker, app_environment, gunicorn, wait_for, worker_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "metrics-token-0123456789abcdef"
@@ -308,58 +304,29 @@ def test_a_prefork_worker_serves_the_counts_of_its_pool_processes(tmp_path, brok
 def test_under_gunicorn_every_scrape_sums_the_counts_of_every_worker(db, tmp_path):
     """gunicorn.conf.py's multiprocess mode: two workers, each scrape the whole count
     (a worker's own registry would show only the requests it served)."""
-    database = connection.settings_dict
-    port = free_port()
     directory = tmp_path / "prometheus"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="creditguard.settings",
-        CREDITGUARD_ENV="test",
-        DATABASE_URL=(
-            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
-            f"{database['PORT'] or 5432}/{database['NAME']}"
-        ),
-        PROMETHEUS_MULTIPROC_DIR=str(directory),
-        LOG_LEVEL="WARNING",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "creditguard.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    env = app_environment(PROMETHEUS_MULTIPROC_DIR=str(directory), LOG_LEVEL="WARNING")
+    with gunicorn(env) as base:
 
-    def answers() -> bool:
-        try:
-            return requests.get(f"{base}/healthz", timeout=10).status_code == 200
-        except requests.ConnectionError:
-            assert process.poll() is None, process.communicate()[0]
-            return False
+        def healthz_counted() -> float:
+            text = requests.get(f"{base}/metrics", timeout=5).text
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "creditguard_http_requests_total"
+                and sample.labels["route"] == "healthz"
+            )
 
-    try:
-        wait_for(answers, timeout=60, what="gunicorn")
-        # 40 with the one that found it up, eight at a time: both workers must serve.
+        before = healthz_counted()  # the probes that found it up
+        # 40 more, eight at a time: both workers must serve.
         with ThreadPoolExecutor(8) as pool:
             statuses = pool.map(
-                lambda _: requests.get(f"{base}/healthz", timeout=10).status_code, range(39)
+                lambda _: requests.get(f"{base}/healthz", timeout=10).status_code, range(40)
             )
             assert set(statuses) == {200}
-        counts = []
-        for _ in range(6):
-            text = requests.get(f"{base}/metrics", timeout=5).text
-            counts.append(
-                sum(
-                    sample.value
-                    for family in text_string_to_metric_families(text)
-                    for sample in family.samples
-                    if sample.name == "creditguard_http_requests_total"
-                    and sample.labels["route"] == "healthz"
-                )
-            )
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert counts == [40] * 6, output
+        counts = [healthz_counted() - before for _ in range(6)]
+    assert before >= 1 and counts == [40] * 6
     # Both workers served and counted, each in its file (named by host and pid): so each
     # scrape, whichever worker answered it, read the other's counts too.
     served = [
@@ -370,4 +337,4 @@ def test_under_gunicorn_every_scrape_sums_the_counts_of_every_worker(db, tmp_pat
         )
         for path in directory.glob("counter_*.db")
     ]
-    assert len(served) == 2 and min(served) > 0 and sum(served) == 40, (served, output)
+    assert len(served) == 2 and min(served) > 0 and sum(served) == before + 40, served

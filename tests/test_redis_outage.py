@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,29 +25,11 @@ from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, World, event
 from tests.factories import TenantFactory
 from tests.policies.helpers import set_rule
+from tests.workers import RedisServer, app_environment, free_port, gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
 # Every request while Redis is down or hung answers within this: one Redis timeout
 # (REDIS_TIMEOUT_SECONDS, 0.5 s) at most, then the breaker skips Redis.
 LATENCY_BOUND_SECONDS = 1.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{what} exited"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{what} did not start")
 
 
 @pytest.fixture(autouse=True)
@@ -191,82 +168,27 @@ def test_an_ingest_with_redis_hung_neither_waits_nor_fails_and_its_balance_stays
 # --- a real Redis that stops and hangs, under a real web server --------------------------
 
 
-class RedisServer:
-    """A redis-server of the test's own, on a free port, with nothing persisted."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.process, "redis-server")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)  # a paused server cannot exit
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
+    server = RedisServer().start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.stop()
+    server.resume()  # a hung server is ended too
+    server.stop()
 
 
 @pytest.fixture
 def web_server(redis_server: RedisServer) -> Iterator[str]:
     """gunicorn (two sync workers, as in production) on the test database and the
     test's own Redis, for cache, rate limiter and Celery broker alike."""
-    db = connection.settings_dict
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="creditguard.settings",
-        CREDITGUARD_ENV="test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+    env = app_environment(
         DATABASE_CONN_MAX_AGE="0",
         REDIS_URL=redis_server.url,
         REDIS_TIMEOUT_SECONDS="0.5",
         EVALUATION_COALESCE_SECONDS="0.2",
         LOG_LEVEL="WARNING",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "creditguard.wsgi:application"]
-        + ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port, process, "gunicorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-        print(output)  # shown by pytest when the test failed
+    with gunicorn(env) as base:
+        yield base
 
 
 class Client:

@@ -6,70 +6,32 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from metering.models import Authorization, UsageEvent
 from policies.services.authorize import authorization_create
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, World, event
 from tests.factories import TenantFactory
+from tests.workers import app_environment, gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL_BODY_LIMIT = 2048
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def gunicorn_port(django_db_setup, django_db_blocker) -> Iterator[int]:
     """gunicorn (which de-chunks request bodies) on the test database."""
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="creditguard.settings",
-        CREDITGUARD_ENV="test",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
+    env = app_environment(
         DATABASE_CONN_MAX_AGE="0",
         REDIS_URL=django_settings.REDIS_URL,
         API_MAX_BODY_BYTES=str(SMALL_BODY_LIMIT),
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "creditguard.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "no gunicorn"
-                time.sleep(0.2)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with gunicorn(env, workers=1) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 def send_chunked(

@@ -1,5 +1,6 @@
-"""Helpers for tests that run real processes: a Celery worker on the test database, and
-a Redis server of the test's own that it may stop and start again."""
+"""Helpers for tests that run real processes: the app's environment on the test database,
+gunicorn, a Celery worker, and a Redis server of the test's own that it may stop and start
+again."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import requests
 from django.db import connection
 
 from creditguard.celery import app
@@ -35,14 +39,69 @@ def wait_for(
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def worker_environment(*, redis_url: str, mail_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a worker process on the test database and ``redis_url``."""
+def database_url() -> str:
+    """The test database (this xdist worker's) as a URL, for the processes a test starts."""
     db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def app_environment(**extra: str) -> dict[str, str]:
+    """The environment of an app process a test starts (gunicorn, a worker): the test's
+    own less pytest's variables, the test settings, the test database; ``extra`` on top."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
         DJANGO_SETTINGS_MODULE="creditguard.settings",
         CREDITGUARD_ENV="test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        DATABASE_URL=database_url(),
+    )
+    env.update(extra)
+    return env
+
+
+def _answers(url: str) -> bool:
+    # A worker's first request loads the app: waited for, rather than sent again.
+    try:
+        return requests.get(url, timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], *, workers: int = 2, timeout: float = 60) -> Iterator[str]:
+    """gunicorn serving the app with ``env`` (``app_environment``) on a free port: its base
+    URL once ``/healthz`` answers 200. Its output goes to a file (a pipe nobody reads would
+    stall it once full) and is printed when it stops, which pytest shows for a failed test."""
+    port = free_port()
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "creditguard.wsgi:application",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+
+            def up() -> bool:
+                assert process.poll() is None, "gunicorn exited"
+                return _answers(f"{base}/healthz")
+
+            wait_for(up, timeout, "gunicorn")
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            output.seek(0)
+            print(output.read())
+
+
+def worker_environment(*, redis_url: str, mail_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker process on the test database and ``redis_url``."""
+    env = app_environment()
+    env.update(
         REDIS_URL=redis_url,
         EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
         EMAIL_FILE_PATH=str(mail_dir),
@@ -124,7 +183,8 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server of the test's own on a free port, without persistence: stop() ends
     it (its data with it, as a crashed broker without AOF), start() brings it back on the
-    same port."""
+    same port; pause() hangs it (SIGSTOP: connections open, nothing answered) until
+    resume()."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -163,6 +223,14 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture

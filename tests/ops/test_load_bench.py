@@ -7,21 +7,17 @@ of the test's own; the figures themselves are not judged (they come from the ben
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
 from bench.load import SECTION, LoadRun, load_run, plot, report, run_from_json, run_to_json
+from tests.workers import database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_a_short_load_run_loses_nothing_and_samples_every_interval(broker, settings, tmp_path):
     settings.LIMIT_NOTICE_DAYS = 0  # set by the bench's tenants' setup; restored after
-    db = connection.settings_dict
-    database_url = (
-        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
     run = load_run(
-        database_url=database_url,
+        database_url=database_url(),
         redis_url=broker.url,
         seconds=5,
         interval=1,

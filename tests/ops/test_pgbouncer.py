@@ -21,7 +21,6 @@ import time_machine
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import ProgrammingError, connection, connections
-from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
@@ -30,7 +29,7 @@ from creditguard.celery import (
     app,
     worker_session_limit,
 )
-from metering.models import LedgerEntry, UsageEvent
+from metering.models import UsageEvent
 from metering.services.evaluation_request import EVALUATION_SCHEDULED_KEY
 from notifications.models import Notification
 from policies import sql as policies_sql
@@ -45,7 +44,12 @@ from tests.factories import TenantFactory
 from tests.ops import stack
 from tests.ops.pgbouncer import PgBouncer, executable, pgbouncer
 from tests.policies.helpers import balance_of, set_rule
-from tests.policies.test_concurrency import run_threads, tenant_and_key
+from tests.policies.test_concurrency import (
+    assert_reached_never_passed,
+    authorize_from_32_threads,
+    run_threads,
+    tenant_and_key,
+)
 from tests.test_settings import manage
 from tests.workers import Worker, wait_for, worker_environment
 
@@ -177,23 +181,9 @@ def test_32_threads_authorize_on_two_server_sessions_and_never_overspend(bouncer
     set_rule(tenant, "sms", included_units=100, hard_limit=50)  # ceiling 150
     before = pooled(bouncer)["transactions"]
 
-    def work(api: Api, index: int) -> list[dict]:
-        return [
-            api.post(
-                "/api/v1/authorizations", {"channel": "sms", "quantity": 1 + (i + index) % 2}
-            ).json()
-            for i in range(8)
-        ]
-
-    answers = [answer for batch in run_threads(32, work, raw_key) for answer in batch]
+    answers = authorize_from_32_threads(raw_key)
     assert len(answers) == 256
-    allowed = sum(a["quantity"] for a in answers if a["decision"] != "deny")
-    assert 149 <= allowed <= 150  # reached, never passed
-    assert {a["reason"] for a in answers if a["decision"] == "deny"} == {"hard_limit_reached"}
-    balance = balance_of(tenant, "sms")
-    assert balance.reserved == allowed
-    holds = LedgerEntry.objects.filter(balance=balance).aggregate(total=Sum("reserved_delta"))
-    assert holds["total"] == allowed
+    assert_reached_never_passed(tenant, answers, ceiling=150)
     # The one statement answered (all but the balance's opening request, which the full
     # path serves), on whichever of the two server sessions each request got.
     assert len(executed) == 256 and executed.count(True) >= 250

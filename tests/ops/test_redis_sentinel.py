@@ -11,10 +11,8 @@ degraded, never 500; then the limiter and the broker work again on the promoted 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +23,6 @@ import pytest
 import redis
 import requests
 from django.core.cache import cache
-from django.db import connection
 from redis.sentinel import Sentinel
 
 from creditguard.api.throttling import clear_local_windows, limit_hit
@@ -34,7 +31,14 @@ from metering.models import Balance
 from notifications.models import Notification
 from tests.test_redis_outage import customer
 from tests.test_settings import manage
-from tests.workers import ROOT, Worker, free_port, wait_for, worker_environment
+from tests.workers import (
+    Worker,
+    app_environment,
+    free_port,
+    gunicorn,
+    wait_for,
+    worker_environment,
+)
 
 MASTER_NAME = "cg-test-master"
 DOWN_AFTER_MILLISECONDS = 1000
@@ -245,13 +249,7 @@ def test_the_celery_broker_is_the_kombu_sentinel_transport_over_every_sentinel()
 @pytest.fixture
 def web(group: SentinelGroup) -> Iterator[str]:
     """gunicorn, two workers, configured for the group by the environment alone."""
-    db = connection.settings_dict
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k != "REDIS_URL"}
-    env.update(
-        DJANGO_SETTINGS_MODULE="creditguard.settings",
-        CREDITGUARD_ENV="test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+    env = app_environment(
         DATABASE_CONN_MAX_AGE="0",
         EVALUATION_COALESCE_SECONDS="0.2",
         # The evaluation asked for just before the kill may be lost with the master while
@@ -261,29 +259,9 @@ def web(group: SentinelGroup) -> Iterator[str]:
         LOG_LEVEL="WARNING",
         **sentinel_environment(group),
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "creditguard.wsgi:application"]
-        + ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), what="gunicorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-        print(output)  # shown by pytest when the test failed
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+    env.pop("REDIS_URL", None)
+    with gunicorn(env) as base:
+        yield base
 
 
 @pytest.fixture

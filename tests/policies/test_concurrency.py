@@ -14,6 +14,7 @@ from metering.models import Authorization, Channel, Grant, LedgerEntry
 from policies.models import TopUp, TopUpPack
 from policies.services.restrictions import restriction_apply
 from policies.services.topups import topup_offer_create
+from tenants.models import Tenant
 from tenants.services import api_key_create
 from tests.conftest import ALL_SCOPES, Api
 from tests.factories import TenantFactory
@@ -52,9 +53,8 @@ def tenant_and_key():
 
 
 @pytest.mark.usefixtures("authorization_path")
-def test_32_threads_never_pass_the_hard_limit_and_reach_it():
-    tenant, raw_key = tenant_and_key()
-    set_rule(tenant, "sms", included_units=100, hard_limit=50)  # ceiling 150
+def authorize_from_32_threads(raw_key: str) -> list[dict]:
+    """32 threads × 8 authorizations of 1 or 2 SMS units each: every answer."""
 
     def work(api: Api, index: int) -> list[dict]:
         return [
@@ -64,21 +64,30 @@ def test_32_threads_never_pass_the_hard_limit_and_reach_it():
             for i in range(8)
         ]
 
-    answers = [answer for batch in run_threads(32, work, raw_key) for answer in batch]
+    return [answer for batch in run_threads(32, work, raw_key) for answer in batch]
+
+
+def assert_reached_never_passed(tenant: Tenant, answers: list[dict], ceiling: int) -> int:
+    """The SMS hard limit at ``ceiling`` never passed and reached (at most one unit of
+    room left by a denied 2-unit request), every refusal for it, and the balance's
+    reservations and their ledger holds equal to what was allowed; returns that."""
     allowed = sum(a["quantity"] for a in answers if a["decision"] != "deny")
-    denied = [a for a in answers if a["decision"] == "deny"]
-    assert allowed <= 150  # never past the hard limit
-    assert allowed >= 149  # reached: at most one unit of room is left by a denied 2-unit request
-    assert {a["reason"] for a in denied} == {"hard_limit_reached"}
+    assert allowed <= ceiling  # never past the hard limit
+    assert allowed >= ceiling - 1  # reached
+    assert {a["reason"] for a in answers if a["decision"] == "deny"} == {"hard_limit_reached"}
     balance = balance_of(tenant, "sms")
     assert balance.reserved == allowed
-    holds = LedgerEntry.objects.filter(balance=balance).aggregate(total=Sum("reserved_delta"))[
-        "total"
-    ]
-    assert holds == allowed
+    holds = LedgerEntry.objects.filter(balance=balance).aggregate(total=Sum("reserved_delta"))
+    assert holds["total"] == allowed
+    return allowed
 
 
-@pytest.mark.usefixtures("authorization_path")
+def test_32_threads_never_pass_the_hard_limit_and_reach_it():
+    tenant, raw_key = tenant_and_key()
+    set_rule(tenant, "sms", included_units=100, hard_limit=50)  # ceiling 150
+    assert_reached_never_passed(tenant, authorize_from_32_threads(raw_key), ceiling=150)
+
+
 def test_32_threads_never_pass_a_windowed_cap_and_reach_it():
     tenant, raw_key = tenant_and_key()
     restriction_apply(
