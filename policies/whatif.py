@@ -20,12 +20,16 @@ The figures of a period, under the terms in force (``current``) and the proposed
   one; none otherwise. Demand past it is denied; a tenant with any is "denied".
 * overage: the units allowed past the credits, priced by the schedule in effect today, or
   by the proposed schedule (a tier mode and tiers, as ``fees.fee_for_units`` prices them).
+  Under a ``carry`` rule the close carries overage into the next period's included credits
+  as far as they go (``policies.services.close``): the units carried, at most the included
+  credits the terms give a period, are not priced; only the rest is.
 * thresholds crossed: the rule's warning thresholds the share of credits used reaches.
 
-Carry-over and a ``restrict`` rule's windowed cap are not modelled (both only lower what
-is charged); a limit change's worse terms take effect after ``LIMIT_NOTICE_DAYS``, a fee
-schedule after ``FEE_NOTICE_DAYS``: the preview shows the periods as if the proposal were
-in force, and the date each tenant's change would take effect.
+Not modelled: what carried units take from the next period's credits (which can raise
+that period's overage) and a ``restrict`` rule's windowed cap (which only lowers it). A
+limit change's worse terms take effect after ``LIMIT_NOTICE_DAYS``, a fee schedule after
+``FEE_NOTICE_DAYS``: the preview shows the periods as if the proposal were in force, and
+the date each tenant's change would take effect.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from metering.selectors import forecast
 from metering.services.periods import PeriodBounds, month_bounds
 from policies.models import (
     Action,
+    CarryOver,
     CohortDefault,
     FeeSchedule,
     FeeTier,
@@ -103,6 +108,7 @@ class Proposal:
 
 
 SUSPEND = str(Action.SUSPEND)
+CARRY = str(CarryOver.CARRY)
 ZERO = Decimal("0.00")
 
 
@@ -115,7 +121,8 @@ class Figures(NamedTuple):
     crossed: tuple[int, ...]
     denied_units: int
     overage_units: int
-    overage_amount: Decimal
+    carried_units: int  # of the overage, carried into the next period (a carry rule)
+    overage_amount: Decimal  # of the units not carried
     currency: str
     schedule: str  # the schedule's name, "" when none prices the overage
 
@@ -222,19 +229,20 @@ def _figures(
     else:
         allowed = demand
     overage = max(allowed - max(credits, 0), 0)
+    carried = min(overage, terms.included_units) if terms.carry_over == CARRY else 0
     level = usage_level(used=demand, available=credits)
     amount, name = ZERO, ""
     if schedule is not None:
         currency, name = schedule.currency, schedule.name
         # A cohort's tenants share a few schedules and many of them the same overage (a
         # ceiling, nothing past the credits): each is priced once per preview.
-        key = (id(schedule), overage)
+        key = (id(schedule), overage - carried)
         if key not in priced:
             priced[key] = fee_for_units(mode=schedule.mode, tiers=schedule.tiers_read,
-                                        units=overage, currency=currency)  # fmt: skip
+                                        units=overage - carried, currency=currency)  # fmt: skip
         amount = priced[key]
     return Figures(demand, credits, tuple(t for t in terms.warning_thresholds if level >= t),
-                   demand - allowed, overage, amount, currency, name)  # fmt: skip
+                   demand - allowed, overage, carried, amount, currency, name)  # fmt: skip
 
 
 def _takes_effect(current: Terms, proposed: Terms, worse: frozenset[str], time_zone: str,
@@ -379,7 +387,7 @@ def summarize(pairs: list[tuple[Figures, Figures]]) -> Summary:
         for side, figures in enumerate(pair):
             crossing[side].update(figures.crossed)
             denied[side] += figures.denied_units > 0
-            if figures.overage_units:
+            if figures.overage_units > figures.carried_units:
                 owing[side] += 1
                 key = f"{figures.schedule or 'no schedule'} ({figures.currency})"
                 overage[side][key] += figures.overage_amount

@@ -27,7 +27,7 @@ from console.admin.common import staff_user
 from creditguard.errors import InvalidInput, ServiceError
 from creditguard.locale_format import money_text
 from metering.models import Channel
-from policies.models import Action, FeeSchedule, LimitRule, WhatIfRun, Window
+from policies.models import Action, CarryOver, FeeSchedule, LimitRule, WhatIfRun, Window
 from policies.services.fees import fee_tiers_validate
 from policies.services.whatif_runs import whatif_start
 from policies.whatif import Figures, Proposal, ProposedSchedule, Scope, WhatIf, whatif_preview
@@ -66,6 +66,8 @@ class WhatIfForm(forms.Form):
     restrict_units = forms.IntegerField(required=False, min_value=0, max_value=10**12,
                                         help_text="For 'restrict': units per window.")  # fmt: skip
     restrict_window = forms.ChoiceField(choices=_blank(Window.choices), required=False)
+    carry_over = forms.ChoiceField(choices=_blank(CarryOver.choices), required=False,
+                                   label="Overage at the period's end")  # fmt: skip
     fee_mode = forms.ChoiceField(choices=_blank(FeeSchedule.Mode.choices), required=False,
                                  label="Fee schedule: mode",
                                  help_text="Empty: keep each tenant's schedule.")  # fmt: skip
@@ -108,8 +110,9 @@ class WhatIfForm(forms.Form):
                          "restrict_units")
             if data.get(name) not in (None, "")
         }  # fmt: skip
-        if data.get("restrict_window"):
-            changes["restrict_window"] = data["restrict_window"]
+        for name in ("restrict_window", "carry_over"):
+            if data.get(name):
+                changes[name] = data[name]
         if data.get("no_ceiling"):
             if "hard_limit" in changes:
                 self.add_error("no_ceiling", "Either a ceiling or none.")
@@ -298,6 +301,7 @@ def _side(figures: Figures | None) -> dict[str, Any] | None:
         "demand": figures.demand, "credits": figures.credits,
         "crossed": ", ".join(f"{t} %" for t in figures.crossed) or "—",
         "denied": figures.denied_units, "overage": figures.overage_units,
+        "carried": figures.carried_units,
         "owed": money_text(figures.overage_amount, figures.currency, language="en"),
         "schedule": figures.schedule or "no schedule",
     }  # fmt: skip

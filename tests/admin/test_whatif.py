@@ -152,3 +152,19 @@ def test_one_tenant_and_the_pages_queries(shops: World, django_assert_max_num_qu
     assert response.status_code == 200
     assert [row.slug for row in response.context_data["preview"].rows] == ["gamma"]
     assert "Gamma" in text(response)
+
+
+def test_carry_over_can_be_proposed_and_its_end_is_worse_terms(shops: World):
+    _, client = signed_in(ADMINISTRATORS)
+    response = preview(client, carry_over="carry")
+    assert response.status_code == 200, text(response)
+    assert "Overage at the period" in text(response)
+    rows = response.context_data["preview"].rows
+    assert {(row.current.carry_over, row.proposed.carry_over) for row in rows} == {
+        ("forgive", "carry")
+    }
+    assert not any(row.worse for row in rows)  # better terms: in force at once
+    set_rule(shops.alpha, "sms", included_units=1000, action="charge_overage", carry_over="carry")
+    ending = preview(client, carry_over="forgive").context_data["preview"]
+    assert [row.slug for row in ending.worse] == ["alpha"]
+    assert "carry_over" in ending.worse[0].worse

@@ -310,3 +310,41 @@ def test_apply_refuses_when_the_scope_changed_since_the_preview(cohort):
     with pytest.raises(InvalidInput):
         whatif_apply(scope=scope, proposal=proposal, digest=digest, reason=" ", actor=None,
                      now=NOW)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "proposed_october"),
+    [
+        # Fewer included credits: less room to carry into; 110 over, 20 carried, 90 owed.
+        ({"included_units": 20}, (110, 20, Decimal("9.00"))),
+        # Carry-over ended: October's 30 over are all owed.
+        ({"carry_over": "forgive"}, (30, 0, Decimal("3.00"))),
+    ],
+)
+def test_overage_under_a_carry_rule_is_carried_as_far_as_the_next_credits_go(
+    db, changes, proposed_october
+):
+    """The close carries a carry rule's overage into the next period's included credits
+    as far as they go, and charges only the rest: the what-if prices what is owed so."""
+    sms = Channel.objects.get(code="sms")
+    with time_machine.travel(OCTOBER - timedelta(hours=1), tick=False):
+        tenant = TenantFactory.create(slug="carrier", name="Carrier", time_zone="UTC")
+    set_rule(tenant, "sms", included_units=100, action="charge_overage", carry_over="carry",
+             now=OCTOBER)  # fmt: skip
+    schedule = fee_schedule_create(channel=sms, name="SMS standard", tiers=[(None, "0.10")],
+                                   now=OCTOBER)  # fmt: skip
+    fee_schedule_notify(schedule=schedule, now=OCTOBER - timedelta(days=40))
+    use(tenant, "oct", 130, datetime(2026, 10, 10, 9, tzinfo=UTC))  # 30 over 100
+    preview = whatif_preview(scope=Scope(channel=sms, tenant=tenant),
+                             proposal=Proposal(changes=changes), now=NOW)  # fmt: skip
+    (row,) = preview.rows
+    assert row.last is not None
+    now_terms, proposed = row.last
+    # In force: the 30 over all fit in November's 100 included credits; nothing owed.
+    assert (now_terms.overage_units, now_terms.carried_units) == (30, 30)
+    assert now_terms.overage_amount == Decimal("0.00")
+    assert (proposed.overage_units, proposed.carried_units, proposed.overage_amount) == (
+        proposed_october
+    )
+    assert preview.last.overage_tenants == (0, 1)
+    assert preview.last.overage == ({}, {"SMS standard (EUR)": proposed_october[2]})
