@@ -1,15 +1,22 @@
 """The what-if in Chromium (issue 13): from the limit rules' list, a staff member previews
 fewer included SMS for a cohort, reads the counts and the table per tenant, confirms and
-applies it; the page stays usable at 1280 px and 1920 px (screenshots whatif-*.png in
-SCREENSHOTS_DIR, see tests/admin/test_browser.py)."""
+applies it; the page stays usable at 1280 px and 1920 px; a background run that failed is
+resumed from its page (screenshots whatif-*.png in SCREENSHOTS_DIR, see
+tests/admin/test_browser.py)."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, User
+from django.test import override_settings
+from django.utils import timezone
 
+from metering.models import Channel
 from metering.services.ingest import usage_record_batch
 from policies.models import LimitRule
 from policies.roles import ADMINISTRATORS
+from policies.services import whatif_runs
+from policies.services.whatif_runs import whatif_run, whatif_start
+from policies.whatif import Proposal, Scope, whatif_preview
 from tests.admin.test_browser import SHOTS, browser, pytestmark
 from tests.conftest import event
 from tests.factories import TenantFactory
@@ -67,3 +74,58 @@ def test_staff_previews_a_cohort_and_applies_it(live_server, browser):
     assert set(LimitRule.objects.filter(author=user).values_list("tenant__slug", flat=True)) == {
         "shop-0", "shop-1", "shop-2"
     }  # fmt: skip
+
+
+def test_staff_resume_a_failed_run_from_its_page(live_server, browser, monkeypatch):
+    """A run that failed says why and after how many tenants; an administrator gives a
+    reason and resumes it there, and the page follows the run again."""
+    shops = [
+        TenantFactory.create(slug=f"shop-{n}", name=f"Shop {n}", time_zone="UTC") for n in range(3)
+    ]
+    for tenant in shops:
+        set_rule(tenant, "sms", included_units=2000, action="charge_overage")
+    sms = Channel.objects.get(code="sms")
+    scope = Scope(channel=sms, industry="retail", size_band="50-249")
+    proposal = Proposal(changes={"included_units": 1000})
+    digest = whatif_preview(scope=scope, proposal=proposal, now=timezone.now()).digest()
+    user = User.objects.create_user("ada", "ada@creditguard.example", "staff-password-1",
+                                    is_staff=True)  # fmt: skip
+    user.groups.add(Group.objects.get(name=ADMINISTRATORS))
+    with override_settings(WHATIF_BACKGROUND_THRESHOLD=1, WHATIF_CHUNK_SIZE=2):
+        run = whatif_start(scope=scope, proposal=proposal, digest=digest,
+                           reason="Retail SMS review", actor=user)  # fmt: skip
+        real = whatif_runs.whatif_apply_rows
+        calls: list[int] = []
+
+        def second_chunk_lost(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("connection to the database lost")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(whatif_runs, "whatif_apply_rows", second_chunk_lost)
+        assert whatif_run(run.pk).status == "failed"
+        monkeypatch.undo()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "staff-password-1")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/policies/whatifrun/")
+    page.click(f"text=#{run.pk}")
+    text = page.inner_text("#content")
+    assert "The run stopped after 2 of 3 tenants: connection to the database lost" in text
+    assert "goes on at tenant 3 of 3" in text
+    page.screenshot(path=str(SHOTS / "whatif-4-run-failed.png"), full_page=True)
+
+    page.click("input[value='Resume at tenant 3']")  # no reason yet: the browser asks for it
+    assert page.locator("#id_reason").evaluate("field => field.validity.valueMissing")
+    assert "Status: Failed" in page.inner_text("#whatif-run")
+    page.fill("#id_reason", "The database is back")
+    page.click("input[value='Resume at tenant 3']")
+    page.wait_for_selector(".messagelist .success")
+    assert f"What-if run #{run.pk} resumed at tenant 3 of 3." in page.inner_text(".messagelist")
+    assert "Status: Running" in page.inner_text("#whatif-run")
+    page.screenshot(path=str(SHOTS / "whatif-5-run-resumed.png"), full_page=True)
