@@ -101,6 +101,7 @@ class Measured:
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     database_bytes: int = 0
     load_seconds: float | None = None
+    settle_seconds: float = 0.0  # waited for autovacuum to finish before measuring
 
 
 # ------------------------------------------------------------------ the scratch database
@@ -121,6 +122,24 @@ def database_bytes() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         return int(cursor.fetchone()[0])
+
+
+def autovacuum_settle(timeout: float = 600) -> float:
+    """Wait, at most ``timeout`` seconds, until no autovacuum worker runs: a load leaves
+    work for autovacuum, which would otherwise share the two cores with the measurements
+    and be counted as a cost of the history. The seconds waited."""
+    from django.db import connection
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            )
+            if cursor.fetchone()[0] == 0:
+                break
+        time.sleep(2)
+    return time.monotonic() - started
 
 
 def free_disk() -> int:
@@ -394,7 +413,9 @@ def report(results: list[Measured], notes: list[str], tenants: int, rounds: int)
             f"{at_billion(linear)} | {at_billion(log)} |"
         )
     load_rows = "; ".join(
-        f"{m.events:,}: {m.load[0]:.1f} / {m.load[1]:.1f} / {m.load[2]:.1f}" for m in results
+        f"{m.events:,}: {m.load[0]:.1f} / {m.load[1]:.1f} / {m.load[2]:.1f}"
+        + (f" (autovacuum waited for: {m.settle_seconds:.0f} s)" if m.settle_seconds >= 1 else "")
+        for m in results
     )
     sizes_rows = "; ".join(
         f"{m.events:,}: {m.database_bytes / 1e9:.1f} GB"
@@ -597,6 +618,7 @@ def run(url: str, sizes: list[int], args: argparse.Namespace, reusing: bool) -> 
         elif target < loaded:
             continue
         measured = Measured(events=loaded, load_seconds=step_seconds)
+        measured.settle_seconds = autovacuum_settle()
         started = time.monotonic()
         measure_in_process(probes, args.rounds, measured.values)
         measure_http(probes, url, args.rounds, measured.values)
