@@ -617,6 +617,12 @@ def run(url: str, sizes: list[int], args: argparse.Namespace, reusing: bool) -> 
             per_event = max((database_bytes() - base_bytes) / loaded, 100.0) * 1.15
         elif target < loaded:
             continue
+        # The loader set its session up for bulk writes (``growth_load.session_for_bulk``:
+        # work_mem, no synchronous commit, no triggers); measured on that session, every
+        # loaded size would be read with other plans than the empty database. A new one.
+        from django.db import connections
+
+        connections.close_all()
         measured = Measured(events=loaded, load_seconds=step_seconds)
         measured.settle_seconds = autovacuum_settle()
         started = time.monotonic()
