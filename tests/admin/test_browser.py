@@ -48,6 +48,17 @@ def browser(monkeypatch):
         browser.close()
 
 
+def signed_in_page(browser, live_server, username: str, *, width: int = 1280, height: int = 900):
+    """A new page of ``browser``, signed in to the console as ``username`` (password
+    ``staff-password-1``)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "staff-password-1")
+    page.click("input[type=submit]")
+    return page
+
+
 def test_staff_filters_to_tenants_near_their_limit_and_changes_an_sms_limit(live_server, browser):
     near = TenantFactory.create(slug="nordlicht", name="Nordlicht Möbel GmbH", time_zone="UTC")
     calm = TenantFactory.create(slug="praxis", name="Praxis Dr. Weber", time_zone="UTC")
@@ -59,11 +70,7 @@ def test_staff_filters_to_tenants_near_their_limit_and_changes_an_sms_limit(live
     User.objects.create_superuser("sam", "sam@creditguard.example", "staff-password-1")
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", "sam")
-    page.fill("#id_password", "staff-password-1")
-    page.click("input[type=submit]")
+    page = signed_in_page(browser, live_server, "sam", width=1400)
     page.goto(f"{live_server.url}/admin/tenants/tenant/")
     page.screenshot(path=str(SHOTS / "1-tenants.png"), full_page=True)
 
@@ -121,11 +128,7 @@ def test_staff_restrict_a_tenant_after_reading_what_it_will_be_told(live_server,
     User.objects.create_superuser("sam", "sam@creditguard.example", "staff-password-1")
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in (1280, 1920):
-        page = browser.new_page(viewport={"width": width, "height": 900})
-        page.goto(f"{live_server.url}/admin/")
-        page.fill("#id_username", "sam")
-        page.fill("#id_password", "staff-password-1")
-        page.click("input[type=submit]")
+        page = signed_in_page(browser, live_server, "sam", width=width)
         page.goto(f"{live_server.url}/admin/policies/limitrecommendation/")
         assert "+12.9 %" in page.locator("#result_list").inner_text()
         why = page.locator("#result_list td.field-reasons").first.bounding_box()

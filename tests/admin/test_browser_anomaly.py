@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 
 from metering.models import Channel
 from policies.models import AnomalyAlert, Restriction
-from tests.admin.test_browser import SHOTS, browser  # noqa: F401 - the browser fixture
+from tests.admin.test_browser import SHOTS, browser, signed_in_page  # noqa: F401 - the browser fixture
 from tests.factories import TenantFactory
 from tests.policies.anomaly_helpers import anomaly_alert_open
 
@@ -23,11 +23,7 @@ def test_support_confirms_an_alert_with_a_throttle(live_server, browser):  # noq
     support.groups.add(Group.objects.get(name="Support"))
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", "sue")
-    page.fill("#id_password", "staff-password-1")
-    page.click("input[type=submit]")
+    page = signed_in_page(browser, live_server, "sue")
     page.goto(f"{live_server.url}/admin/policies/anomalyalert/")
     row = page.locator("#result_list tbody tr").first
     assert "CodeCraft Software" in row.inner_text() and "10× normal" in row.inner_text()

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 
 from metering.models import Channel
 from tenants.models import Tenant
-from tests.admin.test_browser import SHOTS, browser  # noqa: F401 - the browser fixture
+from tests.admin.test_browser import SHOTS, browser, signed_in_page  # noqa: F401 - the browser fixture
 from tests.admin.test_browser_start import _scene
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -22,11 +22,7 @@ def test_the_factors_column_is_whole_at_1280_px(live_server, browser):  # noqa: 
     billing = User.objects.create_user("bea", password="staff-password-1", is_staff=True)
     billing.groups.add(Group.objects.get(name="Billing"))
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", "bea")
-    page.fill("#id_password", "staff-password-1")
-    page.click("input[type=submit]")
+    page = signed_in_page(browser, live_server, "bea")
     page.goto(f"{live_server.url}/admin/policies/overagecharge/?ready=yes")
     factors = page.locator("#result_list td.field-factors_summary").first
     assert "A customer for" in factors.inner_text()

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 from metering.models import Channel
 from policies.models import AnomalyAlert, OverageCharge, Restriction
 from policies.roles import ADMINISTRATORS
-from tests.admin.test_browser import browser  # noqa: F401 - the browser fixture
+from tests.admin.test_browser import browser, signed_in_page  # noqa: F401 - the browser fixture
 from tests.admin.test_browser_start import _scene
 from tests.factories import TenantFactory
 from tests.policies.anomaly_helpers import anomaly_alert_open
@@ -36,11 +36,7 @@ def test_an_administrator_works_the_queues_decides_confirms_and_asks_what_if(
                                    is_staff=True)  # fmt: skip
     ada.groups.add(Group.objects.get(name=ADMINISTRATORS))
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "staff-password-1")
-    page.click("input[type=submit]")
+    page = signed_in_page(browser, live_server, "ada")
 
     # The start page: a charge to decide and an alert to work.
     page.wait_for_selector("tr.queue-overage")

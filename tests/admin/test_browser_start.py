@@ -21,7 +21,7 @@ from policies.services.close import periods_close_due
 from policies.services.fees import fee_schedule_create, fee_schedule_notify
 from policies.services.limit_requests import limit_request_create
 from policies.services.topups import topup_offer_create
-from tests.admin.test_browser import SHOTS, browser  # noqa: F401 - the browser fixture
+from tests.admin.test_browser import SHOTS, browser, signed_in_page  # noqa: F401 - the browser fixture
 from tests.conftest import event
 from tests.factories import TenantFactory
 from tests.policies.helpers import set_rule
@@ -74,11 +74,7 @@ def test_billing_reads_the_queues_and_a_tenants_summary_at_two_widths(live_serve
     billing.groups.add(Group.objects.get(name="Billing"))
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in (1280, 1920):
-        page = browser.new_page(viewport={"width": width, "height": 900})
-        page.goto(f"{live_server.url}/admin/")
-        page.fill("#id_username", "bea")
-        page.fill("#id_password", "staff-password-1")
-        page.click("input[type=submit]")
+        page = signed_in_page(browser, live_server, "bea", width=width)
         page.wait_for_selector("#work-queues")
         overage = page.locator("tr.queue-overage")
         assert overage.locator("td.count").inner_text() == "1"

@@ -12,12 +12,12 @@ from django.utils import timezone
 
 from metering.models import Channel
 from metering.services.ingest import usage_record_batch
-from policies.models import LimitRule
+from policies.models import LimitRule, WhatIfRun
 from policies.roles import ADMINISTRATORS
 from policies.services import whatif_runs
 from policies.services.whatif_runs import whatif_run, whatif_start
 from policies.whatif import Proposal, Scope, whatif_preview
-from tests.admin.test_browser import SHOTS, browser, pytestmark
+from tests.admin.test_browser import SHOTS, browser, pytestmark, signed_in_page
 from tests.conftest import event
 from tests.factories import TenantFactory
 from tests.policies.helpers import set_rule
@@ -40,11 +40,7 @@ def test_staff_previews_a_cohort_and_applies_it(live_server, browser):
     user.groups.add(Group.objects.get(name=ADMINISTRATORS))
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "staff-password-1")
-    page.click("input[type=submit]")
+    page = signed_in_page(browser, live_server, "ada")
     page.goto(f"{live_server.url}/admin/policies/limitrule/")
     page.click("text=What-if: preview a change")
     page.select_option("#id_channel", label="SMS")
@@ -105,14 +101,10 @@ def test_staff_resume_a_failed_run_from_its_page(live_server, browser, monkeypat
 
         monkeypatch.setattr(whatif_runs, "whatif_apply_rows", second_chunk_lost)
         assert whatif_run(run.pk).status == "failed"
-        monkeypatch.undo()
+        monkeypatch.setattr(whatif_runs, "whatif_apply_rows", real)
     SHOTS.mkdir(parents=True, exist_ok=True)
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "staff-password-1")
-    page.click("input[type=submit]")
+    page = signed_in_page(browser, live_server, "ada")
     page.goto(f"{live_server.url}/admin/policies/whatifrun/")
     page.click(f"text=#{run.pk}")
     text = page.inner_text("#content")
@@ -123,9 +115,11 @@ def test_staff_resume_a_failed_run_from_its_page(live_server, browser, monkeypat
     page.click("input[value='Resume at tenant 3']")  # no reason yet: the browser asks for it
     assert page.locator("#id_reason").evaluate("field => field.validity.valueMissing")
     assert "Status: Failed" in page.inner_text("#whatif-run")
+    assert WhatIfRun.objects.get(pk=run.pk).status == "failed"
     page.fill("#id_reason", "The database is back")
     page.click("input[value='Resume at tenant 3']")
     page.wait_for_selector(".messagelist .success")
     assert f"What-if run #{run.pk} resumed at tenant 3 of 3." in page.inner_text(".messagelist")
     assert "Status: Running" in page.inner_text("#whatif-run")
     page.screenshot(path=str(SHOTS / "whatif-5-run-resumed.png"), full_page=True)
+    assert WhatIfRun.objects.get(pk=run.pk).status == "running"
